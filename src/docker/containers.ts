@@ -1,0 +1,116 @@
+/**
+ * Containers: `containers/<id>/config.v2.json` (Docker ≥ 1.10) and the pre-1.10 `config.json`.
+ * Facts: moby container/container.go, container/state.go.
+ */
+import * as path from 'node:path';
+import { DmiError } from '../errors.js';
+import { exists, isObject, listDir, readJson } from './files.js';
+import { isHex64 } from './ids.js';
+
+export type ContainerLayout = 'v2' | 'v1';
+
+export interface ContainerState {
+  /** Docker's state string: created, running, paused, restarting, removing, exited, dead. */
+  status: string;
+  running: boolean;
+  pid: number;
+  exitCode: number | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface ContainerRecord {
+  id: string;
+  /** Name without the leading `/`. */
+  name: string;
+  /** Image id (64 hex) or null. */
+  imageId: string | null;
+  /** The image as the user typed it (`Config.Image`). */
+  configImage: string | null;
+  created: string | null;
+  driver: string | null;
+  state: ContainerState;
+  layout: ContainerLayout;
+  file: string;
+}
+
+export function containersDir(root: string): string {
+  return path.join(root, 'containers');
+}
+
+const ZERO_TIME = /^0001-01-01T00:00:00/;
+
+function timeOrNull(v: unknown): string | null {
+  return typeof v === 'string' && v !== '' && !ZERO_TIME.test(v) ? v : null;
+}
+
+/** Docker's State.StateString(). */
+function stateString(s: Record<string, unknown>): string {
+  if (s.Running === true) {
+    if (s.Paused === true) return 'paused';
+    if (s.Restarting === true) return 'restarting';
+    return 'running';
+  }
+  if (s.RemovalInProgress === true) return 'removing';
+  if (s.Dead === true) return 'dead';
+  if (timeOrNull(s.StartedAt) === null) return 'created';
+  return 'exited';
+}
+
+/** The config file of a container directory and its layout, or null when it has neither. */
+export function containerConfigFile(root: string, id: string): { file: string; layout: ContainerLayout } | null {
+  const dir = path.join(containersDir(root), id);
+  const v2 = path.join(dir, 'config.v2.json');
+  if (exists(v2)) return { file: v2, layout: 'v2' };
+  const v1 = path.join(dir, 'config.json');
+  if (exists(v1)) return { file: v1, layout: 'v1' };
+  return null;
+}
+
+export function parseContainer(obj: unknown, file: string, layout: ContainerLayout, dirId: string): ContainerRecord {
+  if (!isObject(obj)) throw new DmiError('BAD_INPUT', `${file}: expected a JSON object`, { path: file });
+  const id = obj.ID;
+  if (typeof id !== 'string' || !isHex64(id)) throw new DmiError('BAD_INPUT', `${file}: "ID" is ${JSON.stringify(id)}, not a 64-hex container id`, { path: file });
+  if (id !== dirId) throw new DmiError('BAD_INPUT', `${file}: "ID" ${id} does not match its directory ${dirId}`, { path: file });
+  const rawName = typeof obj.Name === 'string' ? obj.Name : '';
+  const image = typeof obj.Image === 'string' ? obj.Image : null;
+  const imageHex = image === null ? null : image.startsWith('sha256:') ? image.slice(7) : image;
+  const config = isObject(obj.Config) ? obj.Config : {};
+  const s = isObject(obj.State) ? obj.State : {};
+  const exit = typeof s.ExitCode === 'number' ? s.ExitCode : null;
+  const status = stateString(s);
+  return {
+    id,
+    name: rawName.replace(/^\//, ''),
+    imageId: imageHex !== null && isHex64(imageHex) ? imageHex : null,
+    configImage: typeof config.Image === 'string' ? config.Image : null,
+    created: timeOrNull(obj.Created),
+    driver: typeof obj.Driver === 'string' ? obj.Driver : null,
+    state: {
+      status,
+      running: s.Running === true,
+      pid: typeof s.Pid === 'number' ? s.Pid : 0,
+      exitCode: status === 'created' ? null : exit,
+      startedAt: timeOrNull(s.StartedAt),
+      finishedAt: timeOrNull(s.FinishedAt),
+    },
+    layout,
+    file,
+  };
+}
+
+export function readContainer(root: string, id: string): ContainerRecord {
+  if (!isHex64(id)) throw new DmiError('USAGE', `invalid container id ${JSON.stringify(id)}`);
+  const found = containerConfigFile(root, id);
+  if (found === null) {
+    throw new DmiError('BAD_INPUT', `${path.join(containersDir(root), id)}: no config.v2.json or config.json`, { path: path.join(containersDir(root), id) });
+  }
+  return parseContainer(readJson(found.file), found.file, found.layout, id);
+}
+
+/** Ids of the container directories (names that are 64 hex). */
+export function listContainerIds(root: string): string[] {
+  return listDir(containersDir(root))
+    .filter((e) => e.isDirectory() && isHex64(e.name))
+    .map((e) => e.name);
+}

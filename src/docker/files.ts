@@ -1,0 +1,89 @@
+/**
+ * Read-only access to files under a Docker root. Every read opens the file O_RDONLY (and refuses a
+ * symbolic link as the last component), bounds its size, and turns failures into one-line DmiErrors that
+ * name the file. Nothing here ever writes.
+ */
+import * as fs from 'node:fs';
+import { DmiError, fsError } from '../errors.js';
+
+/** Docker's small JSON and id files are far below this; a larger file is hostile or not Docker's. */
+export const MAX_SMALL_FILE = 16 * 1024 * 1024;
+
+const O_READ = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0);
+
+export function readSmallFile(path: string, maxBytes = MAX_SMALL_FILE): Buffer {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, O_READ);
+  } catch (e) {
+    throw fsError(e, path);
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (st.isDirectory()) throw new DmiError('BAD_INPUT', `${path}: is a directory, expected a file`, { path });
+    if (st.size > maxBytes) {
+      throw new DmiError('BAD_INPUT', `${path}: file is ${st.size} bytes, more than the ${maxBytes} a Docker record can be`, { path });
+    }
+    return fs.readFileSync(fd);
+  } catch (e) {
+    throw fsError(e, path);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export function readText(path: string): string {
+  return readSmallFile(path).toString('utf8');
+}
+
+/** Reads and parses a JSON file; corrupt or truncated JSON is a BAD_INPUT error naming the file. */
+export function readJson(path: string): unknown {
+  const text = readText(path);
+  return parseJson(text, path);
+}
+
+export function parseJson(text: string, path: string): unknown {
+  if (text.trim() === '') throw new DmiError('BAD_INPUT', `${path}: empty file, expected JSON`, { path });
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    const why = (e as Error).message.replace(/\s+/g, ' ');
+    throw new DmiError('BAD_INPUT', `${path}: invalid JSON (${why})`, { path });
+  }
+}
+
+export function exists(path: string): boolean {
+  try {
+    fs.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function isDirectory(path: string): boolean {
+  try {
+    return fs.statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Directory entries, or [] when the directory does not exist. Other failures are errors. */
+export function listDir(path: string): fs.Dirent[] {
+  try {
+    return fs.readdirSync(path, { withFileTypes: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw fsError(e, path, 'list');
+  }
+}
+
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Reads a one-line id file (mount-id, cache-id, parent...): the content without surrounding whitespace. */
+export function readIdFile(path: string): string {
+  return readText(path).trim();
+}
