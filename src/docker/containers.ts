@@ -4,7 +4,7 @@
  */
 import * as path from 'node:path';
 import { DmiError } from '../errors.js';
-import { exists, isObject, listDir, readJson } from './files.js';
+import { isObject, listDir, parseJson, readSmallFileIfExists } from './files.js';
 import { isHex64 } from './ids.js';
 
 export type ContainerLayout = 'v2' | 'v1';
@@ -57,16 +57,6 @@ function stateString(s: Record<string, unknown>): string {
   return 'exited';
 }
 
-/** The config file of a container directory and its layout, or null when it has neither. */
-export function containerConfigFile(root: string, id: string): { file: string; layout: ContainerLayout } | null {
-  const dir = path.join(containersDir(root), id);
-  const v2 = path.join(dir, 'config.v2.json');
-  if (exists(v2)) return { file: v2, layout: 'v2' };
-  const v1 = path.join(dir, 'config.json');
-  if (exists(v1)) return { file: v1, layout: 'v1' };
-  return null;
-}
-
 export function parseContainer(obj: unknown, file: string, layout: ContainerLayout, dirId: string): ContainerRecord {
   if (!isObject(obj)) throw new DmiError('BAD_INPUT', `${file}: expected a JSON object`, { path: file });
   const id = obj.ID;
@@ -101,11 +91,13 @@ export function parseContainer(obj: unknown, file: string, layout: ContainerLayo
 
 export function readContainer(root: string, id: string): ContainerRecord {
   if (!isHex64(id)) throw new DmiError('USAGE', `invalid container id ${JSON.stringify(id)}`);
-  const found = containerConfigFile(root, id);
-  if (found === null) {
-    throw new DmiError('BAD_INPUT', `${path.join(containersDir(root), id)}: no config.v2.json or config.json`, { path: path.join(containersDir(root), id) });
+  const dir = path.join(containersDir(root), id);
+  for (const [name, layout] of [['config.v2.json', 'v2'], ['config.json', 'v1']] as const) {
+    const file = path.join(dir, name);
+    const buf = readSmallFileIfExists(file);
+    if (buf !== null) return parseContainer(parseJson(buf.toString('utf8'), file), file, layout, id);
   }
-  return parseContainer(readJson(found.file), found.file, found.layout, id);
+  throw new DmiError('BAD_INPUT', `${dir}: no config.v2.json or config.json`, { path: dir });
 }
 
 /** Ids of the container directories (names that are 64 hex). */

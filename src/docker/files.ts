@@ -32,6 +32,40 @@ export function readSmallFile(path: string, maxBytes = MAX_SMALL_FILE): Buffer {
   }
 }
 
+/** The file's content, or null when it does not exist (one open instead of a stat and an open). */
+export function readSmallFileIfExists(path: string): Buffer | null {
+  try {
+    return readSmallFile(path);
+  } catch (e) {
+    if (e instanceof DmiError && e.code === 'NOT_FOUND') return null;
+    throw e;
+  }
+}
+
+const scratch = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * Whether a file contains `needle`, reading into a reused buffer (a fast pre-filter over thousands of
+ * small files). Unreadable or missing files answer false; large files are read whole.
+ */
+export function fileContains(path: string, needle: Buffer): boolean {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, O_READ);
+  } catch {
+    return false;
+  }
+  try {
+    const n = fs.readSync(fd, scratch, 0, scratch.length, 0);
+    if (n < scratch.length) return scratch.subarray(0, n).indexOf(needle) >= 0;
+    return readSmallFile(path).indexOf(needle) >= 0;
+  } catch {
+    return false;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export function readText(path: string): string {
   return readSmallFile(path).toString('utf8');
 }

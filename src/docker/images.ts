@@ -19,6 +19,8 @@ export interface ImageInfo {
   topChainId: string | null;
   /** Parent image id (pre-1.10 graph). */
   parentId: string | null;
+  /** A pre-1.10 graph image: its layers are image ids, each a device hash. */
+  legacy: boolean;
 }
 
 export interface ImageSet {
@@ -92,7 +94,7 @@ export function readImages(root: string): ImageSet {
       if (diffs === null) throw new DmiError('BAD_INPUT', `${file}: no rootfs.diff_ids`, { path: file });
       const ids = diffs.map((d, i) => parseDigest(String(d), `${file} rootfs.diff_ids[${i}]`));
       const chain = chainIds(ids);
-      images.set(ent.name, { id: ent.name, names: names.get(ent.name) ?? [], topChainId: chain.at(-1) ?? null, parentId: null });
+      images.set(ent.name, { id: ent.name, names: names.get(ent.name) ?? [], topChainId: chain.at(-1) ?? null, parentId: null, legacy: false });
     } catch (e) {
       if (!isDmiError(e)) throw e;
       problems.push({ file, message: e.message });
@@ -107,7 +109,7 @@ export function readImages(root: string): ImageSet {
     try {
       const j = readJson(file);
       const parent = isObject(j) && typeof j.parent === 'string' && isHex64(j.parent) ? j.parent : null;
-      images.set(ent.name, { id: ent.name, names: names.get(ent.name) ?? [], topChainId: ent.name, parentId: parent });
+      images.set(ent.name, { id: ent.name, names: names.get(ent.name) ?? [], topChainId: ent.name, parentId: parent, legacy: true });
     } catch (e) {
       if (!isDmiError(e)) throw e;
       problems.push({ file, message: e.message });

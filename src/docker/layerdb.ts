@@ -4,7 +4,7 @@
  */
 import * as path from 'node:path';
 import { DmiError } from '../errors.js';
-import { exists, listDir, readIdFile } from './files.js';
+import { listDir, readIdFile, readSmallFileIfExists } from './files.js';
 import { isDeviceHash, isHex64, parseDigest } from './ids.js';
 
 export interface MountRecord {
@@ -31,7 +31,7 @@ export function layerdbDir(root: string, driver = 'devicemapper'): string {
 }
 
 function readOptional(file: string): string | null {
-  return exists(file) ? readIdFile(file) : null;
+  return readSmallFileIfExists(file)?.toString('utf8').trim() ?? null;
 }
 
 function checkHash(value: string, file: string): string {
@@ -46,8 +46,9 @@ export function readMount(root: string, containerId: string): MountRecord | null
   if (!isHex64(containerId)) throw new DmiError('USAGE', `invalid container id ${JSON.stringify(containerId)}`);
   const dir = path.join(layerdbDir(root), 'mounts', containerId);
   const mountFile = path.join(dir, 'mount-id');
-  if (!exists(mountFile)) return null;
-  const mountId = checkHash(readIdFile(mountFile), mountFile);
+  const mountText = readOptional(mountFile);
+  if (mountText === null) return null;
+  const mountId = checkHash(mountText, mountFile);
   const initFile = path.join(dir, 'init-id');
   const init = readOptional(initFile);
   const parentFile = path.join(dir, 'parent');

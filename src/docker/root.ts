@@ -6,8 +6,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DmiError, fsError, isDmiError } from '../errors.js';
-import { containerConfigFile, listContainerIds, parseContainer, readContainer, type ContainerRecord } from './containers.js';
-import { exists, isDirectory, parseJson, readText } from './files.js';
+import { listContainerIds, readContainer, type ContainerRecord } from './containers.js';
+import { exists, fileContains, isDirectory } from './files.js';
 import { readImages, type ImageSet } from './images.js';
 import { listLayerChainIds, listMountIds, readLayer, readMount, type LayerRecord, type MountRecord } from './layerdb.js';
 import { readDeviceRecord, readRecordSet, type DeviceRecord, type Problem, type RecordSet } from './records.js';
@@ -118,23 +118,15 @@ export class DockerRoot {
     return readContainer(this.root, id);
   }
 
-  /** Containers whose name is `name`: reads only the configs that mention it. */
+  /** Containers whose name is `name`: parses only the configs that mention it. */
   containersNamed(name: string): ContainerRecord[] {
     const out: ContainerRecord[] = [];
-    const needle = JSON.stringify(`/${name}`);
+    const needle = Buffer.from(name);
     for (const id of this.containerIds()) {
-      const found = containerConfigFile(this.root, id);
-      if (!found) continue;
-      let text: string;
+      const dir = path.join(this.root, 'containers', id);
+      if (!fileContains(path.join(dir, 'config.v2.json'), needle) && !fileContains(path.join(dir, 'config.json'), needle)) continue;
       try {
-        text = readText(found.file);
-      } catch (e) {
-        if (isDmiError(e)) continue;
-        throw e;
-      }
-      if (!text.includes(needle) && !text.includes(JSON.stringify(name))) continue;
-      try {
-        const c = parseContainer(parseJson(text, found.file), found.file, found.layout, id);
+        const c = this.container(id);
         if (c.name === name) out.push(c);
       } catch (e) {
         if (!isDmiError(e)) throw e;

@@ -1,0 +1,48 @@
+import type { Command } from 'commander';
+import { containerReport, type ContainerReport } from '../../inspect/container.js';
+import { addCommonOptions, namingOptions, openRoot, type CommonOptions } from '../options.js';
+import { keyValues, printJson, short, table, type Out } from '../render.js';
+
+export function renderContainer(r: ContainerReport): string {
+  const d = r.device;
+  const lines = [
+    keyValues([
+      ['container', r.id],
+      ['name', r.name],
+      ['image', `${r.image.names.join(', ') || r.image.configImage || '-'}${r.image.id ? ` (sha256:${short(r.image.id)})` : ''}`],
+      ['state', r.state.status + (r.state.exitCode !== null && !r.state.running ? ` (exit ${r.state.exitCode})` : '')],
+      ['created', r.created],
+      ['layout', r.layout === 'v2' ? 'config.v2.json (Docker >= 1.10)' : 'config.json (Docker < 1.10)'],
+      ['mount id', r.mountId],
+      ['device id', d?.deviceId],
+      ['size', d ? `${d.size} bytes = ${d.sectors} sectors (${d.sizeHuman})` : null],
+      ['device', d?.name],
+      ['device path', d ? `${d.devPath}${d.active ? ' (active)' : ' (not active)'}` : null],
+      ['pool', `${r.pool.name} (${r.pool.nameSource === 'stat' ? 'derived from the driver home' : r.pool.nameSource})`],
+      ['record', d ? `${d.recordFile} (transaction ${d.transactionId}, initialized ${d.initialized}, deleted ${d.deleted ?? 'n/a'})` : null],
+      ['init device', r.init ? `${r.init.hash} (device id ${r.init.deviceId ?? 'no record'})` : null],
+      ['mounted', r.mount.mounted ? `yes: ${r.mount.mountedAt.join(', ')}` : `no (${r.mount.path})`],
+      ['table', d ? d.table : null],
+    ]),
+  ];
+  if (r.layers.length) {
+    lines.push('', `image layers (top first):`);
+    lines.push(table(['chain id', 'cache id (device hash)', 'device id'], r.layers.map((l) => [short(l.chainId), short(l.cacheId), l.deviceId])));
+  }
+  for (const p of r.problems) lines.push(`warning: ${p}`);
+  return lines.join('\n');
+}
+
+export function register(program: Command, io: Out): void {
+  addCommonOptions(
+    program
+      .command('container')
+      .description('show how a container maps to its thin device: ids, size, names, table, layers')
+      .argument('<ref>', 'container id, unique id prefix, or name'),
+  ).action((ref: string, opts: CommonOptions) => {
+    const root = openRoot(opts);
+    const report = containerReport(root, ref, namingOptions(opts));
+    if (opts.json) printJson(io, report);
+    else io.out(renderContainer(report));
+  });
+}

@@ -1,0 +1,48 @@
+/** Shared rendering: tables (cli-table3), key/value blocks, JSON, problems. */
+import Table from 'cli-table3';
+import type { Problem } from '../docker/records.js';
+
+export interface Out {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+export const stdio: Out = {
+  out: (s) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`),
+  err: (s) => process.stderr.write(s.endsWith('\n') ? s : `${s}\n`),
+};
+
+export function printJson(io: Out, value: unknown): void {
+  io.out(JSON.stringify(value, null, 2));
+}
+
+export function table(head: string[], rows: (string | number | null | undefined)[][]): string {
+  const t = new Table({
+    head,
+    style: { head: [], border: [], compact: true },
+    chars: {
+      top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '',
+      left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '  ',
+    },
+  });
+  for (const r of rows) t.push(r.map((c) => (c === null || c === undefined ? '-' : String(c))));
+  return t
+    .toString()
+    .split('\n')
+    .map((l) => l.replace(/^ /, '').trimEnd())
+    .join('\n');
+}
+
+/** Aligned "key: value" lines. */
+export function keyValues(pairs: [string, string | number | boolean | null | undefined][]): string {
+  const w = Math.max(...pairs.map(([k]) => k.length));
+  return pairs.map(([k, v]) => `${(k + ':').padEnd(w + 1)} ${v === null || v === undefined ? '-' : String(v)}`).join('\n');
+}
+
+export function printProblems(io: Out, problems: Problem[]): void {
+  for (const p of problems) io.err(`warning: ${p.message}`);
+}
+
+export function short(id: string | null | undefined, n = 12): string {
+  return id ? id.slice(0, n) : '-';
+}

@@ -1,0 +1,128 @@
+/** Rows for `containers` and `devices`, built from the joined model. */
+import { resolveNaming, thinDeviceName, type NamingOptions } from '../docker/naming.js';
+import type { Problem } from '../docker/records.js';
+import type { DockerRoot } from '../docker/root.js';
+import { humanBytes } from '../util/units.js';
+import { imageNamesOf, loadContainers, loadModel, ownerOf, type DeviceRole } from './model.js';
+
+export interface ContainerRow {
+  id: string;
+  name: string;
+  image: string | null;
+  imageId: string | null;
+  state: string;
+  created: string | null;
+  mountId: string | null;
+  deviceId: number | null;
+  size: number | null;
+  sizeHuman: string | null;
+  deleted: boolean | null;
+}
+
+export interface ContainerList {
+  root: string;
+  containers: ContainerRow[];
+  problems: Problem[];
+}
+
+export function listContainers(root: DockerRoot): ContainerList {
+  const problems: Problem[] = [];
+  const entries = loadContainers(root, problems);
+  const { images, problems: imageProblems } = root.imageSet();
+  problems.push(...imageProblems);
+  const containers = entries.map(({ container: c, mountId, device }) => ({
+    id: c.id,
+    name: c.name,
+    image: imageNamesOf(images, c.imageId)[0] ?? c.configImage ?? (c.imageId ? `sha256:${c.imageId.slice(0, 12)}` : null),
+    imageId: c.imageId,
+    state: c.state.status,
+    created: c.created,
+    mountId,
+    deviceId: device?.deviceId ?? null,
+    size: device?.size ?? null,
+    sizeHuman: device ? humanBytes(device.size) : null,
+    deleted: device?.deleted ?? null,
+  }));
+  return { root: root.root, containers, problems };
+}
+
+export interface DeviceRow {
+  hash: string;
+  /** The record's file name: the hash, or `base`. */
+  recordName: string;
+  deviceName: string;
+  deviceId: number;
+  size: number;
+  sizeHuman: string;
+  transactionId: number;
+  initialized: boolean;
+  deleted: boolean | null;
+  role: DeviceRole;
+  /** Human description: "container web", "init of container web", "image layer of busybox:latest", ... */
+  owner: string;
+  containerId: string | null;
+  containerName: string | null;
+  imageIds: string[];
+  imageNames: string[];
+}
+
+export interface DeviceList {
+  root: string;
+  poolName: string;
+  nextDeviceId: number | null;
+  transaction: { openTransactionId: number; deviceHash: string; deviceId: number } | null;
+  devices: DeviceRow[];
+  tmpFiles: string[];
+  problems: Problem[];
+}
+
+function describe(role: DeviceRole, o: ReturnType<typeof ownerOf>): string {
+  const img = (o.imageNames?.length ? o.imageNames.join(', ') : o.imageIds?.map((i) => `sha256:${i.slice(0, 12)}`).join(', ')) || '';
+  switch (role) {
+    case 'base':
+      return 'base device';
+    case 'container':
+      return `container ${o.containerName || o.containerId?.slice(0, 12)}`;
+    case 'init':
+      return `init of container ${o.containerName || o.containerId?.slice(0, 12)}`;
+    case 'layer':
+      return img ? `image layer of ${img}` : 'image layer (no image names it)';
+    default:
+      return 'unreferenced';
+  }
+}
+
+export function listDevices(root: DockerRoot, naming: NamingOptions = {}): DeviceList {
+  const model = loadModel(root);
+  const names = resolveNaming(root.root, naming);
+  const records = root.recordSet();
+  const devices = model.devices.map((d) => {
+    const o = ownerOf(model, d.hash);
+    return {
+      hash: d.hash,
+      recordName: d.hash === '' ? 'base' : d.hash,
+      deviceName: thinDeviceName(names.prefix, d.hash),
+      deviceId: d.deviceId,
+      size: d.size,
+      sizeHuman: humanBytes(d.size),
+      transactionId: d.transactionId,
+      initialized: d.initialized,
+      deleted: d.deleted,
+      role: o.role,
+      owner: describe(o.role, o),
+      containerId: o.containerId ?? null,
+      containerName: o.containerName ?? null,
+      imageIds: o.imageIds ?? [],
+      imageNames: o.imageNames ?? [],
+    };
+  });
+  return {
+    root: root.root,
+    poolName: names.poolName,
+    nextDeviceId: records.deviceSet?.nextDeviceId ?? null,
+    transaction: records.transaction,
+    devices,
+    tmpFiles: records.tmpFiles,
+    problems: model.problems,
+  };
+}

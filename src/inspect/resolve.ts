@@ -1,0 +1,33 @@
+/**
+ * Resolves what a user typed to one container, the way Docker does: a full id, then an exact name
+ * (with or without the leading `/`), then a unique id prefix. Ambiguity and absence are errors that say
+ * what was found.
+ */
+import type { ContainerRecord } from '../docker/containers.js';
+import { checkRef, isHex64 } from '../docker/ids.js';
+import type { DockerRoot } from '../docker/root.js';
+import { DmiError } from '../errors.js';
+
+export function resolveContainer(root: DockerRoot, ref: string): ContainerRecord {
+  checkRef(ref, 'container reference');
+  const ids = root.containerIds();
+  if (isHex64(ref) && ids.includes(ref)) return root.container(ref);
+  const name = ref.replace(/^\//, '');
+  const named = root.containersNamed(name);
+  if (named.length === 1) return named[0]!;
+  if (named.length > 1) {
+    throw new DmiError('AMBIGUOUS', `container name "${name}" is used by ${named.length} containers: ${named.map((c) => c.id.slice(0, 12)).join(', ')}`, {
+      candidates: named.map((c) => c.id),
+    });
+  }
+  const lower = ref.toLowerCase();
+  const matches = /^[a-f0-9]+$/.test(lower) ? ids.filter((id) => id.startsWith(lower)) : [];
+  if (matches.length === 1) return root.container(matches[0]!);
+  if (matches.length > 1) {
+    const shown = matches.slice(0, 10).map((id) => id.slice(0, Math.max(12, ref.length + 2)));
+    throw new DmiError('AMBIGUOUS', `"${ref}" matches ${matches.length} containers: ${shown.join(', ')}${matches.length > 10 ? ', ...' : ''}; type more of the id`, {
+      candidates: matches,
+    });
+  }
+  throw new DmiError('NOT_FOUND', `no container "${ref}" in ${root.root} (by id, name or id prefix)`);
+}

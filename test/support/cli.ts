@@ -1,0 +1,63 @@
+import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { main } from '../../src/cli/main.js';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const SAMPLE = path.join(REPO, 'fixtures', 'sample');
+export const LEGACY = path.join(REPO, 'fixtures', 'legacy-v1');
+export const BIN = path.join(REPO, 'bin', 'dminspect.js');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI in this process with captured output. */
+export async function cli(...args: string[]): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(['node', 'dminspect', ...args], {
+    out: (s) => (stdout += s.endsWith('\n') ? s : `${s}\n`),
+    err: (s) => (stderr += s.endsWith('\n') ? s : `${s}\n`),
+  });
+  return { code, stdout, stderr };
+}
+
+export async function cliJson<T = any>(...args: string[]): Promise<T> {
+  const r = await cli(...args, '--json');
+  if (r.code !== 0) throw new Error(`dminspect ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+/** Runs the built bin/dminspect.js as a user would (needs `npm run build`). */
+export function spawnCli(args: string[], opts: { uid?: number } = {}): CliResult {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {}) });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function tmpDir(prefix = 'dminspect-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** sha256 of every file under dir, to prove a command wrote nothing. */
+export function treeDigest(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) out.set(path.relative(dir, p), hashFile(p));
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+export function hashFile(p: string): string {
+  return createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+}
