@@ -1,0 +1,104 @@
+import * as path from 'node:path';
+import { Option, type Command } from 'commander';
+import { DmHost } from '../../dm/host.js';
+import { releaseSnapshot, snapshotContainer, snapshots, type LiveResult } from '../../inspect/forensic.js';
+import { DEFAULT_STATE_DIR } from '../../inspect/state.js';
+import { DmiError } from '../../errors.js';
+import { addCommonOptions, namingOptions, openRoot, type CommonOptions } from '../options.js';
+import { keyValues, printJson, short, table, type Out } from '../render.js';
+
+interface LiveCliOptions extends CommonOptions {
+  id?: string;
+  name?: string;
+  fs?: 'xfs' | 'ext4';
+  force?: boolean;
+  activatePool?: boolean;
+  dryRun?: boolean;
+  stateDir: string;
+  keepImage?: boolean;
+}
+
+function parseId(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) > 0xffffff) throw new DmiError('USAGE', `--id ${JSON.stringify(v)}: expected a thin device id 0..16777215`);
+  return Number(v);
+}
+
+function liveOptions(cmd: Command): Command {
+  return addCommonOptions(cmd)
+    .option('--id <n>', 'thin id for the snapshot (default: the first free id above next_device_id)')
+    .option('--name <name>', 'dm name for the snapshot device (default: dminspect-<container>-<id>)')
+    .addOption(new Option('--fs <type>', 'filesystem type when Docker did not record it').choices(['xfs', 'ext4']))
+    .option('--force', 'snapshot a device whose record is marked deleted')
+    .option('--activate-pool', "set up a stopped loop-lvm root's pool (loop devices + Docker's table); release takes it down")
+    .option('--dry-run', 'print the exact commands and change nothing')
+    .option('--state-dir <dir>', 'where dminspect records what it made', DEFAULT_STATE_DIR);
+}
+
+function render(io: Out, r: LiveResult, json: boolean | undefined): void {
+  if (json) {
+    printJson(io, { dryRun: r.dryRun, commands: r.plan.split('\n').filter((l) => !l.startsWith('#')), snapshot: r.state, rootfs: r.rootfs });
+    return;
+  }
+  if (r.dryRun) {
+    io.out(r.plan);
+    return;
+  }
+  const s = r.state;
+  io.out(
+    keyValues([
+      ['snapshot', `/dev/mapper/${s.name} (thin id ${s.snapId} in ${s.pool}, read-only)`],
+      ['of', `${s.container?.name || short(s.container?.id)}: device ${s.origin?.deviceId} (${s.origin?.name})`],
+      ...(s.mountPoint ? ([['mounted', `${s.mountPoint} (${s.fsType}, read-only)`], ['rootfs', r.rootfs]] as [string, string | null][]) : []),
+      ['release with', `dminspect release ${s.mountPoint ?? s.name}`],
+    ]),
+  );
+}
+
+export function register(program: Command, io: Out): void {
+  liveOptions(program.command('snapshot').description("snapshot a container's thin device in Docker's pool and activate it read-only").argument('<ref>', 'container id, prefix or name')).action(
+    async (ref: string, opts: LiveCliOptions) => {
+      const r = await snapshotContainer(openRoot(opts), ref, new DmHost(), { ...namingOptions(opts), ...opts, id: parseId(opts.id) });
+      render(io, r, opts.json);
+    },
+  );
+
+  liveOptions(
+    program
+      .command('mount')
+      .description("snapshot a container's thin device, mount it read-only at <dir>, print the rootfs path")
+      .argument('<ref>', 'container id, prefix or name')
+      .argument('<dir>', 'mount point (made if missing; must be empty)'),
+  ).action(async (ref: string, dir: string, opts: LiveCliOptions) => {
+    const r = await snapshotContainer(openRoot(opts), ref, new DmHost(), { ...namingOptions(opts), ...opts, id: parseId(opts.id), dir });
+    render(io, r, opts.json);
+  });
+
+  program
+    .command('release')
+    .description('unmount, remove the snapshot device, delete the snapshot id, take down what dminspect set up')
+    .argument('<dir|snapshot>', 'the mount point or the snapshot name')
+    .option('--json', 'print JSON')
+    .option('--dry-run', 'print the exact commands and change nothing')
+    .option('--keep-image', 'offline mounts: keep the exported image file')
+    .option('--state-dir <dir>', 'where dminspect records what it made', DEFAULT_STATE_DIR)
+    .option('--debug', 'show stack traces on errors')
+    .action(async (ref: string, opts: LiveCliOptions) => {
+      const r = await releaseSnapshot(ref, new DmHost(), { stateDir: opts.stateDir, dryRun: opts.dryRun, keepImage: opts.keepImage });
+      if (opts.json) printJson(io, { released: r.released, dryRun: !!opts.dryRun, commands: r.plan.split('\n').filter((l) => l && !l.startsWith('#')), snapshot: r.state });
+      else if (!r.state) io.out(`nothing recorded for ${path.resolve(ref)} or ${ref} in ${opts.stateDir}: already released`);
+      else if (opts.dryRun) io.out(r.plan);
+      else io.out(`released ${r.state.name}${r.state.mountPoint ? ` (${r.state.mountPoint})` : ''}`);
+    });
+
+  program
+    .command('snapshots')
+    .description('list the snapshots and mounts dminspect made and has not released')
+    .option('--json', 'print JSON')
+    .option('--state-dir <dir>', 'where dminspect records what it made', DEFAULT_STATE_DIR)
+    .action((opts: LiveCliOptions) => {
+      const list = snapshots(opts.stateDir);
+      if (opts.json) return printJson(io, { snapshots: list });
+      io.out(table(['NAME', 'MODE', 'CONTAINER', 'POOL', 'THIN ID', 'MOUNT POINT', 'CREATED'], list.map((s) => [s.name, s.mode, s.container?.name || short(s.container?.id), s.pool, s.snapId, s.mountPoint, s.createdAt])));
+    });
+}

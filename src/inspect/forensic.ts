@@ -1,0 +1,188 @@
+/**
+ * Live forensics: snapshot a container's thin device inside Docker's pool, activate the snapshot read-only,
+ * mount it read-only, and release all of it. The container's own device is never written: the snapshot is
+ * made with create_snap (the origin is suspended around it when active) and only the snapshot is activated,
+ * read-only. The pool's transaction id is never touched.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { DockerRoot } from '../docker/root.js';
+import { resolveNaming, thinDeviceName, type NamingOptions } from '../docker/naming.js';
+import { requireFs, probeFs, type FsType } from '../dm/fsprobe.js';
+import type { DmHost } from '../dm/host.js';
+import { freeLoopDevices } from '../dm/loop.js';
+import { executePlan, renderPlan, type Plan } from '../dm/plan.js';
+import { DmiError, isDmiError } from '../errors.js';
+import { activatePoolSteps, mountSteps, releasePlan, snapshotSteps } from './forensic-plans.js';
+import { containerMount } from './model.js';
+import { resolveContainer } from './resolve.js';
+import { checkSnapshotName, findState, listStates, removeState, writeState, type SnapshotState } from './state.js';
+
+export interface LiveOptions extends NamingOptions {
+  id?: number;
+  name?: string;
+  dir?: string;
+  fs?: FsType;
+  force?: boolean;
+  activatePool?: boolean;
+  dryRun?: boolean;
+  stateDir: string;
+}
+
+export interface LiveResult {
+  dryRun: boolean;
+  plan: string;
+  state: SnapshotState;
+  /** Where the container's root filesystem is (mount only). */
+  rootfs: string | null;
+}
+
+const EEXIST = 'File exists';
+const MAX_ID_TRIES = 32;
+
+function isEmptyDir(dir: string): boolean {
+  return fs.readdirSync(dir).length === 0;
+}
+
+export async function snapshotContainer(root: DockerRoot, ref: string, host: DmHost, opts: LiveOptions): Promise<LiveResult> {
+  const c = resolveContainer(root, ref);
+  const mount = containerMount(root, c);
+  if (!mount) throw new DmiError('NOT_FOUND', `container ${c.id.slice(0, 12)} has no layerdb mount-id: no device to snapshot`);
+  const rec = root.deviceRecord(mount.mountId);
+  if (!rec) throw new DmiError('NOT_FOUND', `container ${c.name || c.id.slice(0, 12)}: no device record ${path.join(root.driverHome, 'metadata', mount.mountId)}`);
+  if (rec.deleted && !opts.force) {
+    throw new DmiError('CONFLICT', `${rec.file}: the device is marked deleted (deferred deletion pending); pass --force to snapshot it anyway`);
+  }
+  if (rec.size % 512 !== 0) throw new DmiError('BAD_INPUT', `${rec.file}: size ${rec.size} is not a multiple of 512`);
+  const naming = resolveNaming(root.root, opts);
+  const originName = thinDeviceName(naming.prefix, rec.hash);
+  const records = root.recordSet();
+
+  if (!opts.dryRun) {
+    host.requireRoot('snapshot');
+    host.requireDeviceMapper();
+  }
+
+  // The pool: active, or (--activate-pool) Docker's own loop-lvm pool set up again.
+  const steps = [];
+  let activatedPool: SnapshotState['activatedPool'] = null;
+  // A dry run on a host without device-mapper cannot ask the kernel: it shows the plan for an active pool.
+  const canAsk = !opts.dryRun || host.hasDeviceMapper();
+  const status = canAsk ? await host.poolStatus(naming.poolName) : null;
+  if (status === null && (canAsk || opts.activatePool)) {
+    if (!opts.activatePool) {
+      throw new DmiError('NOT_FOUND', `pool ${naming.poolName} is not active (a stopped loop-lvm Docker removes it): start Docker, pass --pool, or --activate-pool to set it up from ${path.join(root.driverHome, 'devicemapper')}`);
+    }
+    if (naming.externalPool) throw new DmiError('UNSUPPORTED', `--activate-pool sets up Docker's loop-lvm pool only; ${naming.poolName} is an external pool (activate it with LVM)`);
+    const dataFile = path.join(root.driverHome, 'devicemapper', 'data');
+    const metadataFile = path.join(root.driverHome, 'devicemapper', 'metadata');
+    for (const f of [dataFile, metadataFile]) if (!fs.existsSync(f)) throw new DmiError('NOT_FOUND', `${f}: no loop-lvm pool file to activate`);
+    const loops = opts.dryRun ? ['/dev/loopA', '/dev/loopB'] : freeLoopDevices(2);
+    if (loops.length < 2) throw new DmiError('CONFLICT', 'no two free loop devices for the pool');
+    const dataSectors = Math.floor(fs.statSync(dataFile).size / 512);
+    steps.push(...activatePoolSteps({ pool: naming.poolName, dataFile, metadataFile, dataLoop: loops[0]!, metadataLoop: loops[1]!, dataSectors, blockSectors: 128 }));
+    activatedPool = { name: naming.poolName, loops };
+  } else if (status) {
+    if (status.fail) throw new DmiError('CONFLICT', `pool ${naming.poolName} has failed (status Fail): refusing to touch it`);
+    if (status.needsCheck) throw new DmiError('CONFLICT', `pool ${naming.poolName} needs_check is set: run thin_check on a copy first; refusing to write to it`);
+    if (status.mode === 'ro') throw new DmiError('CONFLICT', `pool ${naming.poolName} is read-only (metadata error or out of metadata space): a snapshot cannot be created`);
+    if (status.mode === 'out_of_data_space') throw new DmiError('CONFLICT', `pool ${naming.poolName} is out of data space: refusing to add a snapshot`);
+  }
+
+  const originActive = activatedPool === null && (canAsk ? await host.exists(originName) : fs.existsSync(`/dev/mapper/${originName}`));
+  let fsType: FsType | undefined = opts.fs;
+  if (!fsType && records.deviceSet?.baseDeviceFilesystem) fsType = records.deviceSet.baseDeviceFilesystem as FsType;
+  if (!fsType && originActive) fsType = requireFs(probeFs(`/dev/mapper/${originName}`), `/dev/mapper/${originName}`);
+  if (opts.dir && !fsType) throw new DmiError('USAGE', 'cannot tell the filesystem type (no BaseDeviceFilesystem in deviceset-metadata): pass --fs xfs|ext4');
+
+  const usedIds = new Set(records.devices.map((d) => d.deviceId));
+  const floor = Math.max(records.deviceSet?.nextDeviceId ?? 0, ...usedIds);
+  let snapId = opts.id ?? floor + 1;
+  if (opts.id !== undefined && usedIds.has(opts.id)) throw new DmiError('CONFLICT', `--id ${opts.id} is used by a Docker device record`);
+
+  let makeDir = false;
+  const dir = opts.dir ? path.resolve(opts.dir) : null;
+  if (dir) {
+    if (fs.existsSync(dir)) {
+      if (!fs.statSync(dir).isDirectory()) throw new DmiError('CONFLICT', `${dir}: not a directory`);
+      if (!isEmptyDir(dir)) throw new DmiError('CONFLICT', `${dir}: mount point is not empty`);
+    } else makeDir = true;
+  }
+
+  for (let attempt = 0; ; attempt++) {
+    while (usedIds.has(snapId)) snapId++;
+    if (snapId > 0xffffff) throw new DmiError('CONFLICT', 'no free 24-bit thin device id above next_device_id');
+    const snapName = checkSnapshotName(opts.name ?? `dminspect-${c.id.slice(0, 12)}-${snapId}`);
+    if (!opts.dryRun && (await host.exists(snapName))) throw new DmiError('CONFLICT', `a device-mapper device named ${snapName} exists already (snapshot name taken)`);
+    const plan: Plan = {
+      steps: [
+        ...steps,
+        ...snapshotSteps({ pool: naming.poolName, origin: { name: originName, deviceId: rec.deviceId, active: originActive }, snapId, snapName, sectors: rec.size / 512 }),
+        ...(dir ? mountSteps({ device: `/dev/mapper/${snapName}`, dir, fsType: fsType!, makeDir }) : []),
+      ],
+    };
+    const state: SnapshotState = {
+      version: 1,
+      createdAt: new Date().toISOString(),
+      name: snapName,
+      mode: 'live',
+      root: root.root,
+      container: { id: c.id, name: c.name },
+      origin: { hash: rec.hash, deviceId: rec.deviceId, name: originName, size: rec.size },
+      pool: naming.poolName,
+      snapId,
+      mountPoint: dir,
+      madeMountPoint: makeDir,
+      fsType: fsType ?? null,
+      activatedPool,
+      image: null,
+    };
+    const text = renderPlan(plan);
+    if (opts.dryRun) return { dryRun: true, plan: text, state, rootfs: dir ? path.join(dir, 'rootfs') : null };
+    try {
+      await executePlan(plan, host.run);
+    } catch (e) {
+      if (isDmiError(e) && e.message.includes(EEXIST) && opts.id === undefined && attempt < MAX_ID_TRIES) {
+        usedIds.add(snapId); // in the pool but in no Docker record (as Docker does: take the next id)
+        continue;
+      }
+      if (isDmiError(e) && /No data available/.test(e.message) && e.message.includes('create_snap')) {
+        throw new DmiError('NOT_FOUND', `thin device ${rec.deviceId} of container ${c.name || c.id.slice(0, 12)} is not in pool ${naming.poolName} (the record outlived the device)`);
+      }
+      throw e;
+    }
+    writeState(opts.stateDir, state);
+    return { dryRun: false, plan: text, state, rootfs: dir ? path.join(dir, 'rootfs') : null };
+  }
+}
+
+export interface ReleaseResult {
+  released: boolean;
+  plan: string;
+  state: SnapshotState | null;
+}
+
+export async function releaseSnapshot(ref: string, host: DmHost, opts: { stateDir: string; dryRun?: boolean; keepImage?: boolean }): Promise<ReleaseResult> {
+  const st = findState(opts.stateDir, ref);
+  if (!st) return { released: false, plan: '', state: null };
+  const plan = releasePlan({
+    mountPoint: st.mountPoint,
+    madeMountPoint: st.madeMountPoint,
+    snapName: st.mode === 'live' ? st.name : null,
+    pool: st.pool,
+    snapId: st.snapId,
+    activatedPool: st.activatedPool,
+    imageLoop: st.image?.loop ?? null,
+  });
+  const text = renderPlan(plan);
+  if (opts.dryRun) return { released: false, plan: text, state: st };
+  host.requireRoot('release');
+  await executePlan(plan, host.run);
+  if (st.image && !st.image.keep && !opts.keepImage) fs.rmSync(st.image.path, { force: true });
+  removeState(opts.stateDir, st.name);
+  return { released: true, plan: text, state: st };
+}
+
+export function snapshots(stateDir: string): SnapshotState[] {
+  return listStates(stateDir);
+}
