@@ -34,9 +34,12 @@ export function openRoot(opts: CommonOptions): DockerRoot {
  */
 export function namingOptions(opts: CommonOptions): NamingOptions {
   if (opts.daemonConfig) return { pool: opts.pool, daemonConfig: opts.daemonConfig };
-  const hostRoot = path.resolve(dataRootFromDaemonConfigSafe() ?? DEFAULT_ROOT);
-  const applies = path.resolve(opts.root) === hostRoot;
-  return { pool: opts.pool, daemonConfig: applies ? DEFAULT_DAEMON_CONFIG : null };
+  return { pool: opts.pool, daemonConfig: isHostRoot(opts) ? DEFAULT_DAEMON_CONFIG : null };
+}
+
+/** --root is this host's own Docker data-root (so the host's daemon and daemon.json describe it). */
+export function isHostRoot(opts: CommonOptions): boolean {
+  return path.resolve(opts.root) === path.resolve(dataRootFromDaemonConfigSafe() ?? DEFAULT_ROOT);
 }
 
 function dataRootFromDaemonConfigSafe(): string | null {

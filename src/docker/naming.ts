@@ -69,11 +69,14 @@ export interface NamingOptions {
 }
 
 export function resolveNaming(root: string, opts: NamingOptions = {}): Naming {
-  const prefix = prefixFromStat(root);
+  const statPrefix = prefixFromStat(root);
   if (opts.pool) {
     const name = opts.pool.replace(/^\/dev\/mapper\//, '');
-    return { prefix, poolName: name, poolNameSource: 'option', externalPool: name !== `${prefix}-pool` };
+    // A Docker-made pool name carries the device prefix (from the original host's stat): use it for the devices too.
+    const own = /^(docker-\d+:\d+-\d+)-pool$/.exec(name);
+    return { prefix: own ? own[1]! : statPrefix, poolName: name, poolNameSource: 'option', externalPool: !own };
   }
+  const prefix = statPrefix;
   if (opts.daemonConfig) {
     const p = thinPoolDevFromDaemonConfig(opts.daemonConfig);
     if (p) return { prefix, poolName: p, poolNameSource: 'daemon-config', externalPool: true };

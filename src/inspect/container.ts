@@ -7,6 +7,8 @@ import { resolveNaming, thinDeviceName, type NamingOptions } from '../docker/nam
 import type { DeviceRecord } from '../docker/records.js';
 import type { DockerRoot } from '../docker/root.js';
 import { readMountInfo, type MountInfo } from '../dm/mountinfo.js';
+import { connectDaemon, type Daemon, type DaemonContainer } from '../docker/daemon.js';
+import { checkRef } from '../docker/ids.js';
 import { isDmiError } from '../errors.js';
 import { humanBytes, SECTOR_SIZE } from '../util/units.js';
 import { containerMount, imageLayerHashes, imageNamesOf } from './model.js';
@@ -52,7 +54,18 @@ export interface ContainerReport {
   pool: { name: string; nameSource: string; devPath: string; devicePrefix: string };
   layers: LayerView[];
   mount: { path: string; mounted: boolean; mountedAt: string[] };
+  /** What the live daemon said, when one answered for this root (null: not asked or no answer). */
+  daemon: DaemonCheck | null;
   problems: string[];
+}
+
+export interface DaemonCheck {
+  host: string;
+  version: string | null;
+  rootDir: string | null;
+  graphDriver: DaemonContainer['graphDriver'] | null;
+  /** Disagreements between the daemon and the on-disk records: each one line. */
+  findings: string[];
 }
 
 export interface ReportOptions extends NamingOptions {
@@ -148,6 +161,44 @@ export function containerReport(root: DockerRoot, ref: string, opts: ReportOptio
     pool: { name: naming.poolName, nameSource: naming.poolNameSource, devPath: `/dev/mapper/${naming.poolName}`, devicePrefix: naming.prefix },
     layers,
     mount: { path: mntPath, mounted: mountedAt.length > 0, mountedAt: [...new Set(mountedAt)] },
+    daemon: null,
     problems,
   };
+}
+
+/** Compares `docker inspect`'s GraphDriver.Data with what the records say. */
+export function crossCheck(report: ContainerReport, daemon: Daemon, dc: DaemonContainer | null): DaemonCheck {
+  const findings: string[] = [];
+  const d = report.device;
+  if (!dc) findings.push(`the daemon at ${daemon.info.host} does not know container ${report.id.slice(0, 12)} (on disk only)`);
+  else {
+    const g = dc.graphDriver;
+    if (g.name && g.name !== 'devicemapper') findings.push(`the daemon says the container uses the ${g.name} driver`);
+    if (d) {
+      if (g.deviceId !== null && g.deviceId !== d.deviceId) findings.push(`DeviceId: daemon ${g.deviceId}, record ${d.deviceId} (${d.recordFile})`);
+      if (g.deviceSize !== null && g.deviceSize !== d.size) findings.push(`DeviceSize: daemon ${g.deviceSize}, record ${d.size}`);
+      if (g.deviceName !== null && g.deviceName !== d.name) findings.push(`DeviceName: daemon ${g.deviceName}, derived ${d.name} (pass --pool or check the driver home)`);
+    } else if (g.deviceId !== null) findings.push(`the daemon names device ${g.deviceId} but there is no record on disk`);
+  }
+  return { host: daemon.info.host, version: daemon.info.serverVersion, rootDir: daemon.info.dockerRootDir, graphDriver: dc?.graphDriver ?? null, findings };
+}
+
+/**
+ * The report, checked against the live daemon when one answers for this root: the daemon resolves the ref
+ * (as `docker inspect` would) and names the pool; the records stay the source of every number.
+ */
+export async function containerReportLive(root: DockerRoot, ref: string, opts: ReportOptions & { host?: string; useDaemon: boolean }): Promise<ContainerReport> {
+  const daemon = opts.useDaemon ? await connectDaemon(opts.host) : null;
+  if (!daemon || (daemon.info.dockerRootDir !== null && path.resolve(daemon.info.dockerRootDir) !== root.root)) {
+    const r = containerReport(root, ref, opts);
+    if (daemon) r.problems.push(`the daemon at ${daemon.info.host} serves ${daemon.info.dockerRootDir}, not ${root.root}: not cross-checked`);
+    return r;
+  }
+  checkRef(ref, 'container reference');
+  const dc = await daemon.container(ref.replace(/^\//, ''));
+  const poolName = opts.pool ?? daemon.info.driverStatus['Pool Name'];
+  const r = containerReport(root, dc?.id ?? ref, { ...opts, pool: poolName });
+  if (!opts.pool && poolName) r.pool.nameSource = 'daemon';
+  r.daemon = crossCheck(r, daemon, dc);
+  return r;
 }

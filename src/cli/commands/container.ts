@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { containerReport, type ContainerReport } from '../../inspect/container.js';
-import { addCommonOptions, namingOptions, openRoot, type CommonOptions } from '../options.js';
+import { containerReportLive, type ContainerReport } from '../../inspect/container.js';
+import { addCommonOptions, isHostRoot, namingOptions, openRoot, type CommonOptions } from '../options.js';
 import { keyValues, printJson, short, table, type Out } from '../render.js';
 
 export function renderContainer(r: ContainerReport): string {
@@ -23,8 +23,10 @@ export function renderContainer(r: ContainerReport): string {
       ['init device', r.init ? `${r.init.hash} (device id ${r.init.deviceId ?? 'no record'})` : null],
       ['mounted', r.mount.mounted ? `yes: ${r.mount.mountedAt.join(', ')}` : `no (${r.mount.path})`],
       ['table', d ? d.table : null],
+      ['daemon', r.daemon ? `${r.daemon.host} (Docker ${r.daemon.version ?? '?'}): ${r.daemon.findings.length ? 'DISAGREES' : 'agrees with the records'}` : 'not asked'],
     ]),
   ];
+  for (const f of r.daemon?.findings ?? []) lines.push(`daemon finding: ${f}`);
   if (r.layers.length) {
     lines.push('', `image layers (top first):`);
     lines.push(table(['chain id', 'cache id (device hash)', 'device id'], r.layers.map((l) => [short(l.chainId), short(l.cacheId), l.deviceId])));
@@ -39,9 +41,13 @@ export function register(program: Command, io: Out): void {
       .command('container')
       .description('show how a container maps to its thin device: ids, size, names, table, layers')
       .argument('<ref>', 'container id, unique id prefix, or name'),
-  ).action((ref: string, opts: CommonOptions) => {
+  )
+    .option('--host <url>', 'Docker daemon to cross-check with (default: DOCKER_HOST or the default socket, when --root is the host\'s own root)')
+    .option('--no-daemon', 'do not ask the live daemon')
+    .action(async (ref: string, opts: CommonOptions & { host?: string; daemon: boolean }) => {
     const root = openRoot(opts);
-    const report = containerReport(root, ref, namingOptions(opts));
+    const useDaemon = opts.daemon && (opts.host !== undefined || isHostRoot(opts));
+    const report = await containerReportLive(root, ref, { ...namingOptions(opts), host: opts.host, useDaemon });
     if (opts.json) printJson(io, report);
     else io.out(renderContainer(report));
   });
