@@ -4,7 +4,9 @@
 // variants and bad input, and by the benchmark for big roots. Deterministic: ids are sha256 of seeds.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 
 export const sha = (s) => createHash('sha256').update(s).digest('hex');
 
@@ -242,6 +244,64 @@ export function buildV1Root(root, spec) {
   return result;
 }
 
+/**
+ * Pool metadata for a built root, as thin_restore XML (thin-provisioning-tools' format): the base device, every
+ * layer / init / container a snapshot sharing its parent's blocks plus some of its own, as Docker's pool would
+ * hold them. pool: { orphans: [{ id, blocks }], missing: [deviceId...], transaction?, nrDataBlocks? }
+ * Devices whose ids are in `missing` are left out of the pool (records without a device).
+ */
+export function poolXmlFor(result, pool = {}) {
+  const missing = new Set(pool.missing ?? []);
+  const byId = [...result.devices.entries()].map(([hash, rec]) => ({ hash, id: rec.device_id, txn: rec.transaction_id })).sort((a, b) => a.id - b.id);
+  let nextData = 0;
+  const alloc = (n) => {
+    const d = nextData;
+    nextData += n;
+    return d;
+  };
+  const baseRun = { v: 0, d: alloc(64), len: 64 };
+  const devices = [];
+  let time = 0;
+  for (const dev of byId) {
+    if (missing.has(dev.id)) continue;
+    const own = dev.hash === '' ? 0 : 2 + (dev.id % 5);
+    const runs = [baseRun];
+    if (own) runs.push({ v: 100 + dev.id * 10, d: alloc(own), len: own });
+    const mapped = runs.reduce((n, r) => n + r.len, 0);
+    devices.push({ id: dev.id, txn: Math.max(0, dev.txn - 1), created: time, snap: time + 1, runs, mapped });
+    time++;
+  }
+  for (const o of pool.orphans ?? []) {
+    devices.push({ id: o.id, txn: time, created: time, snap: time, runs: [baseRun, { v: 500, d: alloc(o.blocks), len: o.blocks }], mapped: 64 + o.blocks });
+  }
+  const lines = [`<superblock uuid="" time="${time + 1}" transaction="${pool.transaction ?? result.transactionId}" data_block_size="128" nr_data_blocks="${pool.nrDataBlocks ?? 16384}">`];
+  for (const d of devices) {
+    lines.push(`  <device dev_id="${d.id}" mapped_blocks="${d.mapped}" transaction="${d.txn}" creation_time="${d.created}" snap_time="${d.snap}">`);
+    for (const r of d.runs) lines.push(r.len === 1 ? `    <single_mapping origin_block="${r.v}" data_block="${r.d}" time="${d.created}"/>` : `    <range_mapping origin_begin="${r.v}" data_begin="${r.d}" length="${r.len}" time="0"/>`);
+    lines.push('  </device>');
+  }
+  lines.push('</superblock>', '');
+  return lines.join('\n');
+}
+
+/** Writes the pool's metadata with thin_restore (needs thin-provisioning-tools) at devicemapper/devicemapper/metadata. */
+export function writePoolMetadata(root, xml, size = 4 * 1024 * 1024) {
+  const dir = path.join(root, 'devicemapper', 'devicemapper');
+  fs.mkdirSync(dir, { recursive: true });
+  const meta = path.join(dir, 'metadata');
+  const xmlFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'dminspect-xml-')), 'pool.xml');
+  fs.writeFileSync(xmlFile, xml);
+  fs.writeFileSync(meta, '');
+  fs.truncateSync(meta, size);
+  const r = spawnSync('thin_restore', ['-i', xmlFile, '-o', meta], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`thin_restore failed (is thin-provisioning-tools installed?): ${r.stderr || r.error}`);
+  fs.rmSync(path.dirname(xmlFile), { recursive: true, force: true });
+  return meta;
+}
+
+/** The sample's pool: one orphan holding space, one record whose device is gone. */
+export const SAMPLE_POOL = { orphans: [{ id: 40, blocks: 48 }], missing: [15] };
+
 /** The committed samples: fixtures/sample (≥ 1.10) and fixtures/legacy-v1 (pre-1.10). */
 export const SAMPLE_SPEC = {
   images: [
@@ -254,7 +314,7 @@ export const SAMPLE_SPEC = {
     { name: 'crashed', image: 'webapp:1.0', state: 'exited', exitCode: 137 },
     { name: 'draft', image: 'busybox:latest', state: 'created', size: 20 * 1024 ** 3 },
   ],
-  extraRecords: [{ seed: 'removed-container', deleted: true }, { seed: 'leaked-layer' }],
+  extraRecords: [{ seed: 'removed-container', deleted: true }, { seed: 'leaked-layer' }, { seed: 'vanished' }],
   tmpFiles: ['.tmp3141592'],
 };
 

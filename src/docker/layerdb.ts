@@ -41,14 +41,18 @@ function checkHash(value: string, file: string): string {
   return value;
 }
 
-/** The layerdb mount record of a container, or null when the container has none. */
-export function readMount(root: string, containerId: string): MountRecord | null {
+/**
+ * The layerdb mount record of a container, or null when the container has none. `mountIdOnly` skips init-id
+ * and parent (a listing of thousands of containers needs only the device hash).
+ */
+export function readMount(root: string, containerId: string, mountIdOnly = false): MountRecord | null {
   if (!isHex64(containerId)) throw new DmiError('USAGE', `invalid container id ${JSON.stringify(containerId)}`);
   const dir = path.join(layerdbDir(root), 'mounts', containerId);
   const mountFile = path.join(dir, 'mount-id');
   const mountText = readOptional(mountFile);
   if (mountText === null) return null;
   const mountId = checkHash(mountText, mountFile);
+  if (mountIdOnly) return { containerId, mountId, initId: null, parentChainId: null };
   const initFile = path.join(dir, 'init-id');
   const init = readOptional(initFile);
   const parentFile = path.join(dir, 'parent');

@@ -136,8 +136,8 @@ export class DockerRoot {
   }
 
   /** The layerdb mount of a ≥1.10 container, or null. */
-  mount(containerId: string): MountRecord | null {
-    return readMount(this.root, containerId);
+  mount(containerId: string, mountIdOnly = false): MountRecord | null {
+    return readMount(this.root, containerId, mountIdOnly);
   }
 
   mountContainerIds(): string[] {

@@ -12,6 +12,7 @@ import { checkRef } from '../docker/ids.js';
 import { isDmiError } from '../errors.js';
 import { humanBytes, SECTOR_SIZE } from '../util/units.js';
 import { containerMount, imageLayerHashes, imageNamesOf } from './model.js';
+import { deviceUsage, type DeviceUsageView, type PoolOptions } from './pool.js';
 import { resolveContainer } from './resolve.js';
 
 export interface DeviceView {
@@ -54,6 +55,8 @@ export interface ContainerReport {
   pool: { name: string; nameSource: string; devPath: string; devicePrefix: string };
   layers: LayerView[];
   mount: { path: string; mounted: boolean; mountedAt: string[] };
+  /** The device's usage in the pool (mapped / exclusive / shared), when the pool metadata can be read. */
+  usage: DeviceUsageView | null;
   /** What the live daemon said, when one answered for this root (null: not asked or no answer). */
   daemon: DaemonCheck | null;
   problems: string[];
@@ -162,8 +165,25 @@ export function containerReport(root: DockerRoot, ref: string, opts: ReportOptio
     layers,
     mount: { path: mntPath, mounted: mountedAt.length > 0, mountedAt: [...new Set(mountedAt)] },
     daemon: null,
+    usage: null,
     problems,
   };
+}
+
+/** Adds the device's pool usage; unreadable pool metadata is a problem in the report, not a failure. */
+export function attachUsage(r: ContainerReport, root: DockerRoot, opts: PoolOptions = {}): ContainerReport {
+  if (!r.device) return r;
+  try {
+    const u = deviceUsage(root, [r.device.deviceId], opts);
+    if (u) {
+      r.usage = u.get(r.device.deviceId) ?? null;
+      if (!r.usage) r.problems.push(`thin device ${r.device.deviceId} is not in the pool metadata (the record outlived the device)`);
+    }
+  } catch (e) {
+    if (!isDmiError(e)) throw e;
+    r.problems.push(`pool usage unavailable: ${e.message}`);
+  }
+  return r;
 }
 
 /** Compares `docker inspect`'s GraphDriver.Data with what the records say. */

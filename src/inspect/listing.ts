@@ -27,7 +27,7 @@ export interface ContainerList {
 
 export function listContainers(root: DockerRoot): ContainerList {
   const problems: Problem[] = [];
-  const entries = loadContainers(root, problems);
+  const entries = loadContainers(root, problems, true);
   const { images, problems: imageProblems } = root.imageSet();
   problems.push(...imageProblems);
   const containers = entries.map(({ container: c, mountId, device }) => ({

@@ -43,12 +43,12 @@ export interface Model {
 }
 
 /** The devmapper hashes of a container: layerdb mount (≥1.10), or the container id itself (pre-1.10). */
-export function containerMount(root: DockerRoot, c: ContainerRecord): MountRecord | null {
+export function containerMount(root: DockerRoot, c: ContainerRecord, mountIdOnly = false): MountRecord | null {
   if (c.layout === 'v1') {
-    const init = root.deviceRecord(`${c.id}-init`) ? `${c.id}-init` : null;
+    const init = !mountIdOnly && root.deviceRecord(`${c.id}-init`) ? `${c.id}-init` : null;
     return { containerId: c.id, mountId: c.id, initId: init, parentChainId: c.imageId };
   }
-  return root.mount(c.id);
+  return root.mount(c.id, mountIdOnly);
 }
 
 export function imageNamesOf(images: Map<string, ImageInfo>, imageId: string | null): string[] {
@@ -56,8 +56,8 @@ export function imageNamesOf(images: Map<string, ImageInfo>, imageId: string | n
   return images.get(imageId)?.names ?? [];
 }
 
-/** Every container with its mount ids and device record; bad ones become problems. */
-export function loadContainers(root: DockerRoot, problems: Problem[]): ContainerEntry[] {
+/** Every container with its mount ids and device record; bad ones become problems. `mountIdOnly`: no init / parent. */
+export function loadContainers(root: DockerRoot, problems: Problem[], mountIdOnly = false): ContainerEntry[] {
   const out: ContainerEntry[] = [];
   for (const id of root.containerIds()) {
     let container: ContainerRecord;
@@ -71,7 +71,7 @@ export function loadContainers(root: DockerRoot, problems: Problem[]): Container
     let mount: MountRecord | null = null;
     let device: DeviceRecord | null = null;
     try {
-      mount = containerMount(root, container);
+      mount = containerMount(root, container, mountIdOnly);
       if (mount === null) problems.push({ file: path.join(root.root, 'image', 'devicemapper', 'layerdb', 'mounts', id), message: `container ${id.slice(0, 12)} has no layerdb mount-id` });
       else device = root.deviceRecord(mount.mountId);
     } catch (e) {

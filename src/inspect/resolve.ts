@@ -12,6 +12,11 @@ export function resolveContainer(root: DockerRoot, ref: string): ContainerRecord
   checkRef(ref, 'container reference');
   const ids = root.containerIds();
   if (isHex64(ref) && ids.includes(ref)) return root.container(ref);
+  const lower = ref.toLowerCase();
+  const matches = /^[a-f0-9]+$/.test(lower) ? ids.filter((id) => id.startsWith(lower)) : [];
+  // A unique prefix of 12 hex digits or more (a short id, as `docker ps` prints) is taken as an id without
+  // reading every config for a name: a container *named* like another's short id is the one case this differs from Docker.
+  if (lower.length >= 12 && matches.length === 1) return root.container(matches[0]!);
   const name = ref.replace(/^\//, '');
   const named = root.containersNamed(name);
   if (named.length === 1) return named[0]!;
@@ -20,8 +25,6 @@ export function resolveContainer(root: DockerRoot, ref: string): ContainerRecord
       candidates: named.map((c) => c.id),
     });
   }
-  const lower = ref.toLowerCase();
-  const matches = /^[a-f0-9]+$/.test(lower) ? ids.filter((id) => id.startsWith(lower)) : [];
   if (matches.length === 1) return root.container(matches[0]!);
   if (matches.length > 1) {
     const shown = matches.slice(0, 10).map((id) => id.slice(0, Math.max(12, ref.length + 2)));

@@ -72,9 +72,9 @@ describe('devices', () => {
 
 describe('fixtures', () => {
   it('the committed samples are what scripts/make-fixtures.js makes', async () => {
-    const { SAMPLE_SPEC, LEGACY_SPEC, buildV1Root } = await import('../../scripts/docker-root-builder.js');
+    const { SAMPLE_SPEC, SAMPLE_POOL, LEGACY_SPEC, buildV1Root, poolXmlFor, writePoolMetadata } = await import('../../scripts/docker-root-builder.js');
     const a = tmpDir();
-    buildV2Root(a, SAMPLE_SPEC);
+    writePoolMetadata(a, poolXmlFor(buildV2Root(a, SAMPLE_SPEC), SAMPLE_POOL));
     expect(treeDigest(a)).toEqual(treeDigest(SAMPLE));
     const b = tmpDir();
     buildV1Root(b, LEGACY_SPEC);

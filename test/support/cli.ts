@@ -44,14 +44,14 @@ export function tmpDir(prefix = 'dminspect-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-/** sha256 of every file under dir, to prove a command wrote nothing. */
-export function treeDigest(dir: string): Map<string, string> {
+/** sha256 of every file under dir (but those `skip` rejects), to prove a command wrote nothing. */
+export function treeDigest(dir: string, skip: (rel: string) => boolean = () => false): Map<string, string> {
   const out = new Map<string, string>();
   const walk = (d: string) => {
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {
       const p = path.join(d, e.name);
       if (e.isDirectory()) walk(p);
-      else if (e.isFile()) out.set(path.relative(dir, p), hashFile(p));
+      else if (e.isFile() && !skip(path.relative(dir, p))) out.set(path.relative(dir, p), hashFile(p));
     }
   };
   walk(dir);
@@ -59,5 +59,13 @@ export function treeDigest(dir: string): Map<string, string> {
 }
 
 export function hashFile(p: string): string {
-  return createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+  const h = createHash('sha256');
+  const fd = fs.openSync(p, 'r');
+  const buf = Buffer.allocUnsafe(8 << 20);
+  try {
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex');
 }

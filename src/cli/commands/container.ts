@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { containerReportLive, type ContainerReport } from '../../inspect/container.js';
+import { attachUsage, containerReportLive, type ContainerReport } from '../../inspect/container.js';
+import { humanBytes } from '../../util/units.js';
 import { addCommonOptions, isHostRoot, namingOptions, openRoot, type CommonOptions } from '../options.js';
 import { keyValues, printJson, short, table, type Out } from '../render.js';
 
@@ -22,6 +23,7 @@ export function renderContainer(r: ContainerReport): string {
       ['record', d ? `${d.recordFile} (transaction ${d.transactionId}, initialized ${d.initialized}, deleted ${d.deleted ?? 'n/a'})` : null],
       ['init device', r.init ? `${r.init.hash} (device id ${r.init.deviceId ?? 'no record'})` : null],
       ['mounted', r.mount.mounted ? `yes: ${r.mount.mountedAt.join(', ')}` : `no (${r.mount.path})`],
+      ['pool usage', r.usage ? `${humanBytes(r.usage.mappedBytes)} mapped, ${humanBytes(r.usage.exclusiveBytes)} exclusive, ${humanBytes(r.usage.sharedBytes)} shared` : null],
       ['table', d ? d.table : null],
       ['daemon', r.daemon ? `${r.daemon.host} (Docker ${r.daemon.version ?? '?'}): ${r.daemon.findings.length ? 'DISAGREES' : 'agrees with the records'}` : 'not asked'],
     ]),
@@ -44,10 +46,11 @@ export function register(program: Command, io: Out): void {
   )
     .option('--host <url>', 'Docker daemon to cross-check with (default: DOCKER_HOST or the default socket, when --root is the host\'s own root)')
     .option('--no-daemon', 'do not ask the live daemon')
-    .action(async (ref: string, opts: CommonOptions & { host?: string; daemon: boolean }) => {
+    .option('--metadata <file>', 'pool metadata for the usage figures (default: the loop-lvm file of --root)')
+    .action(async (ref: string, opts: CommonOptions & { host?: string; daemon: boolean; metadata?: string }) => {
     const root = openRoot(opts);
     const useDaemon = opts.daemon && (opts.host !== undefined || isHostRoot(opts));
-    const report = await containerReportLive(root, ref, { ...namingOptions(opts), host: opts.host, useDaemon });
+    const report = attachUsage(await containerReportLive(root, ref, { ...namingOptions(opts), host: opts.host, useDaemon }), root, { metadata: opts.metadata });
     if (opts.json) printJson(io, report);
     else io.out(renderContainer(report));
   });

@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: the thin/ usage benchmark against thin-provisioning-tools.
+ *
+ *   node bench/run.js [shared] [frag] [xl] [--reps N] [--dir /tmp/dminspect-bench] [--force]
+ *
+ * Default variants: shared and frag (5M mappings each); xl (20M) on request or with --all.
+ * Pools are generated once with thin_restore into --dir (never committed) and re-used.
+ * Builds dist/ first (tsc -p tsconfig.build.json) when dist/thin is missing or older than src/thin.
+ * Targets (issue 4): ratio ≤ 0.25 vs thin_ls, peak RSS ≤ 150 MB, identical numbers.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generatePool } from './gen-pool.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+function newest(dir) {
+  let t = 0;
+  for (const f of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, f.name);
+    t = Math.max(t, f.isDirectory() ? newest(p) : fs.statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+function ensureBuild() {
+  const built = path.join(root, 'dist/thin/index.js');
+  if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= newest(path.join(root, 'src/thin'))) return;
+  process.stderr.write('building dist/ (tsc -p tsconfig.build.json)...\n');
+  const tsc = path.join(root, 'node_modules/typescript/bin/tsc');
+  const r = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+  if (!fs.existsSync(built)) throw new Error(`build failed (${r.status})`);
+}
+
+function hasTool(name) {
+  return spawnSync(name, ['-V'], { stdio: 'ignore' }).status === 0;
+}
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const reps = Number(opt('--reps', '5'));
+const dir = opt('--dir', '/tmp/dminspect-bench');
+const force = args.includes('--force');
+let variants = args.filter((a, i) => !a.startsWith('--') && !['--reps', '--dir'].includes(args[i - 1]));
+if (args.includes('--all')) variants = ['shared', 'frag', 'xl'];
+if (variants.length === 0) variants = ['shared', 'frag'];
+
+if (!hasTool('thin_restore') || !hasTool('thin_ls')) {
+  console.error('bench: thin-provisioning-tools (thin_restore, thin_ls) are not installed; nothing to compare against');
+  process.exit(1);
+}
+ensureBuild();
+const { benchThinUsage } = await import('./thin-usage.js');
+
+const results = [];
+let failed = false;
+for (const v of variants) {
+  const meta = generatePool(v, dir, force);
+  const r = benchThinUsage(meta, { reps, label: v });
+  results.push(r);
+  const ok = r.identical && r.cliRssMb <= 150 && (v === 'xl' || r.cliRatio <= 0.25);
+  if (!r.identical) failed = true;
+  console.log(
+    `${v.padEnd(7)} ${r.devices} devices, ${r.mapped.toLocaleString('en')} mapped: thin_ls ${r.thinLsMs} ms (${r.thinLsRssMb} MB), ` +
+      `dminspect pool --json ${r.cliMs} ms (${r.cliRssMb} MB) → ratio ${r.cliRatio}; reader alone ${r.oursMs} ms (in-process ${r.oursInProcessMs} ms, ${r.oursRssMb} MB); ` +
+      `${r.blocksVerified} blocks verified; numbers ${r.identical ? 'identical' : 'DIFFER'}${ok ? '' : '  [target missed]'}`,
+  );
+}
+if (!args.includes('--thin-only')) {
+  const { runDockerListingBench } = await import('./docker-listing.js');
+  results.push({ label: 'docker-listing', ...runDockerListingBench() });
+}
+if (args.includes('--json')) console.log(JSON.stringify(results, null, 2));
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,321 @@
+/**
+ * Streams one thin device out of a pool's data file into an image: virtual block v of the device is
+ * data block d of the data file per the device's mapping tree; unmapped blocks read as zeros and are
+ * left as holes (sparse) or written as zeros. The image is cut at `size` bytes (the pool keeps no
+ * device size: the caller supplies it). The sha256 of the image is computed while writing (zeros
+ * hashed for holes), so nothing is read back.
+ *
+ * Memory is bounded: two reusable buffers (`bufferBytes` each) and a 1 MiB zero block, whatever the
+ * device size. Runs of the mapping are gathered into one buffer (several preads at their data offsets,
+ * one pwrite for a contiguous stretch of the image), and the next buffer is read while the current one
+ * is written and hashed. The data file is opened read-only.
+ *
+ * Knows nothing of Docker. Errors are DmiError: BAD_INPUT (size not a multiple of 512, a mapped block
+ * past the end of the data file, a mapping past the data space map — from ThinPool.mappingRuns),
+ * NOT_FOUND (unknown device id, missing data file), IO (a write failed: ENOSPC, EIO, ...; the caller
+ * removes the partial output).
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { DmiError, fsError } from '../errors.js';
+import type { ThinPool } from './pool.js';
+
+export const DEFAULT_COPY_BUFFER = 4 * 1024 * 1024;
+const ZERO = Buffer.alloc(1024 * 1024);
+
+export interface CopyProgress {
+  /** Image bytes produced so far (written or left as holes), in image order. */
+  done: number;
+  /** The image size. */
+  total: number;
+  /** Bytes read from the data file so far. */
+  copied: number;
+}
+
+export interface CopyDeviceOptions {
+  pool: ThinPool;
+  devId: number;
+  /** The pool's data file (or block device), opened read-only. */
+  dataPath: string;
+  /** Image size in bytes (a multiple of 512); mappings past it are not copied. */
+  size: number;
+  /** Output file descriptor, opened for writing; written with pwrite from offset 0. */
+  out: number;
+  /** Name of the output for messages. */
+  outName?: string;
+  /** Leave unmapped blocks as holes (ftruncate + skip). Default true; false writes zeros. */
+  sparse?: boolean;
+  /** Bytes per buffer (two are used). Default 4 MiB. */
+  bufferBytes?: number;
+  onProgress?: (p: CopyProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface CopyResult {
+  size: number;
+  sha256: string;
+  /** Bytes the device maps (all its mappings, also past `size`). */
+  mappedBytes: number;
+  /** Bytes read from the data file and written (mappings inside `size`). */
+  copiedBytes: number;
+  /** Unmapped stretches of the image (each one hole, whatever its length). */
+  holes: number;
+  holeBytes: number;
+  /** Coalesced mapping runs of the device. */
+  runs: number;
+  /** Bytes mapped at or past `size` (not copied). */
+  mappedPastEnd: number;
+  reads: number;
+  writes: number;
+}
+
+interface Read {
+  /** Offset in the batch buffer. */
+  at: number;
+  /** Byte offset in the data file. */
+  pos: number;
+  len: number;
+  dblock: number;
+  vblock: number;
+}
+
+/** A contiguous stretch [outPos, outPos+len) of the image, preceded by `zerosBefore` bytes of hole (sparse). */
+interface Batch {
+  zerosBefore: number;
+  outPos: number;
+  len: number;
+  reads: Read[];
+  /** [offset, length] in the batch buffer to zero (holes written as zeros). */
+  fills: [number, number][];
+}
+
+function readAsync(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.read(fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
+}
+
+function writeAsync(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.write(fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
+}
+
+/** Copies thin device `devId` into `out`; see the module comment. */
+export async function copyThinDevice(o: CopyDeviceOptions): Promise<CopyResult> {
+  const { pool, devId, dataPath, size } = o;
+  const outName = o.outName ?? `fd ${o.out}`;
+  if (!Number.isSafeInteger(size) || size < 0 || size % 512 !== 0) {
+    throw new DmiError('BAD_INPUT', `device size ${size} is not a non-negative multiple of 512 bytes`);
+  }
+  if (!pool.mappingRoots().some((r) => r.devId === devId)) {
+    throw new DmiError('NOT_FOUND', `thin device ${devId} is not in the pool's mapping tree (${pool.path})`);
+  }
+  const bs = pool.dataBlockBytes;
+  const bufBytes = Math.max(512, Math.floor((o.bufferBytes ?? DEFAULT_COPY_BUFFER) / 512) * 512);
+
+  let dataFd: number;
+  try {
+    dataFd = fs.openSync(dataPath, 'r');
+  } catch (e) {
+    throw fsError(e, dataPath, 'open');
+  }
+  const outSt = fs.fstatSync(o.out);
+  const dataSt = fs.fstatSync(dataFd);
+  // The size of a regular data file is known: check every mapped block against it before reading.
+  const dataSize = dataSt.isFile() ? dataSt.size : null;
+  const sparse = (o.sparse ?? true) && outSt.isFile();
+
+  const res: CopyResult = { size, sha256: '', mappedBytes: 0, copiedBytes: 0, holes: 0, holeBytes: 0, runs: 0, mappedPastEnd: 0, reads: 0, writes: 0 };
+  const pastEnd = (dblock: number, vblock: number) =>
+    new DmiError(
+      'BAD_INPUT',
+      `${dataPath}: data block ${dblock} (virtual block ${vblock} of thin device ${devId}) is past the end of the data file (${dataSize ?? 'short read'}${dataSize === null ? '' : ' bytes'}; ${bs} bytes per block)`,
+      { path: dataPath, dataBlock: dblock, virtualBlock: vblock },
+    );
+
+  /** Image stretches in order, each at most bufBytes. */
+  function* batches(): Generator<Batch> {
+    let pos = 0; // image bytes planned so far
+    let cur: Batch | null = null;
+    let pendingZeros = 0;
+    const newBatch = (at: number): Batch => {
+      const b: Batch = { zerosBefore: pendingZeros, outPos: at, len: 0, reads: [], fills: [] };
+      pendingZeros = 0;
+      return b;
+    };
+    const hole = (len: number): Batch[] => {
+      // Holes inside [pos, pos+len): counted, then either hashed-only (sparse) or zero-filled in batches.
+      const out: Batch[] = [];
+      if (len <= 0) return out;
+      res.holes++;
+      res.holeBytes += len;
+      if (sparse) {
+        if (cur) out.push(cur);
+        cur = null;
+        pendingZeros += len;
+      } else {
+        let left = len;
+        while (left > 0) {
+          if (!cur || cur.len === bufBytes) {
+            if (cur) out.push(cur);
+            cur = newBatch(pos);
+          }
+          const n = Math.min(left, bufBytes - cur.len);
+          cur.fills.push([cur.len, n]);
+          cur.len += n;
+          left -= n;
+          pos += n;
+        }
+        return out;
+      }
+      pos += len;
+      return out;
+    };
+    for (const run of pool.mappingRuns(devId)) {
+      res.runs++;
+      res.mappedBytes += run.length * bs;
+      const vStart = run.vblock * bs;
+      const vEnd = Math.min((run.vblock + run.length) * bs, size);
+      if (vStart >= size) {
+        res.mappedPastEnd += run.length * bs;
+        continue;
+      }
+      res.mappedPastEnd += (run.vblock + run.length) * bs - vEnd;
+      const dEnd = (run.dblock + run.length) * bs;
+      if (!Number.isSafeInteger(dEnd)) throw new DmiError('BAD_INPUT', `thin device ${devId}: data block ${run.dblock + run.length - 1} is beyond a safe byte offset`);
+      if (dataSize !== null && run.dblock * bs + (vEnd - vStart) > dataSize) {
+        // Name the first block that does not fit.
+        const first = Math.max(0, Math.floor((dataSize - run.dblock * bs) / bs));
+        throw pastEnd(run.dblock + first, run.vblock + first);
+      }
+      yield* hole(vStart - pos);
+      let v = vStart;
+      while (v < vEnd) {
+        if (!cur || cur.len === bufBytes) {
+          if (cur) yield cur;
+          cur = newBatch(v);
+        }
+        const n = Math.min(vEnd - v, bufBytes - cur.len);
+        const off = v - vStart;
+        cur.reads.push({ at: cur.len, pos: run.dblock * bs + off, len: n, dblock: run.dblock + Math.floor(off / bs), vblock: run.vblock + Math.floor(off / bs) });
+        cur.len += n;
+        v += n;
+        pos += n;
+        res.copiedBytes += n;
+      }
+    }
+    yield* hole(size - pos);
+    if (cur) yield cur;
+    if (pendingZeros > 0) yield newBatch(size);
+  }
+
+  const fill = async (buf: Buffer, b: Batch): Promise<void> => {
+    for (const [at, n] of b.fills) buf.fill(0, at, at + n);
+    await Promise.all(
+      b.reads.map(async (r) => {
+        let done = 0;
+        while (done < r.len) {
+          let got: number;
+          try {
+            got = await readAsync(dataFd, buf, r.at + done, r.len - done, r.pos + done);
+          } catch (e) {
+            throw fsError(e, dataPath);
+          }
+          res.reads++;
+          if (got === 0) throw pastEnd(r.dblock + Math.floor(done / bs), r.vblock + Math.floor(done / bs));
+          done += got;
+        }
+      }),
+    );
+  };
+
+  const write = async (buf: Buffer, b: Batch): Promise<void> => {
+    let done = 0;
+    while (done < b.len) {
+      let n: number;
+      try {
+        n = await writeAsync(o.out, buf, done, b.len - done, b.outPos + done);
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        if (err?.code === 'ENOSPC') throw new DmiError('IO', `${outName}: no space left on device (writing byte ${b.outPos + done} of ${size})`, { path: outName });
+        throw fsError(e, outName, 'write');
+      }
+      res.writes++;
+      if (n === 0) throw new DmiError('IO', `${outName}: write returned 0 at byte ${b.outPos + done}`, { path: outName });
+      done += n;
+    }
+  };
+
+  const hash = createHash('sha256');
+  /** Hashes the hole [at, at+n) as zeros, reporting progress every 64 MiB (a hole can be most of the image). */
+  const hashZeros = (at: number, n: number) => {
+    let since = 0;
+    while (n > 0) {
+      const k = Math.min(n, ZERO.length);
+      hash.update(ZERO.subarray(0, k));
+      n -= k;
+      at += k;
+      since += k;
+      if (since >= 64 * 1024 * 1024 && n > 0) {
+        since = 0;
+        if (o.signal?.aborted) throw new DmiError('IO', `${outName}: export interrupted`);
+        o.onProgress?.({ done: at, total: size, copied: res.copiedBytes });
+      }
+    }
+  };
+
+  const bufs = [Buffer.allocUnsafe(bufBytes), Buffer.allocUnsafe(bufBytes)];
+  const writing: (Promise<void> | null)[] = [null, null];
+  const inflight = new Set<Promise<unknown>>();
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    inflight.add(p);
+    p.then(
+      () => inflight.delete(p),
+      () => inflight.delete(p),
+    );
+    return p;
+  };
+  try {
+    if (sparse) {
+      try {
+        fs.ftruncateSync(o.out, 0);
+        fs.ftruncateSync(o.out, size);
+      } catch (e) {
+        throw fsError(e, outName, 'set the size of');
+      }
+    }
+    const it = batches();
+    let slot = 0;
+    let next = it.next();
+    let filling: Promise<void> | null = next.done ? null : track(fill(bufs[0]!, next.value));
+    let done = 0;
+    while (!next.done) {
+      if (o.signal?.aborted) throw new DmiError('IO', `${outName}: export interrupted`);
+      const b = next.value;
+      await filling;
+      const buf = bufs[slot]!;
+      writing[slot] = b.len > 0 ? track(write(buf, b)) : null;
+      // Read the next stretch into the other buffer (once that buffer's write is done) while this one is hashed.
+      next = it.next();
+      if (!next.done) {
+        const other = 1 - slot;
+        const prior = writing[other];
+        const nb = next.value;
+        filling = track((async () => {
+          if (prior) await prior;
+          await fill(bufs[other]!, nb);
+        })());
+      } else filling = null;
+      hashZeros(b.outPos - b.zerosBefore, b.zerosBefore);
+      if (b.len > 0) hash.update(buf.subarray(0, b.len));
+      done = b.outPos + b.len;
+      if (writing[slot]) await writing[slot];
+      o.onProgress?.({ done, total: size, copied: res.copiedBytes });
+      slot = 1 - slot;
+    }
+    if (done !== size) throw new Error(`copy planned ${done} bytes, expected ${size}`);
+    res.sha256 = hash.digest('hex');
+    return res;
+  } finally {
+    // Never close the descriptors under a read or write still running in the thread pool.
+    await Promise.allSettled([...inflight]);
+    fs.closeSync(dataFd);
+  }
+}

@@ -1,0 +1,74 @@
+/** Decoders on synthetic bytes (no thin-provisioning-tools needed). */
+import { describe, expect, it } from 'vitest';
+import { DmiError } from '../../src/errors.js';
+import { blockChecksum, identifyBlock, SALT, verifyBlock } from '../../src/thin/checksum.js';
+import { decodeNodeHeader, expectedMaxEntries } from '../../src/thin/btree.js';
+import { bitmapEntry, countBitmap, decodeIndexEntry } from '../../src/thin/space-map.js';
+import { decodeDeviceDetails } from '../../src/thin/details.js';
+
+function block(n: number, kind: keyof typeof SALT, fill?: (b: Buffer) => void): Buffer {
+  const b = Buffer.alloc(4096);
+  b.writeUInt32LE(n, 8);
+  fill?.(b);
+  b.writeUInt32LE(blockChecksum(b, kind), 0);
+  return b;
+}
+
+describe('thin decoders', () => {
+  it('checksum: CRC-32C of bytes 4.. XOR salt; the salt identifies the block type', () => {
+    for (const kind of Object.keys(SALT) as (keyof typeof SALT)[]) {
+      const b = block(7, kind, (x) => x.fill(0x33, 100, 200));
+      expect(identifyBlock(b)).toBe(kind);
+      expect(() => verifyBlock(b, 7, kind)).not.toThrow();
+      expect(() => verifyBlock(b, 8, kind)).toThrow(/block number mismatch/);
+      b[300] = 1;
+      expect(() => verifyBlock(b, 7, kind)).toThrow(DmiError);
+    }
+    // Zero block with blocknr 0: raw CRC-32C (no final inversion) of 4092 zero bytes.
+    const z = Buffer.alloc(4096);
+    expect(identifyBlock(z)).toBeNull();
+  });
+
+  it('max_entries per value size as the kernel computes them', () => {
+    expect([8, 16, 24, 4].map(expectedMaxEntries)).toEqual([252, 168, 126, 336]);
+  });
+
+  it('node header checks', () => {
+    const leaf = block(3, 'btree', (b) => {
+      b.writeUInt32LE(2, 4);
+      b.writeUInt32LE(2, 16);
+      b.writeUInt32LE(126, 20);
+      b.writeUInt32LE(24, 24);
+    });
+    expect(decodeNodeHeader(leaf, 3, 'details', 24)).toMatchObject({ isLeaf: true, nrEntries: 2, maxEntries: 126, valuesOffset: 32 + 8 * 126 });
+    expect(() => decodeNodeHeader(leaf, 3, 'mapping', 8)).toThrow(/btree node 3 \(mapping\): value size 24/);
+  });
+
+  it('bitmap entries: bit 2s is the high bit, 2s+1 the low bit; counts of used and overflow', () => {
+    const b = Buffer.alloc(4096);
+    // entry 0 = 1 (low bit = bit 1), entry 1 = 2 (high bit = bit 2), entry 2 = 3 (bits 4, 5), entry 16 = 1 (next u32, bit 1)
+    b.writeUInt32LE((1 << 1) | (1 << 2) | (1 << 4) | (1 << 5), 16);
+    b.writeUInt32LE(1 << 1, 20);
+    expect([0, 1, 2, 3, 16].map((e) => bitmapEntry(b, e))).toEqual([1, 2, 3, 0, 1]);
+    expect(countBitmap(b, 16320)).toEqual({ used: 4, overflow: 1 });
+    expect(countBitmap(b, 16)).toEqual({ used: 3, overflow: 1 });
+    expect(countBitmap(b, 2)).toEqual({ used: 2, overflow: 0 });
+  });
+
+  it('index entry and device details', () => {
+    const b = Buffer.alloc(64);
+    b.writeUInt32LE(99, 0);
+    b.writeUInt32LE(5, 8);
+    b.writeUInt32LE(6, 12);
+    expect(decodeIndexEntry(b, 0, 'x')).toEqual({ blockNr: 99, nrFree: 5, noneFreeBefore: 6 });
+    const d = Buffer.alloc(24);
+    d.writeUInt32LE(10, 0);
+    d.writeUInt32LE(1, 4);
+    d.writeUInt32LE(3, 8);
+    d.writeUInt32LE(4, 16);
+    d.writeUInt32LE(5, 20);
+    expect(decodeDeviceDetails(2, d, 0, 'x')).toEqual({ devId: 2, mappedBlocks: 2 ** 32 + 10, transactionId: 3, creationTime: 4, snapshottedTime: 5 });
+    d.writeUInt32LE(0xffffffff, 4);
+    expect(() => decodeDeviceDetails(2, d, 0, 'leaf 9')).toThrow(/leaf 9: device 2 mapped_blocks is too large/);
+  });
+});
