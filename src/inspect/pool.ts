@@ -49,20 +49,36 @@ export interface SpaceFacts {
   usedPercent: number;
 }
 
-export interface PoolDevice {
+/** A device's usage in the pool, in data blocks and bytes (as thin_ls counts them). */
+export interface DeviceUsageView {
   deviceId: number;
-  role: DeviceRole | 'orphan' | 'unknown';
-  /** Who it is to Docker, in words ("container web", "image layer of busybox:latest", "orphan"). */
-  owner: string;
-  hash: string | null;
-  containerId: string | null;
-  containerName: string | null;
   mappedBlocks: number;
   exclusiveBlocks: number;
   sharedBlocks: number;
   mappedBytes: number;
   exclusiveBytes: number;
   sharedBytes: number;
+}
+
+export function usageView(deviceId: number, u: { mapped: number; exclusive: number; shared: number }, blockBytes: number): DeviceUsageView {
+  return {
+    deviceId,
+    mappedBlocks: u.mapped,
+    exclusiveBlocks: u.exclusive,
+    sharedBlocks: u.shared,
+    mappedBytes: u.mapped * blockBytes,
+    exclusiveBytes: u.exclusive * blockBytes,
+    sharedBytes: u.shared * blockBytes,
+  };
+}
+
+export interface PoolDevice extends DeviceUsageView {
+  role: DeviceRole | 'orphan' | 'unknown';
+  /** Who it is to Docker, in words ("container web", "image layer of busybox:latest", "orphan"). */
+  owner: string;
+  hash: string | null;
+  containerId: string | null;
+  containerName: string | null;
   transactionId: number;
   creationTime: number;
   snapTime: number;
@@ -176,15 +192,9 @@ function audit(pool: ThinPool, root: DockerRoot | null, metadataFile: string, da
     const u = usage.get(id) ?? { mapped: d.mappedBlocks, exclusive: 0, shared: d.mappedBlocks };
     const rec = byId.get(id);
     devices.push({
-      deviceId: id,
+      ...usageView(id, u, bs),
       ...describeOwner(model, rec),
       hash: rec ? rec.hash : null,
-      mappedBlocks: u.mapped,
-      exclusiveBlocks: u.exclusive,
-      sharedBlocks: u.shared,
-      mappedBytes: u.mapped * bs,
-      exclusiveBytes: u.exclusive * bs,
-      sharedBytes: u.shared * bs,
       transactionId: d.transactionId,
       creationTime: d.creationTime,
       snapTime: d.snapshottedTime,
@@ -341,16 +351,6 @@ export function sortDevices(devices: PoolDevice[], field: SortField): PoolDevice
   });
 }
 
-export interface DeviceUsageView {
-  deviceId: number;
-  mappedBlocks: number;
-  exclusiveBlocks: number;
-  sharedBlocks: number;
-  mappedBytes: number;
-  exclusiveBytes: number;
-  sharedBytes: number;
-}
-
 /**
  * Mapped / exclusive / shared of some devices, from the pool metadata of the root (or --metadata). Null when the
  * root has no loop-lvm metadata and none was named.
@@ -364,7 +364,7 @@ export function deviceUsage(root: DockerRoot, ids: number[], opts: PoolOptions =
     const out = new Map<number, DeviceUsageView | null>();
     for (const id of ids) {
       const u = usage.get(id);
-      out.set(id, u ? { deviceId: id, mappedBlocks: u.mapped, exclusiveBlocks: u.exclusive, sharedBlocks: u.shared, mappedBytes: u.mapped * bs, exclusiveBytes: u.exclusive * bs, sharedBytes: u.shared * bs } : null);
+      out.set(id, u ? usageView(id, u, bs) : null);
     }
     return out;
   } finally {
