@@ -1,6 +1,9 @@
+import * as path from 'node:path';
 import { Option, type Command } from 'commander';
+import { resolveNaming } from '../../docker/naming.js';
 import { DockerRoot } from '../../docker/root.js';
 import { DmiError } from '../../errors.js';
+import { errorLabel, readLastSuccess, renderFailureMetrics, renderMetrics, TEXTFILE_NAME, writeTextfileAtomic } from '../../inspect/metrics.js';
 import { poolAudit, SORT_FIELDS, sortDevices, type PoolReport, type SortField, type SpaceFacts } from '../../inspect/pool.js';
 import { humanBytes } from '../../util/units.js';
 import { addCommonOptions, namingOptions, type CommonOptions } from '../options.js';
@@ -12,7 +15,12 @@ interface PoolCliOptions extends CommonOptions {
   metadataSnap?: boolean;
   sort: SortField;
   top?: string;
+  format: PoolFormat;
+  textfile?: string;
 }
+
+export const POOL_FORMATS = ['table', 'json', 'prometheus'] as const;
+export type PoolFormat = (typeof POOL_FORMATS)[number];
 
 function spaceLine(s: SpaceFacts, unit: string): string {
   return `${humanBytes(s.usedBytes)} of ${humanBytes(s.totalBytes)} used (${s.usedPercent}%), ${humanBytes(s.freeBytes)} free — ${s.usedBlocks}/${s.totalBlocks} ${unit} blocks`;
@@ -60,24 +68,72 @@ export function register(program: Command, io: Out): void {
     .option('--metadata-snap', 'read the held metadata snapshot (after dmsetup message <pool> 0 reserve_metadata_snap)')
     .addOption(new Option('--sort <field>', 'sort devices by').choices([...SORT_FIELDS]).default('exclusive'))
     .option('--top <n>', 'show only the first N devices')
-    .action((opts: PoolCliOptions, cmd: Command) => {
-      const rootGiven = cmd.getOptionValueSource('root') !== 'default';
-      let root: DockerRoot | null = null;
-      if (rootGiven || !opts.metadata) root = DockerRoot.open(opts.root);
-      else {
-        try {
-          root = DockerRoot.open(opts.root);
-        } catch {
-          root = null; // --metadata alone: no Docker root to join with
-        }
+    .addOption(new Option('--format <format>', 'output format (--json is --format json)').choices([...POOL_FORMATS]).default('table'))
+    .option('--textfile <dir>', `write Prometheus metrics to <dir>/${TEXTFILE_NAME} atomically, for node_exporter's textfile collector (prints nothing else unless --format or --json is given)`)
+    .action((opts: PoolCliOptions, cmd: Command) => runPool(opts, cmd, io));
+}
+
+function openRootFor(opts: PoolCliOptions, cmd: Command): DockerRoot | null {
+  const rootGiven = cmd.getOptionValueSource('root') !== 'default';
+  if (rootGiven || !opts.metadata) return DockerRoot.open(opts.root);
+  try {
+    return DockerRoot.open(opts.root);
+  } catch {
+    return null; // --metadata alone: no Docker root to join with
+  }
+}
+
+/** The pool's name for the `pool` label when the audit failed: as the audit would have named it, if it can. */
+function poolNameAfterFailure(opts: PoolCliOptions, cmd: Command): string | null {
+  try {
+    const root = openRootFor(opts, cmd);
+    if (root) return resolveNaming(root.root, namingOptions(opts)).poolName;
+  } catch {
+    // the root itself is what failed
+  }
+  return opts.pool ?? null;
+}
+
+function runPool(opts: PoolCliOptions, cmd: Command, io: Out): void {
+  const started = process.hrtime.bigint();
+  const formatGiven = cmd.getOptionValueSource('format') === 'cli' || !!opts.json;
+  if (opts.json && cmd.getOptionValueSource('format') === 'cli' && opts.format !== 'json') {
+    throw new DmiError('USAGE', `--json and --format ${opts.format}: choose one`);
+  }
+  const format: PoolFormat = opts.json ? 'json' : opts.format;
+  if (opts.top !== undefined && !/^\d+$/.test(opts.top)) throw new DmiError('USAGE', `--top ${JSON.stringify(opts.top)}: expected a number`);
+  const textfileDir = opts.textfile === undefined ? null : path.resolve(opts.textfile);
+  const metricsWanted = textfileDir !== null || format === 'prometheus';
+  const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
+
+  let report: PoolReport;
+  try {
+    report = poolAudit(openRootFor(opts, cmd), { ...namingOptions(opts), metadata: opts.metadata, data: opts.data, metadataSnap: opts.metadataSnap });
+  } catch (e) {
+    if (!metricsWanted) throw e;
+    // The pool cannot be read: the metrics still say so (dminspect_up 0), and the exit status is the error's.
+    const lastSuccess = textfileDir === null ? null : readLastSuccess(path.join(textfileDir, TEXTFILE_NAME));
+    const text = renderFailureMetrics(poolNameAfterFailure(opts, cmd), errorLabel(e), { durationSeconds: seconds(), lastSuccessSeconds: lastSuccess });
+    if (textfileDir !== null) {
+      try {
+        writeTextfileAtomic(textfileDir, text);
+      } catch (w) {
+        if (e instanceof DmiError) io.err(`dminspect: ${e.message}`);
+        throw w;
       }
-      const report = poolAudit(root, { ...namingOptions(opts), metadata: opts.metadata, data: opts.data, metadataSnap: opts.metadataSnap });
-      report.devices = sortDevices(report.devices, opts.sort);
-      if (opts.top !== undefined) {
-        if (!/^\d+$/.test(opts.top)) throw new DmiError('USAGE', `--top ${JSON.stringify(opts.top)}: expected a number`);
-        report.devices = report.devices.slice(0, Number(opts.top));
-      }
-      if (opts.json) printJson(io, report);
-      else io.out(renderPool(report));
-    });
+    }
+    if (format === 'prometheus' && (formatGiven || textfileDir === null)) io.out(text);
+    throw e;
+  }
+  report.devices = sortDevices(report.devices, opts.sort);
+  if (opts.top !== undefined) report.devices = report.devices.slice(0, Number(opts.top));
+  let text: string | null = null;
+  if (metricsWanted) {
+    text = renderMetrics(report, { durationSeconds: seconds(), lastSuccessSeconds: Date.now() / 1000 }, report.poolName ?? opts.pool ?? null);
+    if (textfileDir !== null) writeTextfileAtomic(textfileDir, text);
+  }
+  if (textfileDir !== null && !formatGiven) return;
+  if (format === 'json') printJson(io, report);
+  else if (format === 'prometheus') io.out(text!);
+  else io.out(renderPool(report));
 }
