@@ -6,6 +6,7 @@ import * as containersCmd from './commands/containers.js';
 import * as devicesCmd from './commands/devices.js';
 import * as installTimerCmd from './commands/install-timer.js';
 import * as liveCmd from './commands/live.js';
+import * as lvmCmd from './commands/lvm.js';
 import * as poolCmd from './commands/pool.js';
 import { stdio, type Out } from './render.js';
 
@@ -18,7 +19,7 @@ export function buildProgram(io: Out = stdio): Command {
     .showHelpAfterError(false)
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
-  for (const cmd of [containerCmd, containersCmd, devicesCmd, poolCmd, liveCmd, installTimerCmd]) cmd.register(program, io);
+  for (const cmd of [containerCmd, containersCmd, devicesCmd, poolCmd, liveCmd, lvmCmd, installTimerCmd]) cmd.register(program, io);
   for (const c of program.commands) c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   return program;
 }

@@ -1,18 +1,41 @@
 /**
- * Reads 4 KiB metadata blocks from a file descriptor opened read-only: a regular file, a block
- * device, or a byte range inside a disk image (`offset` + `length`). Reads are done in chunks
- * (`chunkBlocks` blocks at a time) kept in a bounded LRU cache, so a tree walk that touches nearby
+ * Reads 4 KiB metadata blocks from files opened read-only: a regular file, a block device, a byte range
+ * inside a disk image (`offset` + `length`), or a logical byte space made of several (offset, length)
+ * extents of one or more files (`extents`: an LVM logical volume inside disk images). Reads are done in
+ * chunks (`chunkBlocks` blocks at a time) kept in a bounded LRU cache, so a tree walk that touches nearby
  * blocks costs few system calls and memory stays bounded whatever the metadata size.
  */
 import * as fs from 'node:fs';
 import { DmiError, fsError } from '../errors.js';
 import { BLOCK_SIZE } from './checksum.js';
 
+/** A byte range of a file: `length` bytes at byte `offset` of `path` (default: the path given to open). */
+export interface Extent {
+  path?: string;
+  offset: number;
+  length: number;
+}
+
+/** An extent placed in a logical byte space: logical bytes [at, at + length) are `path` bytes [offset, offset + length). */
+export interface PlacedExtent {
+  path: string;
+  offset: number;
+  length: number;
+  at: number;
+}
+
 export interface BlockSourceOptions {
-  /** Byte offset of the metadata inside the file or device (default 0). */
+  /** Byte offset of the metadata inside the file or device, or inside the `extents` space (default 0). */
   offset?: number;
-  /** Byte length of the metadata (default: from the offset to the end of the file or device). */
+  /** Byte length of the metadata (default: from the offset to the end of the file, device or `extents`). */
   length?: number;
+  /**
+   * The logical byte space is these extents, in order, concatenated (each one a byte range of `path`, or of
+   * the path given to open). `offset` / `length` then select inside that space.
+   */
+  extents?: Extent[];
+  /** Name used in messages instead of the path (e.g. `disk.img: docker/thinpool_tmeta`). */
+  label?: string;
   /** Blocks per read (default 64 = 256 KiB). */
   chunkBlocks?: number;
   /** Upper bound of the chunk cache in bytes (default 8 MiB). */
@@ -26,54 +49,143 @@ export interface BlockSourceStats {
   bytesRead: number;
 }
 
+/**
+ * A logical byte space made of extents of files, in order. Pure arithmetic (opens nothing): `pieces(pos,
+ * len)` says which file ranges hold logical bytes [pos, pos + len). For exporters reading an LVM data LV.
+ */
+export class ExtentMap {
+  readonly extents: readonly PlacedExtent[];
+  readonly length: number;
+
+  constructor(extents: readonly Extent[], defaultPath?: string) {
+    const placed: PlacedExtent[] = [];
+    let at = 0;
+    for (const e of extents) {
+      const path = e.path ?? defaultPath;
+      if (path === undefined) throw new DmiError('USAGE', 'extent without a path');
+      if (!Number.isSafeInteger(e.offset) || e.offset < 0) throw new DmiError('USAGE', `${path}: bad extent offset ${e.offset}`);
+      if (!Number.isSafeInteger(e.length) || e.length < 0) throw new DmiError('USAGE', `${path}: bad extent length ${e.length}`);
+      if (e.length === 0) continue;
+      const last = placed[placed.length - 1];
+      if (last && last.path === path && last.offset + last.length === e.offset) last.length += e.length;
+      else placed.push({ path, offset: e.offset, length: e.length, at });
+      at += e.length;
+      if (!Number.isSafeInteger(at)) throw new DmiError('USAGE', 'extents add up to more than 2^53 bytes');
+    }
+    this.extents = placed;
+    this.length = at;
+  }
+
+  /** Index of the extent holding logical byte `pos` (pos < length). */
+  private find(pos: number): number {
+    let lo = 0;
+    let hi = this.extents.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.extents[mid]!.at <= pos) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /** The file ranges holding logical bytes [pos, pos + len), in order (`at` is the logical position of each piece). */
+  *pieces(pos: number, len: number): Generator<PlacedExtent> {
+    if (!(pos >= 0 && len >= 0 && pos + len <= this.length)) {
+      throw new DmiError('BAD_INPUT', `range ${pos}+${len} is past the end of the extents (${this.length} bytes)`);
+    }
+    if (len === 0) return;
+    let i = this.find(pos);
+    let p = pos;
+    const end = pos + len;
+    while (p < end) {
+      const e = this.extents[i++]!;
+      const skip = p - e.at;
+      const n = Math.min(e.length - skip, end - p);
+      yield { path: e.path, offset: e.offset + skip, length: n, at: p };
+      p += n;
+    }
+  }
+}
+
 export class BlockSource {
+  /** The file path, or the `label` given (used in messages). */
   readonly path: string;
   /** Whole 4 KiB blocks available. */
   readonly nrBlocks: number;
   readonly stats: BlockSourceStats = { reads: 0, bytesRead: 0 };
-  private fd: number | null;
+  private fds: Map<string, number> | null;
+  private readonly map: ExtentMap;
   private readonly base: number;
   private readonly chunkBlocks: number;
   private readonly maxChunks: number;
   private readonly chunks = new Map<number, Buffer>();
 
-  private constructor(path: string, fd: number, base: number, nrBlocks: number, chunkBlocks: number, maxChunks: number) {
+  private constructor(
+    path: string, fds: Map<string, number>, map: ExtentMap, base: number, nrBlocks: number, chunkBlocks: number, maxChunks: number,
+  ) {
     this.path = path;
-    this.fd = fd;
+    this.fds = fds;
+    this.map = map;
     this.base = base;
     this.nrBlocks = nrBlocks;
     this.chunkBlocks = chunkBlocks;
     this.maxChunks = maxChunks;
   }
 
-  /** Opens `path` read-only. Throws NOT_FOUND / PERMISSION / BAD_INPUT (range outside the file). */
+  /** Opens `path` (and every extent's file) read-only. Throws NOT_FOUND / PERMISSION / BAD_INPUT (range outside the file). */
   static open(path: string, opts: BlockSourceOptions = {}): BlockSource {
-    let fd: number;
+    const fds = new Map<string, number>();
+    const sizes = new Map<string, number>();
+    const openOne = (p: string): void => {
+      if (fds.has(p)) return;
+      let fd: number;
+      try {
+        fd = fs.openSync(p, 'r');
+      } catch (e) {
+        throw fsError(e, p, 'open');
+      }
+      fds.set(p, fd);
+      try {
+        const st = fs.fstatSync(fd);
+        if (st.isDirectory()) throw new DmiError('BAD_INPUT', `${p}: is a directory, expected a metadata file or device`);
+        sizes.set(p, st.isBlockDevice() || st.isCharacterDevice() ? probeSize(fd) : st.size);
+      } catch (e) {
+        throw fsError(e, p);
+      }
+    };
     try {
-      fd = fs.openSync(path, 'r');
-    } catch (e) {
-      throw fsError(e, path, 'open');
-    }
-    try {
-      const st = fs.fstatSync(fd);
-      if (st.isDirectory()) throw new DmiError('BAD_INPUT', `${path}: is a directory, expected a metadata file or device`);
-      const size = st.isBlockDevice() || st.isCharacterDevice() ? probeSize(fd) : st.size;
+      openOne(path);
+      let map: ExtentMap;
+      if (opts.extents) {
+        map = new ExtentMap(opts.extents, path);
+        for (const e of map.extents) {
+          openOne(e.path);
+          const size = sizes.get(e.path)!;
+          if (e.offset + e.length > size) {
+            throw new DmiError('BAD_INPUT', `${e.path}: range ${e.offset}+${e.length} is past the end (${size} bytes)`);
+          }
+        }
+      } else {
+        map = new ExtentMap([{ path, offset: 0, length: sizes.get(path)! }]);
+      }
+      const name = opts.label ?? path;
+      const size = map.length;
       const base = opts.offset ?? 0;
       if (!Number.isSafeInteger(base) || base < 0) throw new DmiError('USAGE', `bad metadata offset ${base}`);
-      if (base > size) throw new DmiError('BAD_INPUT', `${path}: offset ${base} is past the end (${size} bytes)`);
+      if (base > size) throw new DmiError('BAD_INPUT', `${name}: offset ${base} is past the end (${size} bytes)`);
       let length = size - base;
       if (opts.length !== undefined) {
         if (!Number.isSafeInteger(opts.length) || opts.length < 0) throw new DmiError('USAGE', `bad metadata length ${opts.length}`);
         if (opts.length > length) {
-          throw new DmiError('BAD_INPUT', `${path}: range ${base}+${opts.length} is past the end (${size} bytes)`);
+          throw new DmiError('BAD_INPUT', `${name}: range ${base}+${opts.length} is past the end (${size} bytes)`);
         }
         length = opts.length;
       }
       const chunkBlocks = Math.max(1, Math.floor(opts.chunkBlocks ?? 64));
       const maxChunks = Math.max(2, Math.floor((opts.cacheBytes ?? 8 * 1024 * 1024) / (chunkBlocks * BLOCK_SIZE)));
-      return new BlockSource(path, fd, base, Math.floor(length / BLOCK_SIZE), chunkBlocks, maxChunks);
+      return new BlockSource(name, fds, map, base, Math.floor(length / BLOCK_SIZE), chunkBlocks, maxChunks);
     } catch (e) {
-      fs.closeSync(fd);
+      for (const fd of fds.values()) fs.closeSync(fd);
       throw fsError(e, path);
     }
   }
@@ -105,7 +217,8 @@ export class BlockSource {
   }
 
   private load(c: number): Buffer {
-    if (this.fd === null) throw new DmiError('IO', `${this.path}: metadata source is closed`);
+    const fds = this.fds;
+    if (fds === null) throw new DmiError('IO', `${this.path}: metadata source is closed`);
     const first = c * this.chunkBlocks;
     const count = Math.min(this.chunkBlocks, this.nrBlocks - first);
     const bytes = count * BLOCK_SIZE;
@@ -119,19 +232,24 @@ export class BlockSource {
       // Own ArrayBuffer per chunk: blocks are 4-byte aligned for Uint32Array views.
       buf = Buffer.from(new ArrayBuffer(this.chunkBlocks * BLOCK_SIZE));
     }
-    let done = 0;
-    while (done < bytes) {
-      let got: number;
-      try {
-        got = fs.readSync(this.fd, buf, done, bytes - done, this.base + first * BLOCK_SIZE + done);
-      } catch (e) {
-        throw fsError(e, this.path);
+    const start = this.base + first * BLOCK_SIZE;
+    for (const piece of this.map.pieces(start, bytes)) {
+      const fd = fds.get(piece.path)!;
+      let done = 0;
+      while (done < piece.length) {
+        let got: number;
+        try {
+          got = fs.readSync(fd, buf, piece.at - start + done, piece.length - done, piece.offset + done);
+        } catch (e) {
+          throw fsError(e, piece.path);
+        }
+        this.stats.reads++;
+        if (got === 0) {
+          const block = first + Math.floor((piece.at - start + done) / BLOCK_SIZE);
+          throw new DmiError('BAD_INPUT', `${this.path}: truncated while reading block ${block}${piece.path !== this.path ? ` (${piece.path} at byte ${piece.offset + done})` : ''}`);
+        }
+        done += got;
       }
-      this.stats.reads++;
-      if (got === 0) {
-        throw new DmiError('BAD_INPUT', `${this.path}: truncated while reading block ${first + Math.floor(done / BLOCK_SIZE)}`);
-      }
-      done += got;
     }
     this.stats.bytesRead += bytes;
     this.chunks.set(c, buf);
@@ -144,16 +262,16 @@ export class BlockSource {
   }
 
   close(): void {
-    if (this.fd !== null) {
-      fs.closeSync(this.fd);
-      this.fd = null;
+    if (this.fds !== null) {
+      for (const fd of this.fds.values()) fs.closeSync(fd);
+      this.fds = null;
     }
     this.chunks.clear();
   }
 }
 
 /** Size of a device opened as `fd` (fstat says 0): the largest offset a 1-byte read still succeeds at. */
-function probeSize(fd: number): number {
+export function probeSize(fd: number): number {
   const one = Buffer.alloc(1);
   const readable = (pos: number): boolean => {
     try {
