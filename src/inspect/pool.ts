@@ -10,6 +10,7 @@ import type { DockerRoot } from '../docker/root.js';
 import { resolveNaming, type NamingOptions } from '../docker/naming.js';
 import { DmiError } from '../errors.js';
 import { openPool, type ThinPool } from '../thin/index.js';
+import { locateLvmPool, openLvmPoolMetadata, poolFindings, type LvmFinding, type LvmFindingKind, type LvmThinPool } from './lvm-pool.js';
 import { humanBytes, percent } from '../util/units.js';
 import { loadModel, ownerOf, type DeviceRole, type Model } from './model.js';
 
@@ -32,7 +33,7 @@ export type FindingKind =
   | 'bad-record';
 
 export interface Finding {
-  kind: FindingKind;
+  kind: FindingKind | LvmFindingKind;
   severity: Severity;
   message: string;
   evidence: Record<string, unknown>;
@@ -105,9 +106,13 @@ export interface PoolReport {
   findings: Finding[];
   /** Problems the space maps reported (counters vs bitmaps). */
   spaceMapProblems: string[];
+  /** Direct-lvm: the LVM thin pool the metadata was read from (`--image`). */
+  lvm: { vg: string; lv: string; dmName: string; transactionId: number; chunkSizeBytes: number; metadataLv: string; dataLv: string } | null;
 }
 
 export interface PoolOptions extends NamingOptions {
+  /** Disk images holding an LVM thin pool (direct-lvm): the pool's _tmeta / _tdata are read through LVM's extents. */
+  images?: string[];
   metadata?: string;
   data?: string;
   metadataSnap?: boolean;
@@ -128,20 +133,46 @@ export function loopFiles(root: string): { metadata: string; data: string } {
   return { metadata: path.join(root, 'devicemapper', 'devicemapper', 'metadata'), data: path.join(root, 'devicemapper', 'devicemapper', 'data') };
 }
 
-export function openRootPool(root: DockerRoot | null, opts: PoolOptions): { pool: ThinPool; metadataFile: string; dataFile: string | null } {
+export interface PoolSource {
+  pool: ThinPool;
+  /** The metadata file, or for an LVM pool `image: vg/lv_tmeta`. */
+  metadataFile: string;
+  dataFile: string | null;
+  lvm: LvmThinPool | null;
+  lvmFindings: LvmFinding[];
+}
+
+/** The LVM pool name to look for: --pool, dm.thinpooldev, or direct-lvm's docker-thinpool; null: the only one. */
+function lvmPoolName(root: DockerRoot | null, opts: PoolOptions): string | null {
+  if (opts.pool) return opts.pool;
+  if (!root) return null;
+  const n = resolveNaming(root.root, opts);
+  return n.externalPool ? n.poolName : null;
+}
+
+export function openRootPool(root: DockerRoot | null, opts: PoolOptions): PoolSource {
+  if (opts.images?.length && !opts.metadata) {
+    const { pool: lvm, findings } = locateLvmPool(opts.images, { pool: lvmPoolName(root, opts) });
+    const label = lvm.metadata?.label ?? `${lvm.vg}/${lvm.metadataLv}`;
+    try {
+      return { pool: openLvmPoolMetadata(lvm, { metadataSnap: opts.metadataSnap }), metadataFile: label, dataFile: lvm.data?.label ?? null, lvm, lvmFindings: findings };
+    } catch (e) {
+      throw namingFile(e, label);
+    }
+  }
   let metadataFile = opts.metadata;
   let dataFile = opts.data ?? null;
   if (!metadataFile) {
-    if (!root) throw new DmiError('USAGE', 'name the pool metadata with --metadata FILE, or a Docker root with --root');
+    if (!root) throw new DmiError('USAGE', 'name the pool metadata with --metadata FILE, the disk images of a direct-lvm host with --image, or a Docker root with --root');
     const files = loopFiles(root.root);
     if (!fs.existsSync(files.metadata)) {
-      throw new DmiError('NOT_FOUND', `${files.metadata}: no loop-lvm pool metadata (an external or direct-lvm pool keeps it in an LV: pass --metadata <tmeta device or file>)`);
+      throw new DmiError('NOT_FOUND', `${files.metadata}: no loop-lvm pool metadata (a direct-lvm or external pool keeps it in an LV: pass --image <disk image> (repeatable), or --metadata <tmeta device or file>)`);
     }
     metadataFile = files.metadata;
     dataFile ??= fs.existsSync(files.data) ? files.data : null;
   }
   try {
-    return { pool: openPool(metadataFile, { metadataSnap: opts.metadataSnap }), metadataFile, dataFile };
+    return { pool: openPool(metadataFile, { metadataSnap: opts.metadataSnap }), metadataFile, dataFile, lvm: null, lvmFindings: [] };
   } catch (e) {
     throw namingFile(e, metadataFile);
   }
@@ -165,9 +196,10 @@ function namingFile(e: unknown, file: string): unknown {
 }
 
 export function poolAudit(root: DockerRoot | null, opts: PoolOptions = {}): PoolReport {
-  const { pool, metadataFile, dataFile } = openRootPool(root, opts);
+  const src = openRootPool(root, opts);
+  const { pool, metadataFile } = src;
   try {
-    return audit(pool, root, metadataFile, dataFile, opts);
+    return audit(pool, root, src, opts);
   } catch (e) {
     throw namingFile(e, metadataFile);
   } finally {
@@ -175,7 +207,8 @@ export function poolAudit(root: DockerRoot | null, opts: PoolOptions = {}): Pool
   }
 }
 
-function audit(pool: ThinPool, root: DockerRoot | null, metadataFile: string, dataFile: string | null, opts: PoolOptions): PoolReport {
+function audit(pool: ThinPool, root: DockerRoot | null, src: PoolSource, opts: PoolOptions): PoolReport {
+  const { metadataFile, dataFile, lvm } = src;
   const sb = pool.superblock;
   const bs = pool.dataBlockBytes;
   const details = pool.devices();
@@ -310,13 +343,15 @@ function audit(pool: ThinPool, root: DockerRoot | null, metadataFile: string, da
     for (const p of records.problems) findings.push({ kind: 'bad-record', severity: 'warning', message: p.message, evidence: { file: p.file }, remedy: 'inspect the file; Docker may fail to start on it' });
   }
 
+  if (lvm) findings.push(...src.lvmFindings, ...poolFindings(lvm, pool).findings);
+
   const order: Record<Severity, number> = { critical: 0, warning: 1, info: 2 };
   findings.sort((a, b) => order[a.severity] - order[b.severity]);
   return {
     metadataFile,
     dataFile,
     root: root?.root ?? null,
-    poolName: naming?.poolName ?? null,
+    poolName: lvm?.dmName ?? naming?.poolName ?? null,
     metadataSnap: !!opts.metadataSnap,
     version: sb.version,
     time: sb.time,
@@ -330,6 +365,7 @@ function audit(pool: ThinPool, root: DockerRoot | null, metadataFile: string, da
     devices,
     findings,
     spaceMapProblems: [...sm.data.problems, ...sm.metadata.problems],
+    lvm: lvm ? { vg: lvm.vg, lv: lvm.lv, dmName: lvm.dmName, transactionId: lvm.transactionId, chunkSizeBytes: lvm.chunkSizeBytes, metadataLv: lvm.metadataLv, dataLv: lvm.dataLv } : null,
   };
 }
 
@@ -356,7 +392,7 @@ export function sortDevices(devices: PoolDevice[], field: SortField): PoolDevice
  * root has no loop-lvm metadata and none was named.
  */
 export function deviceUsage(root: DockerRoot, ids: number[], opts: PoolOptions = {}): Map<number, DeviceUsageView | null> | null {
-  if (!opts.metadata && !fs.existsSync(loopFiles(root.root).metadata)) return null;
+  if (!opts.metadata && !opts.images?.length && !fs.existsSync(loopFiles(root.root).metadata)) return null;
   const { pool } = openRootPool(root, opts);
   try {
     const usage = pool.usage();

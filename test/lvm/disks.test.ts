@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli, cliJson } from '../support/cli.js';
 import { register } from '../../src/cli/commands/lvm.js';
 import { EXIT_CODES, isDmiError } from '../../src/errors.js';
 import { checkLvmPool, findThinPool, locateLvmPool, lvmListing, openLvmPoolMetadata } from '../../src/inspect/lvm-pool.js';
@@ -254,6 +255,24 @@ describe.skipIf(!hasLvm || !hasSfdisk)('real LVM disks (pvcreate/vgcreate/lvcrea
     const [piece] = [...map.pieces(x, 100)];
     const second = lvmRanges('docker').get('thinpool_tdata')![1]!;
     expect(piece).toMatchObject({ path: img, offset: second.offset + (x - 10 * MiB), length: 100 });
+    expect(sha256(img)).toBe(before);
+  });
+
+  it.skipIf(!hasThinTools)('dminspect pool --image: the direct-lvm pool audited offline, numbers as thin_ls, LVM facts and findings', async () => {
+    const img = made.images['docker.img']!;
+    const before = sha256(img);
+    const r = await cliJson('pool', '--image', img, '--sort', 'id');
+    const ref = thinLs(plainMeta);
+    expect(r.lvm).toMatchObject({ vg: 'docker', lv: 'thinpool', dmName: 'docker-thinpool', transactionId: 0, chunkSizeBytes: 512 * 1024 });
+    expect(r.poolName).toBe('docker-thinpool');
+    expect(r.metadataFile).toBe(`${img}: docker/thinpool_tmeta`);
+    expect(r.transactionId).toBe(5);
+    expect(r.devices.map((d: { deviceId: number; mappedBlocks: number; exclusiveBlocks: number; sharedBlocks: number }) => [d.deviceId, d.mappedBlocks, d.exclusiveBlocks, d.sharedBlocks])).toEqual(
+      [...ref.keys()].sort((a, b) => a - b).map((id) => [id, ref.get(id)!.mapped, ref.get(id)!.exclusive, ref.get(id)!.shared]),
+    );
+    expect(r.findings.map((f: { kind: string }) => f.kind)).toContain('transaction-id-unchecked');
+    const t = await cli('pool', '--image', img);
+    expect(t.stdout).toMatch(/^lvm: +docker\/thinpool \(thinpool_tmeta, thinpool_tdata\); LVM transaction_id 0, chunk 512 KiB$/m);
     expect(sha256(img)).toBe(before);
   });
 

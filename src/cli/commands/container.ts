@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { attachUsage, containerReportLive, type ContainerReport } from '../../inspect/container.js';
 import { humanBytes } from '../../util/units.js';
+import { collect } from './pool.js';
 import { addCommonOptions, isHostRoot, namingOptions, openRoot, type CommonOptions } from '../options.js';
 import { keyValues, printJson, short, table, type Out } from '../render.js';
 
@@ -47,10 +48,11 @@ export function register(program: Command, io: Out): void {
     .option('--host <url>', 'Docker daemon to cross-check with (default: DOCKER_HOST or the default socket, when --root is the host\'s own root)')
     .option('--no-daemon', 'do not ask the live daemon')
     .option('--metadata <file>', 'pool metadata for the usage figures (default: the loop-lvm file of --root)')
-    .action(async (ref: string, opts: CommonOptions & { host?: string; daemon: boolean; metadata?: string }) => {
+    .option('--image <file>', 'direct-lvm: a disk image holding the LVM thin pool (repeatable)', collect, [])
+    .action(async (ref: string, opts: CommonOptions & { host?: string; daemon: boolean; metadata?: string; image: string[] }) => {
     const root = openRoot(opts);
     const useDaemon = opts.daemon && (opts.host !== undefined || isHostRoot(opts));
-    const report = attachUsage(await containerReportLive(root, ref, { ...namingOptions(opts), host: opts.host, useDaemon }), root, { metadata: opts.metadata });
+    const report = attachUsage(await containerReportLive(root, ref, { ...namingOptions(opts), host: opts.host, useDaemon }), root, { ...namingOptions(opts), metadata: opts.metadata, images: opts.image });
     if (opts.json) printJson(io, report);
     else io.out(renderContainer(report));
   });

@@ -17,6 +17,7 @@ interface PoolCliOptions extends CommonOptions {
   top?: string;
   format: PoolFormat;
   textfile?: string;
+  image: string[];
 }
 
 export const POOL_FORMATS = ['table', 'json', 'prometheus'] as const;
@@ -39,6 +40,7 @@ export function renderPool(r: PoolReport): string {
       ['pool time', r.time],
       ['needs_check', r.needsCheck ? 'YES' : 'no'],
       ['metadata snapshot', r.heldMetadataSnapshot === null ? 'none held' : `held at block ${r.heldMetadataSnapshot}`],
+      ...(r.lvm ? ([['lvm', `${r.lvm.vg}/${r.lvm.lv} (${r.lvm.metadataLv}, ${r.lvm.dataLv}); LVM transaction_id ${r.lvm.transactionId}, chunk ${humanBytes(r.lvm.chunkSizeBytes)}`]] as [string, string][]) : []),
     ]),
   );
   out.push('');
@@ -64,6 +66,7 @@ export function renderPool(r: PoolReport): string {
 export function register(program: Command, io: Out): void {
   addCommonOptions(program.command('pool').description("audit the thin pool from its own metadata: space, per-device usage, findings"))
     .option('--metadata <file>', 'pool metadata file or device (default: <root>/devicemapper/devicemapper/metadata)')
+    .option('--image <file>', 'direct-lvm: a disk image (or block device) holding the LVM thin pool; repeat for a VG on several disks', collect, [])
     .option('--data <file>', 'pool data file or device (default: <root>/devicemapper/devicemapper/data)')
     .option('--metadata-snap', 'read the held metadata snapshot (after dmsetup message <pool> 0 reserve_metadata_snap)')
     .addOption(new Option('--sort <field>', 'sort devices by').choices([...SORT_FIELDS]).default('exclusive'))
@@ -73,13 +76,17 @@ export function register(program: Command, io: Out): void {
     .action((opts: PoolCliOptions, cmd: Command) => runPool(opts, cmd, io));
 }
 
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 function openRootFor(opts: PoolCliOptions, cmd: Command): DockerRoot | null {
   const rootGiven = cmd.getOptionValueSource('root') !== 'default';
-  if (rootGiven || !opts.metadata) return DockerRoot.open(opts.root);
+  if (rootGiven || (!opts.metadata && !opts.image.length)) return DockerRoot.open(opts.root);
   try {
     return DockerRoot.open(opts.root);
   } catch {
-    return null; // --metadata alone: no Docker root to join with
+    return null; // --metadata or --image alone: no Docker root to join with
   }
 }
 
@@ -108,7 +115,7 @@ function runPool(opts: PoolCliOptions, cmd: Command, io: Out): void {
 
   let report: PoolReport;
   try {
-    report = poolAudit(openRootFor(opts, cmd), { ...namingOptions(opts), metadata: opts.metadata, data: opts.data, metadataSnap: opts.metadataSnap });
+    report = poolAudit(openRootFor(opts, cmd), { ...namingOptions(opts), metadata: opts.metadata, data: opts.data, metadataSnap: opts.metadataSnap, images: opts.image });
   } catch (e) {
     if (!metricsWanted) throw e;
     // The pool cannot be read: the metrics still say so (dminspect_up 0), and the exit status is the error's.
