@@ -4,6 +4,7 @@ import { DmiError, EXIT_CODES, isDmiError } from '../errors.js';
 import * as containerCmd from './commands/container.js';
 import * as containersCmd from './commands/containers.js';
 import * as devicesCmd from './commands/devices.js';
+import * as exportCmd from './commands/export.js';
 import * as installTimerCmd from './commands/install-timer.js';
 import * as liveCmd from './commands/live.js';
 import * as lvmCmd from './commands/lvm.js';
@@ -19,7 +20,7 @@ export function buildProgram(io: Out = stdio): Command {
     .showHelpAfterError(false)
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
-  for (const cmd of [containerCmd, containersCmd, devicesCmd, poolCmd, liveCmd, lvmCmd, installTimerCmd]) cmd.register(program, io);
+  for (const cmd of [containerCmd, containersCmd, devicesCmd, poolCmd, exportCmd, liveCmd, lvmCmd, installTimerCmd]) cmd.register(program, io);
   for (const c of program.commands) c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   return program;
 }

@@ -78,7 +78,7 @@ export async function executePlan(plan: Plan, run: Runner = execaRunner, log: (s
     const tolerated = result.code !== 0 && step.okIf?.some((s) => result.stderr.includes(s) || result.stdout.includes(s));
     if (result.code !== 0 && !tolerated) {
       const leftovers = await undoSteps(done, run, log);
-      const why = (result.stderr || result.stdout).trim().split('\n').pop() ?? `exit ${result.code}`;
+      const why = firstUsefulLine(result.stderr || result.stdout) ?? `exit ${result.code}`;
       const left = leftovers.length ? `; could not undo: ${leftovers.map(shellLine).join('; ')}` : '; everything before it was undone';
       throw new DmiError(/ermission denied|Operation not permitted/.test(why) ? 'PERMISSION' : 'CONFLICT', `${step.what} failed: ${shellLine(step.argv)}: ${why}${left}`, {
         step: step.argv,
@@ -88,6 +88,15 @@ export async function executePlan(plan: Plan, run: Runner = execaRunner, log: (s
     done.push({ step, result });
   }
   return done;
+}
+
+/** The line of a tool's error output that says what went wrong (not mount's "dmesg(1) may have more" nor "Command failed."). */
+export function firstUsefulLine(text: string): string | null {
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !/^dmesg\(1\) may have more information/.test(l) && l !== 'Command failed.');
+  return lines[0] ?? null;
 }
 
 /** Runs the undo of each executed step in reverse; returns the undo commands that failed. */

@@ -24,7 +24,10 @@ export function createSnapMessage(snapId: number, originId: number): string {
 export function snapshotSteps(i: SnapshotInput): Step[] {
   const steps: Step[] = [];
   if (i.origin.active) {
-    steps.push({ what: 'suspend the origin so create_snap sees it quiesced', argv: ['dmsetup', 'suspend', i.origin.name], undo: ['dmsetup', 'resume', i.origin.name] });
+    // --nolockfs: suspend waits for in-flight I/O but does not freeze the filesystem on the origin — a freeze
+    // writes to it (ext4 commits its superblock and journal), and the origin is evidence. The snapshot is then
+    // crash-consistent, which the read-only mount (no journal replay) reads as it is.
+    steps.push({ what: 'suspend the origin (no filesystem freeze) so create_snap sees no I/O in flight', argv: ['dmsetup', 'suspend', '--nolockfs', i.origin.name], undo: ['dmsetup', 'resume', i.origin.name] });
   }
   steps.push({
     what: `create thin snapshot ${i.snapId} of device ${i.origin.deviceId}`,

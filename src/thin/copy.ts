@@ -5,10 +5,10 @@
  * device size: the caller supplies it). The sha256 of the image is computed while writing (zeros
  * hashed for holes), so nothing is read back.
  *
- * Memory is bounded: two reusable buffers (`bufferBytes` each) and a 1 MiB zero block, whatever the
+ * Memory is bounded: three reusable buffers (`bufferBytes` each) and a 1 MiB zero block, whatever the
  * device size. Runs of the mapping are gathered into one buffer (several preads at their data offsets,
- * one pwrite for a contiguous stretch of the image), and the next buffer is read while the current one
- * is written and hashed. The data file is opened read-only.
+ * one pwrite for a contiguous stretch of the image); the next buffers are read and the previous ones
+ * written while the current one is hashed. The data file is opened read-only.
  *
  * Knows nothing of Docker. Errors are DmiError: BAD_INPUT (size not a multiple of 512, a mapped block
  * past the end of the data file, a mapping past the data space map — from ThinPool.mappingRuns),
@@ -22,6 +22,8 @@ import type { ThinPool } from './pool.js';
 
 export const DEFAULT_COPY_BUFFER = 4 * 1024 * 1024;
 const ZERO = Buffer.alloc(1024 * 1024);
+/** Buffers in the read → hash/write ring. */
+const SLOTS = 3;
 
 export interface CopyProgress {
   /** Image bytes produced so far (written or left as holes), in image order. */
@@ -45,7 +47,7 @@ export interface CopyDeviceOptions {
   outName?: string;
   /** Leave unmapped blocks as holes (ftruncate + skip). Default true; false writes zeros. */
   sparse?: boolean;
-  /** Bytes per buffer (two are used). Default 4 MiB. */
+  /** Bytes per buffer (three are used). Default 4 MiB. */
   bufferBytes?: number;
   onProgress?: (p: CopyProgress) => void;
   signal?: AbortSignal;
@@ -110,14 +112,21 @@ export async function copyThinDevice(o: CopyDeviceOptions): Promise<CopyResult> 
   const bs = pool.dataBlockBytes;
   const bufBytes = Math.max(512, Math.floor((o.bufferBytes ?? DEFAULT_COPY_BUFFER) / 512) * 512);
 
+  const outSt = fs.fstatSync(o.out);
   let dataFd: number;
+  let dataSt: fs.Stats;
   try {
     dataFd = fs.openSync(dataPath, 'r');
   } catch (e) {
     throw fsError(e, dataPath, 'open');
   }
-  const outSt = fs.fstatSync(o.out);
-  const dataSt = fs.fstatSync(dataFd);
+  try {
+    dataSt = fs.fstatSync(dataFd);
+    if (dataSt.isDirectory()) throw new DmiError('BAD_INPUT', `${dataPath}: is a directory, expected the pool data file or device`, { path: dataPath });
+  } catch (e) {
+    fs.closeSync(dataFd);
+    throw fsError(e, dataPath);
+  }
   // The size of a regular data file is known: check every mapped block against it before reading.
   const dataSize = dataSt.isFile() ? dataSt.size : null;
   const sparse = (o.sparse ?? true) && outSt.isFile();
@@ -140,33 +149,30 @@ export async function copyThinDevice(o: CopyDeviceOptions): Promise<CopyResult> 
       pendingZeros = 0;
       return b;
     };
-    const hole = (len: number): Batch[] => {
-      // Holes inside [pos, pos+len): counted, then either hashed-only (sparse) or zero-filled in batches.
-      const out: Batch[] = [];
-      if (len <= 0) return out;
+    /** The hole [pos, pos+len): counted, then hashed only (sparse) or zero-filled in batches. */
+    const hole = function* (len: number): Generator<Batch> {
+      if (len <= 0) return;
       res.holes++;
       res.holeBytes += len;
       if (sparse) {
-        if (cur) out.push(cur);
+        if (cur) yield cur;
         cur = null;
         pendingZeros += len;
-      } else {
-        let left = len;
-        while (left > 0) {
-          if (!cur || cur.len === bufBytes) {
-            if (cur) out.push(cur);
-            cur = newBatch(pos);
-          }
-          const n = Math.min(left, bufBytes - cur.len);
-          cur.fills.push([cur.len, n]);
-          cur.len += n;
-          left -= n;
-          pos += n;
-        }
-        return out;
+        pos += len;
+        return;
       }
-      pos += len;
-      return out;
+      let left = len;
+      while (left > 0) {
+        if (!cur || cur.len === bufBytes) {
+          if (cur) yield cur;
+          cur = newBatch(pos);
+        }
+        const n = Math.min(left, bufBytes - cur.len);
+        cur.fills.push([cur.len, n]);
+        cur.len += n;
+        left -= n;
+        pos += n;
+      }
     };
     for (const run of pool.mappingRuns(devId)) {
       res.runs++;
@@ -261,8 +267,12 @@ export async function copyThinDevice(o: CopyDeviceOptions): Promise<CopyResult> 
     }
   };
 
-  const bufs = [Buffer.allocUnsafe(bufBytes), Buffer.allocUnsafe(bufBytes)];
-  const writing: (Promise<void> | null)[] = [null, null];
+  // A ring of SLOTS buffers: while one stretch is hashed (this thread), the previous ones are written and the
+  // next ones read (libuv thread pool). A buffer is refilled only once its write is done.
+  const bufs = Array.from({ length: SLOTS }, () => Buffer.allocUnsafe(bufBytes));
+  const writing: (Promise<void> | null)[] = new Array(SLOTS).fill(null);
+  const filling: (Promise<void> | null)[] = new Array(SLOTS).fill(null);
+  const batchIn: (Batch | null)[] = new Array(SLOTS).fill(null);
   const inflight = new Set<Promise<unknown>>();
   const track = <T>(p: Promise<T>): Promise<T> => {
     inflight.add(p);
@@ -282,34 +292,41 @@ export async function copyThinDevice(o: CopyDeviceOptions): Promise<CopyResult> 
       }
     }
     const it = batches();
+    let toFill = 0;
+    const startFill = (): boolean => {
+      const n = it.next();
+      if (n.done) return false;
+      const s = toFill;
+      toFill = (toFill + 1) % SLOTS;
+      const prior = writing[s];
+      batchIn[s] = n.value;
+      filling[s] = track(
+        (async () => {
+          if (prior) await prior;
+          await fill(bufs[s]!, n.value);
+        })(),
+      );
+      return true;
+    };
+    let pending = 0;
+    for (let i = 0; i < SLOTS - 1; i++) if (startFill()) pending++;
     let slot = 0;
-    let next = it.next();
-    let filling: Promise<void> | null = next.done ? null : track(fill(bufs[0]!, next.value));
     let done = 0;
-    while (!next.done) {
+    while (pending > 0) {
       if (o.signal?.aborted) throw new DmiError('IO', `${outName}: export interrupted`);
-      const b = next.value;
-      await filling;
+      await filling[slot];
+      const b = batchIn[slot]!;
       const buf = bufs[slot]!;
       writing[slot] = b.len > 0 ? track(write(buf, b)) : null;
-      // Read the next stretch into the other buffer (once that buffer's write is done) while this one is hashed.
-      next = it.next();
-      if (!next.done) {
-        const other = 1 - slot;
-        const prior = writing[other];
-        const nb = next.value;
-        filling = track((async () => {
-          if (prior) await prior;
-          await fill(bufs[other]!, nb);
-        })());
-      } else filling = null;
+      pending--;
+      if (startFill()) pending++;
       hashZeros(b.outPos - b.zerosBefore, b.zerosBefore);
       if (b.len > 0) hash.update(buf.subarray(0, b.len));
       done = b.outPos + b.len;
-      if (writing[slot]) await writing[slot];
       o.onProgress?.({ done, total: size, copied: res.copiedBytes });
-      slot = 1 - slot;
+      slot = (slot + 1) % SLOTS;
     }
+    for (const w of writing) if (w) await w;
     if (done !== size) throw new Error(`copy planned ${done} bytes, expected ${size}`);
     res.sha256 = hash.digest('hex');
     return res;

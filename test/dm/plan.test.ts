@@ -53,6 +53,13 @@ describe('plans', () => {
     expect(f.calls).toEqual(['dmsetup suspend o', 'dmsetup message p 0 create_snap 9 6', 'dmsetup resume o']);
   });
 
+  it('the error names the useful line of the tool’s output', async () => {
+    const f = fakeRunner((argv) => (argv[0] === 'mount' ? { code: 32, stdout: '', stderr: 'mount: /mnt: wrong fs type, bad option, bad superblock on /dev/mapper/s.\n       dmesg(1) may have more information after failed mount system call.\n' } : null));
+    await expect(executePlan(plan, f.run)).rejects.toThrow(/^e failed: mount -o ro \/dev\/mapper\/s \/mnt: mount: \/mnt: wrong fs type, bad option, bad superblock on \/dev\/mapper\/s\.; everything before it was undone$/);
+    const g = fakeRunner((argv) => (argv[4]?.startsWith('create_snap') ? { code: 1, stdout: '', stderr: 'device-mapper: message ioctl on p failed: File exists\nCommand failed.\n' } : null));
+    await expect(executePlan(plan, g.run)).rejects.toThrow(/create_snap 9 6': device-mapper: message ioctl on p failed: File exists; everything/);
+  });
+
   it('tolerated failures count as done; failed undos are reported', async () => {
     const tolerant: Plan = { steps: [{ what: 'x', argv: ['umount', '/m'], undo: null, okIf: ['not mounted'] }] };
     const f = fakeRunner(() => ({ code: 32, stdout: '', stderr: 'umount: /m: not mounted.' }));

@@ -77,7 +77,7 @@ describe('snapshot and mount plans (data)', () => {
     const res = await snapshotContainer(r, 'web', k, { stateDir: tmpDir(), dryRun: true, dir, id: 500, name: 'case42' });
     const cmds = res.plan.split('\n').filter((l) => !l.startsWith('#')).map((l) => l.replace(/ {4}#.*/, ''));
     expect(cmds).toEqual([
-      `dmsetup suspend ${prefix}-${hash}`,
+      `dmsetup suspend --nolockfs ${prefix}-${hash}`,
       `dmsetup message ${prefix}-pool 0 'create_snap 500 ${r.deviceRecord(hash)!.deviceId}'`,
       `dmsetup resume ${prefix}-${hash}`,
       `dmsetup create case42 --readonly --table '0 20971520 thin /dev/mapper/${prefix}-pool 500'`,

@@ -2,10 +2,12 @@ import * as path from 'node:path';
 import { Option, type Command } from 'commander';
 import { DmHost } from '../../dm/host.js';
 import { releaseSnapshot, snapshotContainer, snapshots, type LiveResult } from '../../inspect/forensic.js';
+import { DEFAULT_WORK_DIR, mountOffline, type OfflineResult } from '../../inspect/offline.js';
 import { DEFAULT_STATE_DIR } from '../../inspect/state.js';
 import { DmiError } from '../../errors.js';
 import { addCommonOptions, namingOptions, openRoot, type CommonOptions } from '../options.js';
 import { keyValues, printJson, short, table, type Out } from '../render.js';
+import { exportJson, progressReporter, withInterrupt } from './export.js';
 
 interface LiveCliOptions extends CommonOptions {
   id?: string;
@@ -16,6 +18,12 @@ interface LiveCliOptions extends CommonOptions {
   dryRun?: boolean;
   stateDir: string;
   keepImage?: boolean;
+  offline?: boolean;
+  image?: string;
+  workDir?: string;
+  metadata?: string;
+  data?: string;
+  metadataSnap?: boolean;
 }
 
 function parseId(v: string | undefined): number | undefined {
@@ -55,6 +63,58 @@ function render(io: Out, r: LiveResult, json: boolean | undefined): void {
   );
 }
 
+async function mountOfflineCli(io: Out, ref: string, dir: string, opts: LiveCliOptions): Promise<void> {
+  if (opts.id !== undefined) throw new DmiError('USAGE', '--id makes a snapshot inside the pool; mount --offline makes none');
+  if (opts.activatePool) throw new DmiError('USAGE', '--activate-pool is for live mounts; mount --offline needs no pool');
+  if (opts.image !== undefined && (opts.keepImage || opts.metadata !== undefined || opts.data !== undefined || opts.metadataSnap)) {
+    throw new DmiError('USAGE', '--image mounts an existing image: --keep-image, --metadata, --data and --metadata-snap do not apply');
+  }
+  const progress = progressReporter(!opts.json && !opts.dryRun && process.stderr.isTTY === true);
+  let r: OfflineResult;
+  try {
+    r = await withInterrupt((signal) =>
+      mountOffline(opts.root, ref, new DmHost(), {
+        dir,
+        stateDir: opts.stateDir,
+        image: opts.image,
+        keepImage: opts.keepImage,
+        workDir: opts.workDir,
+        name: opts.name,
+        fs: opts.fs,
+        force: opts.force,
+        metadata: opts.metadata,
+        data: opts.data,
+        metadataSnap: opts.metadataSnap,
+        dryRun: opts.dryRun,
+        onProgress: progress.onProgress,
+        signal,
+      }),
+    );
+  } finally {
+    progress.finish();
+  }
+  for (const w of r.export?.warnings ?? []) io.err(`warning: ${w}`);
+  if (opts.json) {
+    printJson(io, { dryRun: r.dryRun, commands: r.plan.split('\n').filter((l) => !l.startsWith('#')), snapshot: r.state, rootfs: r.rootfs, export: r.export ? exportJson(r.export) : null });
+    return;
+  }
+  if (r.dryRun) {
+    io.out(r.plan);
+    return;
+  }
+  const s = r.state;
+  io.out(
+    keyValues([
+      ['image', `${s.image!.path} on ${s.image!.loop} (read-only)${s.image!.keep ? ', kept at release' : ', deleted at release'}`],
+      ...(r.export ? ([['sha256', r.export.sha256]] as [string, string][]) : []),
+      ['of', `${s.container?.name || short(s.container?.id)}${s.origin ? `: device ${s.origin.deviceId}` : ''}`],
+      ['mounted', `${s.mountPoint} (${s.fsType}, read-only)`],
+      ['rootfs', r.rootfs],
+      ['release with', `dminspect release ${s.mountPoint}`],
+    ]),
+  );
+}
+
 export function register(program: Command, io: Out): void {
   liveOptions(program.command('snapshot').description("snapshot a container's thin device in Docker's pool and activate it read-only").argument('<ref>', 'container id, prefix or name')).action(
     async (ref: string, opts: LiveCliOptions) => {
@@ -66,13 +126,25 @@ export function register(program: Command, io: Out): void {
   liveOptions(
     program
       .command('mount')
-      .description("snapshot a container's thin device, mount it read-only at <dir>, print the rootfs path")
+      .description("snapshot a container's thin device (or, --offline, export it to an image), mount it read-only at <dir>, print the rootfs path")
       .argument('<ref>', 'container id, prefix or name')
       .argument('<dir>', 'mount point (made if missing; must be empty)'),
-  ).action(async (ref: string, dir: string, opts: LiveCliOptions) => {
-    const r = await snapshotContainer(openRoot(opts), ref, new DmHost(), { ...namingOptions(opts), ...opts, id: parseId(opts.id), dir });
-    render(io, r, opts.json);
-  });
+  )
+    .option('--offline', 'no device-mapper: export the device to an image file, loop-mount it read-only (see --work-dir)')
+    .option('--image <file>', '--offline: mount this image (made by dminspect export) instead of exporting; it is never deleted')
+    .option('--keep-image', '--offline: keep the exported work image at release')
+    .option('--work-dir <dir>', '--offline: where the work image is exported', DEFAULT_WORK_DIR)
+    .option('--metadata <file>', '--offline: pool metadata file (default: <root>/devicemapper/devicemapper/metadata)')
+    .option('--data <file>', '--offline: pool data file (default: <root>/devicemapper/devicemapper/data)')
+    .option('--metadata-snap', "--offline: read the pool's held metadata snapshot")
+    .action(async (ref: string, dir: string, opts: LiveCliOptions) => {
+      if (opts.offline) return mountOfflineCli(io, ref, dir, opts);
+      for (const [flag, v] of [['--image', opts.image], ['--keep-image', opts.keepImage], ['--metadata', opts.metadata], ['--data', opts.data], ['--metadata-snap', opts.metadataSnap]] as const) {
+        if (v !== undefined) throw new DmiError('USAGE', `${flag} applies to mount --offline only`);
+      }
+      const r = await snapshotContainer(openRoot(opts), ref, new DmHost(), { ...namingOptions(opts), ...opts, id: parseId(opts.id), dir });
+      render(io, r, opts.json);
+    });
 
   program
     .command('release')

@@ -1,0 +1,222 @@
+/**
+ * Offline mount: no device-mapper needed. The container's thin device is exported to an image file
+ * (inspect/export.ts) — or an image exported before is used (`image`) — attached to a read-only loop
+ * device and mounted read-only without journal replay. Recorded in the same state files as live mounts
+ * (`mode: 'offline'`, `image: { path, loop, keep }`), so `release` unmounts, detaches the loop device and
+ * deletes the work image unless it is kept (an image the user gave is always kept).
+ *
+ * Work images go to `/var/tmp/dminspect/<name>.img` by default (`workDir`): /var/tmp survives a reboot and
+ * is on disk, unlike /tmp which may be a tmpfs in RAM; the image is sparse, so it takes the container's
+ * mapped bytes, not its virtual size.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { prefixFromStat, thinDeviceName } from '../docker/naming.js';
+import { probeFs, type FsType } from '../dm/fsprobe.js';
+import type { DmHost } from '../dm/host.js';
+import { freeLoopDevices } from '../dm/loop.js';
+import { executePlan, renderPlan, shellLine, undoSteps, type Executed, type Plan, type Step } from '../dm/plan.js';
+import { DmiError, fsError, isDmiError } from '../errors.js';
+import type { CopyProgress } from '../thin/copy.js';
+import { exportDevice, resolveExportTarget, type ExportResult, type ExportTargetOptions } from './export.js';
+import { mountSteps } from './forensic-plans.js';
+import { DockerRoot } from '../docker/root.js';
+import { resolveContainer } from './resolve.js';
+import { checkSnapshotName, readState, writeState, type SnapshotState } from './state.js';
+
+export const DEFAULT_WORK_DIR = '/var/tmp/dminspect';
+
+export interface OfflineOptions extends ExportTargetOptions {
+  dir: string;
+  stateDir: string;
+  /** An image exported before: used as is, never deleted. */
+  image?: string;
+  /** Keep the work image at release. */
+  keepImage?: boolean;
+  /** Where work images go (default /var/tmp/dminspect). */
+  workDir?: string;
+  /** State name (default dminspect-offline-<container>-<n>). */
+  name?: string;
+  /** Filesystem type when the probe finds none. */
+  fs?: FsType;
+  /** Export a device whose record is marked deleted. */
+  force?: boolean;
+  metadataSnap?: boolean;
+  dryRun?: boolean;
+  onProgress?: (p: CopyProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface OfflineResult {
+  dryRun: boolean;
+  plan: string;
+  state: SnapshotState;
+  rootfs: string;
+  export: ExportResult | null;
+}
+
+const LOOP_TRIES = 8;
+
+/** Attach `image` read-only to `loop`; the undo detaches it. */
+export function loopStep(loop: string, image: string): Step {
+  return { what: 'attach the image to a read-only loop device', argv: ['losetup', '--read-only', loop, image], undo: ['losetup', '-d', loop] };
+}
+
+/** mkdir (when needed), losetup -r, mount read-only: the plan of an offline mount once the image exists. */
+export function offlineMountPlan(i: { image: string; loop: string; dir: string; fsType: FsType; makeDir: boolean }): Plan {
+  const ms = mountSteps({ device: i.loop, dir: i.dir, fsType: i.fsType, makeDir: i.makeDir });
+  return { steps: [...ms.slice(0, -1), loopStep(i.loop, i.image), ms[ms.length - 1]!] };
+}
+
+async function pickLoop(host: DmHost, avoid: Set<string>): Promise<string> {
+  const free = freeLoopDevices(avoid.size + 1).filter((l) => !avoid.has(l));
+  if (free[0]) return free[0];
+  // No free node in /dev: `losetup -f` names (and, with loop-control, creates) one.
+  const r = await host.run(['losetup', '-f']);
+  const name = r.stdout.trim();
+  if (r.code !== 0 || !/^\/dev\/loop\d+$/.test(name) || avoid.has(name)) {
+    throw new DmiError('CONFLICT', `no free loop device${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`);
+  }
+  return name;
+}
+
+export async function mountOffline(rootDir: string, ref: string, host: DmHost, opts: OfflineOptions): Promise<OfflineResult> {
+  if (!opts.dryRun) host.requireRoot('mount --offline');
+  const dir = path.resolve(opts.dir);
+  let makeDir = false;
+  if (fs.existsSync(dir)) {
+    if (!fs.statSync(dir).isDirectory()) throw new DmiError('CONFLICT', `${dir}: not a directory`);
+    if (fs.readdirSync(dir).length > 0) throw new DmiError('CONFLICT', `${dir}: mount point is not empty`);
+  } else makeDir = true;
+
+  // What to mount: an image given, or the device exported now.
+  let given: string | null = null;
+  let container: SnapshotState['container'] = null;
+  let origin: SnapshotState['origin'] = null;
+  let target: ReturnType<typeof resolveExportTarget> | null = null;
+  if (opts.image !== undefined) {
+    given = path.resolve(opts.image);
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(given);
+    } catch (e) {
+      throw fsError(e, given);
+    }
+    if (!st.isFile()) throw new DmiError('BAD_INPUT', `${given}: not a regular file (expected an image made by dminspect export)`);
+    const c = resolveContainer(DockerRoot.open(rootDir), ref);
+    container = { id: c.id, name: c.name };
+  } else {
+    target = resolveExportTarget(rootDir, ref, opts);
+    if (target.record?.deleted && !opts.force) {
+      throw new DmiError('CONFLICT', `${target.record.file}: the device is marked deleted (deferred deletion pending); pass --force to export it anyway`);
+    }
+    container = target.container;
+    let name = `device-${target.deviceId}`;
+    if (target.hash !== null && target.root) {
+      try {
+        name = thinDeviceName(prefixFromStat(target.root), target.hash);
+      } catch {
+        // the name is informative only
+      }
+    }
+    origin = { hash: target.hash ?? '', deviceId: target.deviceId, name, size: target.size };
+  }
+
+  // The state name, and the work image named after it.
+  const workDir = path.resolve(opts.workDir ?? DEFAULT_WORK_DIR);
+  let name: string;
+  if (opts.name !== undefined) {
+    name = checkSnapshotName(opts.name);
+    if (readState(opts.stateDir, name)) throw new DmiError('CONFLICT', `${name}: dminspect already has a snapshot or mount with this name (release it first)`);
+  } else {
+    const tag = (container?.id ?? target?.hash ?? `id${target?.deviceId ?? ''}`).slice(0, 12) || 'base';
+    let n = 1;
+    while (readState(opts.stateDir, `dminspect-offline-${tag}-${n}`) || fs.existsSync(path.join(workDir, `dminspect-offline-${tag}-${n}.img`))) n++;
+    name = checkSnapshotName(`dminspect-offline-${tag}-${n}`);
+  }
+  const image = given ?? path.join(workDir, `${name}.img`);
+  const keep = given !== null || !!opts.keepImage;
+  if (!given && fs.existsSync(image)) throw new DmiError('CONFLICT', `${image}: a work image with this name exists already`);
+
+  const stateOf = (loop: string | null, fsType: FsType): SnapshotState => ({
+    version: 1,
+    createdAt: new Date().toISOString(),
+    name,
+    mode: 'offline',
+    root: target?.root ?? path.resolve(rootDir),
+    container,
+    origin,
+    pool: null,
+    snapId: null,
+    mountPoint: dir,
+    madeMountPoint: makeDir,
+    fsType,
+    activatedPool: null,
+    image: { path: image, loop, keep },
+  });
+
+  if (opts.dryRun) {
+    let fsType: FsType = opts.fs ?? 'xfs';
+    let note = '';
+    if (given) fsType = probeFs(given) ?? fsType;
+    else {
+      const recorded = DockerRoot.open(rootDir).recordSet().deviceSet?.baseDeviceFilesystem;
+      if (!opts.fs && (recorded === 'xfs' || recorded === 'ext4')) fsType = recorded;
+      note = ` (filesystem type probed on the image after the export; ${fsType} assumed here)`;
+    }
+    const loop = '/dev/loopN';
+    const lines: string[] = [];
+    if (target) {
+      const args = ['dminspect', 'export', '--device-id', String(target.deviceId), '--size', String(target.size), '--metadata', target.metadata, '--data', target.data, ...(opts.metadataSnap ? ['--metadata-snap'] : []), image];
+      lines.push(`# export (done in-process): ${shellLine(args)}${note}`);
+    }
+    lines.push(renderPlan(offlineMountPlan({ image, loop, dir, fsType, makeDir })));
+    return { dryRun: true, plan: lines.join('\n'), state: stateOf(loop, fsType), rootfs: path.join(dir, 'rootfs'), export: null };
+  }
+
+  let exported: ExportResult | null = null;
+  if (target) {
+    try {
+      fs.mkdirSync(workDir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw fsError(e, workDir, 'make the work directory');
+    }
+    exported = await exportDevice(target, image, { metadataSnap: opts.metadataSnap, onProgress: opts.onProgress, signal: opts.signal });
+  }
+  const dropImage = () => {
+    if (!keep) fs.rmSync(image, { force: true });
+  };
+  try {
+    const probed = probeFs(image);
+    const fsType = probed === 'xfs' || probed === 'ext4' || probed === 'btrfs' ? probed : opts.fs;
+    if (!fsType) throw new DmiError('UNSUPPORTED', `${image}: no xfs, ext4 or btrfs filesystem found on the image (unknown magic); pass --fs to try one`);
+    const tried = new Set<string>();
+    for (let attempt = 0; ; attempt++) {
+      const loop = await pickLoop(host, tried);
+      const plan = offlineMountPlan({ image, loop, dir, fsType, makeDir });
+      const text = [...(exported ? [`# exported ${exported.image} (sha256 ${exported.sha256})`] : []), renderPlan(plan)].join('\n');
+      let done: Executed[];
+      try {
+        done = await executePlan(plan, host.run);
+      } catch (e) {
+        // Another process took the loop device between the pick and losetup: take the next one.
+        if (isDmiError(e) && e.message.includes('losetup') && /busy|in use|failed to set up loop/i.test(e.message) && attempt < LOOP_TRIES) {
+          tried.add(loop);
+          continue;
+        }
+        throw e;
+      }
+      const state = stateOf(loop, fsType);
+      try {
+        writeState(opts.stateDir, state);
+      } catch (e) {
+        await undoSteps(done, host.run); // without a state file, release could not find the mount
+        throw e;
+      }
+      return { dryRun: false, plan: text, state, rootfs: path.join(dir, 'rootfs'), export: exported };
+    }
+  } catch (e) {
+    dropImage();
+    throw e;
+  }
+}
