@@ -262,6 +262,17 @@ export function runExportBench({ dir = '/tmp/dminspect-bench/export', gib = 2, r
   };
 }
 
+/** One line with the numbers and the verdict. */
+export function formatExportBench(r) {
+  return (
+    `export ${(r.mappedBytes / 1024 ** 3).toFixed(2)} GiB mapped in ${r.runs} runs (image ${(r.size / 1024 ** 3).toFixed(2)} GiB): ` +
+      `dminspect export ${r.exportMs} ms (${r.exportMBps} MB/s, peak RSS ${r.exportRssMb} MB) vs dd ${r.ddMs} ms (${r.ddMBps} MB/s) ` +
+      `→ throughput ratio ${r.ratio} (target ≥ 0.9); sha256 of the image alone takes ${r.hashFloorMs} ms ` +
+      `(export / max(dd, sha256 floor) = ${r.efficiency}); sha256 ${r.sha256Ok ? 'ok' : 'WRONG'}` +
+      `${r.ratio >= 0.9 && r.exportRssMb <= 100 ? '' : '  [target missed]'}`
+  );
+}
+
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2);
   const opt = (name, dflt) => {
@@ -269,13 +280,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     return i >= 0 ? args[i + 1] : dflt;
   };
   const r = runExportBench({ dir: opt('--dir', undefined), gib: Number(opt('--gib', '2')), reps: Number(opt('--reps', '3')), force: args.includes('--force') });
-  console.log(
-    `export ${(r.mappedBytes / 1024 ** 3).toFixed(2)} GiB mapped in ${r.runs} runs (image ${(r.size / 1024 ** 3).toFixed(2)} GiB): ` +
-      `dminspect export ${r.exportMs} ms (${r.exportMBps} MB/s, peak RSS ${r.exportRssMb} MB) vs dd ${r.ddMs} ms (${r.ddMBps} MB/s) ` +
-      `→ throughput ratio ${r.ratio} (target ≥ 0.9); sha256 of the image alone takes ${r.hashFloorMs} ms ` +
-      `(export / max(dd, sha256 floor) = ${r.efficiency}); sha256 ${r.sha256Ok ? 'ok' : 'WRONG'}` +
-      `${r.ratio >= 0.9 && r.exportRssMb <= 100 ? '' : '  [target missed]'}`,
-  );
+  console.log(formatExportBench(r));
   if (args.includes('--json')) console.log(JSON.stringify(r, null, 2));
   process.exit(r.sha256Ok ? 0 : 1);
 }

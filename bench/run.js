@@ -2,7 +2,9 @@
 /**
  * `npm run bench`: the thin/ usage benchmark against thin-provisioning-tools.
  *
- *   node bench/run.js [shared] [frag] [xl] [--reps N] [--dir /tmp/dminspect-bench] [--force]
+ *   node bench/run.js [shared] [frag] [xl] [--reps N] [--dir /tmp/dminspect-bench] [--force] [--thin-only]
+ *
+ * Then the Docker-records listing (bench/docker-listing.js) and the offline export against dd (bench/export.js).
  *
  * Default variants: shared and frag (5M mappings each); xl (20M) on request or with --all.
  * Pools are generated once with thin_restore into --dir (never committed) and re-used.
@@ -75,6 +77,10 @@ for (const v of variants) {
 if (!args.includes('--thin-only')) {
   const { runDockerListingBench } = await import('./docker-listing.js');
   results.push({ label: 'docker-listing', ...runDockerListingBench() });
+  const { runExportBench, formatExportBench } = await import('./export.js');
+  const ex = runExportBench({ reps });
+  console.log(formatExportBench(ex));
+  results.push({ label: 'export', ...ex });
 }
 if (args.includes('--json')) console.log(JSON.stringify(results, null, 2));
 process.exit(failed ? 1 : 0);
