@@ -46,3 +46,14 @@ export function printProblems(io: Out, problems: Problem[]): void {
 export function short(id: string | null | undefined, n = 12): string {
   return id ? id.slice(0, n) : '-';
 }
+
+/** Findings as the commands print them: a count, then each one's severity, message and remedy. */
+export function renderFindings(findings: { severity: string; message: string; remedy?: string }[]): string[] {
+  if (findings.length === 0) return ['findings: none'];
+  const out = [`findings (${findings.length}):`];
+  for (const f of findings) {
+    out.push(`${f.severity.toUpperCase().padEnd(8)} ${f.message}`);
+    if (f.remedy) out.push(`         remedy: ${f.remedy}`);
+  }
+  return out;
+}

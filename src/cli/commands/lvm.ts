@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { DmiError } from '../../errors.js';
 import { lvmListing, type LvmListing } from '../../inspect/lvm-pool.js';
 import { humanBytes } from '../../util/units.js';
-import { keyValues, printJson, table, type Out } from '../render.js';
+import { keyValues, printJson, table, type Out, renderFindings } from '../render.js';
 
 interface LvmCliOptions {
   image?: string[];
@@ -54,14 +54,7 @@ export function renderLvm(r: LvmListing): string {
     ]));
   }
   out.push('');
-  if (r.findings.length === 0) out.push('findings: none');
-  else {
-    out.push(`findings (${r.findings.length}):`);
-    for (const f of r.findings) {
-      out.push(`${f.severity.toUpperCase().padEnd(8)} ${f.message}`);
-      if (f.remedy) out.push(`         remedy: ${f.remedy}`);
-    }
-  }
+  out.push(...renderFindings(r.findings));
   return out.join('\n');
 }
 

@@ -7,7 +7,7 @@ import { errorLabel, readLastSuccess, renderFailureMetrics, renderMetrics, TEXTF
 import { poolAudit, SORT_FIELDS, sortDevices, type PoolReport, type SortField, type SpaceFacts } from '../../inspect/pool.js';
 import { humanBytes } from '../../util/units.js';
 import { addCommonOptions, namingOptions, type CommonOptions } from '../options.js';
-import { keyValues, printJson, table, type Out } from '../render.js';
+import { keyValues, printJson, table, type Out, renderFindings } from '../render.js';
 
 interface PoolCliOptions extends CommonOptions {
   metadata?: string;
@@ -51,14 +51,7 @@ export function renderPool(r: PoolReport): string {
     ),
   );
   out.push('');
-  if (r.findings.length === 0) out.push('findings: none');
-  else {
-    out.push(`findings (${r.findings.length}):`);
-    for (const f of r.findings) {
-      out.push(`${f.severity.toUpperCase().padEnd(8)} ${f.message}`);
-      out.push(`         remedy: ${f.remedy}`);
-    }
-  }
+  out.push(...renderFindings(r.findings));
   for (const p of r.spaceMapProblems) out.push(`note: ${p}`);
   return out.join('\n');
 }
