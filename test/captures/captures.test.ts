@@ -18,6 +18,8 @@ interface Engine {
   containers: {
     id: string;
     name: string;
+    file: { path: string; content: string };
+    device: { id: number; bytes: number; sha256: string };
     stateAfterStop: { Running: boolean; StartedAt: string; ExitCode: number };
     imageId: string;
     image: string;
