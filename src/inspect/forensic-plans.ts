@@ -70,17 +70,30 @@ export interface LoopPoolInput {
 }
 
 /**
- * Docker's own loop-lvm pool, set up again for a stopped root: two loop devices and the table Docker uses
- * (`thin-pool <meta> <data> 128 32768 1 skip_block_zeroing`).
+ * Docker's own loop-lvm pool of a stopped root, set up again READ-ONLY: the metadata file on a read-only loop
+ * device and Docker's table with the `read_only` feature, so the kernel never writes the pool metadata (the
+ * data device is opened read-write by the kernel, but nothing writes it: the pool is read-only and only
+ * read-only thin devices are activated). No snapshot is needed: nothing else can write the origin.
  */
 export function activatePoolSteps(p: LoopPoolInput): Step[] {
   return [
     { what: 'attach the pool data file', argv: ['losetup', p.dataLoop, p.dataFile], undo: ['losetup', '-d', p.dataLoop] },
-    { what: 'attach the pool metadata file', argv: ['losetup', p.metadataLoop, p.metadataFile], undo: ['losetup', '-d', p.metadataLoop] },
+    { what: 'attach the pool metadata file read-only', argv: ['losetup', '--read-only', p.metadataLoop, p.metadataFile], undo: ['losetup', '-d', p.metadataLoop] },
     {
-      what: "create the pool with Docker's table",
-      argv: ['dmsetup', 'create', p.pool, '--table', `0 ${p.dataSectors} thin-pool ${p.metadataLoop} ${p.dataLoop} ${p.blockSectors} 32768 1 skip_block_zeroing`],
+      what: "create the pool read-only with Docker's table",
+      argv: ['dmsetup', 'create', p.pool, '--table', `0 ${p.dataSectors} thin-pool ${p.metadataLoop} ${p.dataLoop} ${p.blockSectors} 32768 2 skip_block_zeroing read_only`],
       undo: ['dmsetup', 'remove', p.pool],
+    },
+  ];
+}
+
+/** The origin itself, activated read-only in a read-only pool dminspect set up. */
+export function activateOriginSteps(i: { pool: string; deviceId: number; name: string; sectors: number }): Step[] {
+  return [
+    {
+      what: `activate thin device ${i.deviceId} read-only (read-only pool: no snapshot needed)`,
+      argv: ['dmsetup', 'create', i.name, '--readonly', '--table', `0 ${i.sectors} thin /dev/mapper/${i.pool} ${i.deviceId}`],
+      undo: ['dmsetup', 'remove', i.name],
     },
   ];
 }

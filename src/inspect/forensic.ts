@@ -13,7 +13,7 @@ import type { DmHost } from '../dm/host.js';
 import { freeLoopDevices } from '../dm/loop.js';
 import { executePlan, renderPlan, type Plan } from '../dm/plan.js';
 import { DmiError, isDmiError } from '../errors.js';
-import { activatePoolSteps, mountSteps, releasePlan, snapshotSteps } from './forensic-plans.js';
+import { activateOriginSteps, activatePoolSteps, mountSteps, releasePlan, snapshotSteps } from './forensic-plans.js';
 import { containerMount } from './model.js';
 import { resolveContainer } from './resolve.js';
 import { checkSnapshotName, findState, listStates, removeState, writeState, type SnapshotState } from './state.js';
@@ -112,12 +112,16 @@ export async function snapshotContainer(root: DockerRoot, ref: string, host: DmH
   for (let attempt = 0; ; attempt++) {
     while (usedIds.has(snapId)) snapId++;
     if (snapId > 0xffffff) throw new DmiError('CONFLICT', 'no free 24-bit thin device id above next_device_id');
-    const snapName = checkSnapshotName(opts.name ?? `dminspect-${c.id.slice(0, 12)}-${snapId}`);
+    // A pool dminspect set up is read-only: the origin itself is activated read-only, no thin id is taken.
+    const readOnlyPool = activatedPool !== null;
+    const snapName = checkSnapshotName(opts.name ?? `dminspect-${c.id.slice(0, 12)}-${readOnlyPool ? `dev${rec.deviceId}` : snapId}`);
     if (!opts.dryRun && (await host.exists(snapName))) throw new DmiError('CONFLICT', `a device-mapper device named ${snapName} exists already (snapshot name taken)`);
     const plan: Plan = {
       steps: [
         ...steps,
-        ...snapshotSteps({ pool: naming.poolName, origin: { name: originName, deviceId: rec.deviceId, active: originActive }, snapId, snapName, sectors: rec.size / 512 }),
+        ...(readOnlyPool
+          ? activateOriginSteps({ pool: naming.poolName, deviceId: rec.deviceId, name: snapName, sectors: rec.size / 512 })
+          : snapshotSteps({ pool: naming.poolName, origin: { name: originName, deviceId: rec.deviceId, active: originActive }, snapId, snapName, sectors: rec.size / 512 })),
         ...(dir ? mountSteps({ device: `/dev/mapper/${snapName}`, dir, fsType: fsType!, makeDir }) : []),
       ],
     };
@@ -130,7 +134,7 @@ export async function snapshotContainer(root: DockerRoot, ref: string, host: DmH
       container: { id: c.id, name: c.name },
       origin: { hash: rec.hash, deviceId: rec.deviceId, name: originName, size: rec.size },
       pool: naming.poolName,
-      snapId,
+      snapId: readOnlyPool ? null : snapId,
       mountPoint: dir,
       madeMountPoint: makeDir,
       fsType: fsType ?? null,
@@ -146,7 +150,7 @@ export async function snapshotContainer(root: DockerRoot, ref: string, host: DmH
         usedIds.add(snapId); // in the pool but in no Docker record (as Docker does: take the next id)
         continue;
       }
-      if (isDmiError(e) && /No data available/.test(e.message) && e.message.includes('create_snap')) {
+      if (isDmiError(e) && /No data available/.test(e.message) && (e.message.includes('create_snap') || readOnlyPool)) {
         throw new DmiError('NOT_FOUND', `thin device ${rec.deviceId} of container ${c.name || c.id.slice(0, 12)} is not in pool ${naming.poolName} (the record outlived the device)`);
       }
       throw e;

@@ -6,6 +6,7 @@ import { DockerRoot } from '../../src/docker/root.js';
 import { DmHost } from '../../src/dm/host.js';
 import type { RunResult } from '../../src/dm/plan.js';
 import { releaseSnapshot, snapshotContainer } from '../../src/inspect/forensic.js';
+import { releasePlan } from '../../src/inspect/forensic-plans.js';
 import { listStates } from '../../src/inspect/state.js';
 import { cli, SAMPLE, spawnCli, tmpDir } from '../support/cli.js';
 
@@ -98,21 +99,29 @@ describe('snapshot and mount plans (data)', () => {
     expect(res2.plan).toMatch(/mount -t xfs -o ro,norecovery,nouuid /);
   });
 
-  it('--activate-pool sets up the loop files with Docker’s table first', async () => {
+  it('--activate-pool sets up the loop files with Docker’s table, read-only, and activates the origin read-only (no snapshot)', async () => {
     const r = root((d) => {
       fs.writeFileSync(path.join(d, 'devicemapper/devicemapper/data'), '');
       fs.truncateSync(path.join(d, 'devicemapper/devicemapper/data'), 1024 ** 3);
       fs.writeFileSync(path.join(d, 'devicemapper/devicemapper/metadata'), '');
     });
-    const { prefix } = originOf(r, 'old');
-    const res = await snapshotContainer(r, 'old', kernel({ pool: null }), { stateDir: tmpDir(), dryRun: true, activatePool: true });
+    const { prefix, hash } = originOf(r, 'old');
+    const id = r.deviceRecord(hash)!.deviceId;
+    const dir = path.join(tmpDir(), 'ev');
+    const res = await snapshotContainer(r, 'old', kernel({ pool: null }), { stateDir: tmpDir(), dryRun: true, activatePool: true, dir });
     const cmds = res.plan.split('\n').filter((l) => !l.startsWith('#')).map((l) => l.replace(/ {4}#.*/, ''));
-    expect(cmds.slice(0, 3)).toEqual([
+    const name = `dminspect-${sha('container:old').slice(0, 12)}-dev${id}`;
+    expect(cmds).toEqual([
       `losetup /dev/loopA ${r.root}/devicemapper/devicemapper/data`,
-      `losetup /dev/loopB ${r.root}/devicemapper/devicemapper/metadata`,
-      `dmsetup create ${prefix}-pool --table '0 2097152 thin-pool /dev/loopB /dev/loopA 128 32768 1 skip_block_zeroing'`,
+      `losetup --read-only /dev/loopB ${r.root}/devicemapper/devicemapper/metadata`,
+      `dmsetup create ${prefix}-pool --table '0 2097152 thin-pool /dev/loopB /dev/loopA 128 32768 2 skip_block_zeroing read_only'`,
+      `dmsetup create ${name} --readonly --table '0 20971520 thin /dev/mapper/${prefix}-pool ${id}'`,
+      `mkdir ${dir}`,
+      `mount -t xfs -o ro,norecovery,nouuid /dev/mapper/${name} ${dir}`,
     ]);
+    expect(res.plan).not.toMatch(/create_snap|suspend|delete/);
     expect(res.state.activatedPool).toEqual({ name: `${prefix}-pool`, loops: ['/dev/loopA', '/dev/loopB'] });
+    expect(res.state.snapId).toBeNull();
   });
 });
 
@@ -192,6 +201,11 @@ describe('executing (fake kernel) and releasing', () => {
     expect(k.calls).toEqual([`umount ${dir}`, `rmdir ${dir}`, `dmsetup remove ${res.state.name}`, `dmsetup message ${res.state.pool} 0 delete ${res.state.snapId}`]);
     expect(listStates(stateDir)).toEqual([]);
     expect((await releaseSnapshot(dir, k, { stateDir })).released).toBe(false);
+  });
+
+  it('release of a read-only activation: no thin id to delete; the pool and its loops come down', () => {
+    const plan = releasePlan({ mountPoint: '/m', madeMountPoint: false, snapName: 'dminspect-x-dev4', pool: 'p', snapId: null, activatedPool: { name: 'p', loops: ['/dev/loop3', '/dev/loop4'] }, imageLoop: null });
+    expect(plan.steps.map((st) => st.argv.join(' '))).toEqual(['umount /m', 'dmsetup remove dminspect-x-dev4', 'dmsetup remove p', 'losetup -d /dev/loop3', 'losetup -d /dev/loop4']);
   });
 
   it('release goes on when parts are already gone', async () => {

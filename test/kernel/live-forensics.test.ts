@@ -47,12 +47,13 @@ describe.skipIf(skipWithoutKernel(['docker', 'thin', 'xfs']))('live forensics on
       expect(files.get(c.name), c.name).toBe(b64(c.file.content));
       expect(by('A-rootfs').get(c.name)).toBe(`/mnt/ev-${c.name}/rootfs`);
       expect(opts.get(c.name), c.name).toMatch(fsType === 'xfs' ? /^xfs;ro,.*norecovery/ : /^ext4;ro,/);
-      expect(by('A-snapattr').get(c.name), c.name).toMatch(/^L-?-?r/); // live table, read-only device
+      expect(by('A-snapattr').get(c.name), c.name).toMatch(/^L-?-?r/); // live table, read-only device (the origin itself, in a read-only pool)
       expect(left.get(c.name), c.name).toBe('dm=0 loops=0 mounts=0 state=0 pooldev=0 mntdir=no');
       expect(by('A-release-again').get(c.name)).toBe('ok');
       expect(origin.get(c.name), `${c.name}: origin device unchanged`).toBe(c.device.sha256);
     }
     expect(one('A-after'), 'same thin ids and transaction id as before').toBe(before);
+    expect(one('A-meta-after'), 'a read-only pool: the metadata file is not written at all').toBe(one('A-meta-before'));
 
     // B: a running dockerd
     const [version, nameSource, poolName, deviceName, findings] = one('B-daemon').split(' ');

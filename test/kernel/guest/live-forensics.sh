@@ -35,6 +35,7 @@ leftovers() {
 
 # ---------------------------------------------------------------- A: stopped root, --activate-pool
 echo "@@ A-before $(pool_facts)"
+echo "@@ A-meta-before $(sha256sum "$META" | cut -d' ' -f1)"
 while read -r name path; do
   "${DMI[@]}" mount "$name" /mnt/ev-$name --activate-pool --json > /tmp/mount-$name.json
   echo "@@ A-rootfs $name $(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1])).rootfs)' /tmp/mount-$name.json)"
@@ -47,6 +48,7 @@ while read -r name path; do
   "${DMI[@]}" release /mnt/ev-$name > /dev/null && echo "@@ A-release-again $name ok"
 done < /tmp/containers.txt
 echo "@@ A-after $(pool_facts)"
+echo "@@ A-meta-after $(sha256sum "$META" | cut -d' ' -f1)"
 # every origin device is as the engine left it: a read_only pool (the kernel opens the metadata read-only;
 # the data device is always opened read-write by pool_ctr), each device activated read-only and hashed
 DATA=$(losetup -f --show $DL/devicemapper/devicemapper/data); MLOOP=$(losetup -f --show -r "$META")
