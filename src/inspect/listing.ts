@@ -3,6 +3,8 @@ import { resolveNaming, thinDeviceName, type NamingOptions } from '../docker/nam
 import type { Problem } from '../docker/records.js';
 import type { DockerRoot } from '../docker/root.js';
 import { humanBytes } from '../util/units.js';
+import { isDmiError } from '../errors.js';
+import { deviceUsage, type DeviceUsageView, type PoolOptions } from './pool.js';
 import { imageNamesOf, loadContainers, loadModel, ownerOf, type DeviceRole } from './model.js';
 
 export interface ContainerRow {
@@ -64,6 +66,10 @@ export interface DeviceRow {
   containerName: string | null;
   imageIds: string[];
   imageNames: string[];
+  /** Usage in the pool when its metadata is readable; null: not read, or (inPool false) not in the pool. */
+  usage: DeviceUsageView | null;
+  /** The device is in the pool's metadata (null: the pool was not read). */
+  inPool: boolean | null;
 }
 
 export interface DeviceList {
@@ -114,6 +120,8 @@ export function listDevices(root: DockerRoot, naming: NamingOptions = {}): Devic
       containerName: o.containerName ?? null,
       imageIds: o.imageIds ?? [],
       imageNames: o.imageNames ?? [],
+      usage: null as DeviceUsageView | null,
+      inPool: null as boolean | null,
     };
   });
   return {
@@ -125,4 +133,23 @@ export function listDevices(root: DockerRoot, naming: NamingOptions = {}): Devic
     tmpFiles: records.tmpFiles,
     problems: model.problems,
   };
+}
+
+/**
+ * Adds each record's pool usage (loop-lvm metadata of the root, --metadata, or --image for direct-lvm). A pool
+ * that cannot be read is a problem in the list, not a failure.
+ */
+export function attachDeviceUsage(list: DeviceList, root: DockerRoot, opts: PoolOptions = {}): DeviceList {
+  try {
+    const usage = deviceUsage(root, list.devices.map((d) => d.deviceId), opts);
+    if (!usage) return list;
+    for (const d of list.devices) {
+      d.usage = usage.get(d.deviceId) ?? null;
+      d.inPool = d.usage !== null;
+    }
+  } catch (e) {
+    if (!isDmiError(e)) throw e;
+    list.problems.push({ file: opts.metadata ?? opts.images?.join(', ') ?? root.root, message: `pool usage unavailable: ${e.message}` });
+  }
+  return list;
 }

@@ -175,6 +175,22 @@ describe.skipIf(!hasThinTools)('pool on thin_restore metadata', () => {
     expect(r.problems.join()).toMatch(/pool usage unavailable/);
   });
 
+  it('devices: each record with its pool usage; a record whose device is gone is "not in pool"', async () => {
+    const r = await cliJson('devices', '--root', SAMPLE);
+    const ls = thinLs(SAMPLE_META);
+    for (const d of r.devices) {
+      const row = ls.get(d.deviceId);
+      if (row) {
+        expect(d.inPool).toBe(true);
+        expect([d.usage.mappedBlocks, d.usage.exclusiveBlocks, d.usage.sharedBlocks], `device ${d.deviceId}`).toEqual(row.slice(0, 3));
+      } else {
+        expect(d).toMatchObject({ deviceId: 15, inPool: false, usage: null });
+      }
+    }
+    const t = await cli('devices', '--root', SAMPLE);
+    expect(t.stdout).toMatch(/^15 .*not in pool/m);
+  });
+
   it('reads nothing but reads: every file under the root is unchanged', async () => {
     const before = treeDigest(SAMPLE);
     await cli('pool', '--root', SAMPLE, '--json');
