@@ -4,20 +4,26 @@
  * record (the pool keeps none), the blocks from the mapping tree (thin/copy.ts). Evidence is opened
  * read-only and nothing is written under the Docker root; the output never replaces an existing file
  * without `force`, never an evidence file, and a failed export leaves no partial image behind.
+ *
+ * Direct-lvm (`images`): the pool is an LVM thin pool inside disk images; its metadata is read from the
+ * `<pool>_tmeta` LV and its data from the `<pool>_tdata` LV, both through LVM's extents (lvm-pool.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { isDeviceHash } from '../docker/ids.js';
+import { resolveNaming, type NamingOptions } from '../docker/naming.js';
 import type { DeviceRecord } from '../docker/records.js';
 import { DockerRoot } from '../docker/root.js';
 import { DmiError, fsError, isDmiError } from '../errors.js';
 import { copyThinDevice, type CopyProgress } from '../thin/copy.js';
-import { openPool } from '../thin/pool.js';
+import { openPool, type ThinPool } from '../thin/pool.js';
+import type { LvmThinPool } from './lvm-pool.js';
+import { openRootPool } from './pool.js';
 import { containerMount } from './model.js';
 import { resolveContainer } from './resolve.js';
 
-export interface ExportTargetOptions {
+export interface ExportTargetOptions extends NamingOptions {
   /** Export by thin id instead of a reference. */
   deviceId?: number;
   /** Image size in bytes; default: the Docker record's size. */
@@ -25,6 +31,8 @@ export interface ExportTargetOptions {
   /** Pool files; default `<root>/devicemapper/devicemapper/{metadata,data}` (loop-lvm). */
   metadata?: string;
   data?: string;
+  /** Direct-lvm: disk images holding the LVM thin pool (its _tmeta and _tdata are read through LVM's extents). */
+  images?: string[];
 }
 
 export interface ExportTarget {
@@ -38,6 +46,9 @@ export interface ExportTarget {
   data: string;
   /** The Docker root when one was read (the output may not go under it). */
   root: string | null;
+  /** Direct-lvm: the disk images (evidence: never written) and the pool name to look for (null: the only one). */
+  images: string[];
+  lvmPool: string | null;
 }
 
 export interface ExportOptions {
@@ -107,7 +118,7 @@ export function resolveExportTarget(rootDir: string, ref: string | null, opts: E
   } else {
     if (opts.deviceId === undefined) throw new DmiError('USAGE', 'name a container or device hash, or pass --device-id');
     deviceId = opts.deviceId;
-    const needRoot = opts.size === undefined || opts.metadata === undefined || opts.data === undefined;
+    const needRoot = opts.size === undefined || (!opts.images?.length && (opts.metadata === undefined || opts.data === undefined));
     let records: DeviceRecord[] = [];
     try {
       records = openRoot().recordSet().devices.filter((d) => d.deviceId === deviceId);
@@ -130,6 +141,32 @@ export function resolveExportTarget(rootDir: string, ref: string | null, opts: E
   }
   const rootPath = opened.root?.root ?? null;
   const defaults = poolFiles(rootPath ?? path.resolve(rootDir));
+  const images = (opts.images ?? []).map((i) => path.resolve(i));
+  if (images.length > 0 && (opts.metadata !== undefined || opts.data !== undefined)) {
+    throw new DmiError('USAGE', '--image reads the pool from LVM inside the disk images: --metadata and --data do not apply');
+  }
+  let lvmPool: string | null = opts.pool ?? null;
+  if (images.length > 0 && !lvmPool && fs.existsSync(path.join(rootPath ?? path.resolve(rootDir), 'devicemapper'))) {
+    try {
+      const n = resolveNaming(rootPath ?? path.resolve(rootDir), opts);
+      if (n.externalPool) lvmPool = n.poolName;
+    } catch {
+      // no usable root: the only thin pool in the images is taken
+    }
+  }
+  if (images.length === 0 && opts.metadata === undefined && !fs.existsSync(defaults.metadata)) {
+    // No loop files: a direct-lvm or external pool keeps its metadata and data on LVM volumes.
+    let naming: ReturnType<typeof resolveNaming> | null = null;
+    try {
+      naming = resolveNaming(rootPath ?? path.resolve(rootDir), opts);
+    } catch {
+      naming = null;
+    }
+    if (naming?.externalPool) {
+      const why = naming.poolNameSource === 'direct-lvm' ? 'devicemapper/setup-config.json shows a direct-lvm setup' : `the pool ${naming.poolName} is external (${naming.poolNameSource === 'option' ? '--pool' : 'dm.thinpooldev'})`;
+      throw new DmiError('NOT_FOUND', `${defaults.metadata}: no loop-lvm pool files — ${why}: pass --image <disk image> (repeatable) for the disk(s) holding the LVM thin pool, or --metadata/--data for its _tmeta/_tdata`, { path: defaults.metadata });
+    }
+  }
   return {
     deviceId,
     hash: record?.hash ?? null,
@@ -139,6 +176,8 @@ export function resolveExportTarget(rootDir: string, ref: string | null, opts: E
     metadata: path.resolve(opts.metadata ?? defaults.metadata),
     data: path.resolve(opts.data ?? defaults.data),
     root: rootPath,
+    images,
+    lvmPool,
   };
 }
 
@@ -171,7 +210,7 @@ function checkOutput(image: string, t: ExportTarget, force: boolean): void {
   }
   const st = statOrNull(image);
   if (!st) return;
-  for (const ev of [t.metadata, t.data]) {
+  for (const ev of [t.metadata, t.data, ...t.images]) {
     const e = statOrNull(ev);
     if (e && e.dev === st.dev && e.ino === st.ino) throw new DmiError('USAGE', `${image} is the pool file ${ev}: refusing to overwrite evidence`);
   }
@@ -185,16 +224,34 @@ export async function exportDevice(t: ExportTarget, imagePath: string, opts: Exp
   const image = path.resolve(imagePath);
   const sparse = opts.sparse ?? true;
   const warnings: string[] = [];
-  if (!fs.existsSync(t.metadata)) {
-    throw new DmiError('NOT_FOUND', `${t.metadata}: no pool metadata file (a direct-lvm pool keeps metadata and data on LVM volumes: pass --metadata and --data)`, { path: t.metadata });
+  let pool: ThinPool;
+  let lvm: LvmThinPool | null = null;
+  let metadataName = t.metadata;
+  let dataName = t.data;
+  if (t.images.length > 0) {
+    const src = openRootPool(null, { images: t.images, pool: t.lvmPool ?? undefined, metadataSnap: opts.metadataSnap });
+    pool = src.pool;
+    lvm = src.lvm!;
+    metadataName = src.metadataFile;
+    if (!lvm.data) {
+      pool.close();
+      const why = src.lvmFindings.filter((f) => f.severity !== 'info').map((f) => f.message).join('; ');
+      throw new DmiError('BAD_INPUT', `${lvm.vg}/${lvm.dataLv}: the thin pool's data LV cannot be read from ${t.images.join(', ')}${why ? `: ${why}` : ''}`);
+    }
+    dataName = lvm.data.label;
+    for (const f of src.lvmFindings) if (f.severity !== 'info') warnings.push(f.message);
+  } else {
+    if (!fs.existsSync(t.metadata)) {
+      throw new DmiError('NOT_FOUND', `${t.metadata}: no pool metadata file (a direct-lvm pool keeps metadata and data on LVM volumes: pass --image <disk image>, or --metadata and --data)`, { path: t.metadata });
+    }
+    if (!fs.existsSync(t.data)) throw new DmiError('NOT_FOUND', `${t.data}: no pool data file (pass --data, or --image for a direct-lvm pool)`, { path: t.data });
+    pool = openPool(t.metadata, { metadataSnap: opts.metadataSnap });
   }
-  if (!fs.existsSync(t.data)) throw new DmiError('NOT_FOUND', `${t.data}: no pool data file (pass --data)`, { path: t.data });
-  const pool = openPool(t.metadata, { metadataSnap: opts.metadataSnap });
   try {
     if (!pool.mappingRoots().some((r) => r.devId === t.deviceId)) {
-      throw new DmiError('NOT_FOUND', `thin device ${t.deviceId}${t.hash !== null ? ` (record ${t.record?.file ?? t.hash})` : ''} is not in the pool metadata ${t.metadata}${opts.metadataSnap ? ' (metadata snapshot)' : ''}`);
+      throw new DmiError('NOT_FOUND', `thin device ${t.deviceId}${t.hash !== null ? ` (record ${t.record?.file ?? t.hash})` : ''} is not in the pool metadata ${metadataName}${opts.metadataSnap ? ' (metadata snapshot)' : ''}`);
     }
-    if (pool.liveSuperblock.needsCheck) warnings.push(`${t.metadata}: the pool's needs_check flag is set: the metadata may be inconsistent`);
+    if (pool.liveSuperblock.needsCheck) warnings.push(`${metadataName}: the pool's needs_check flag is set: the metadata may be inconsistent`);
     if (t.record?.deleted) warnings.push(`${t.record.file}: the device is marked deleted (deferred deletion pending)`);
     checkOutput(image, t, opts.force ?? false);
 
@@ -212,7 +269,9 @@ export async function exportDevice(t: ExportTarget, imagePath: string, opts: Exp
       const r = await copyThinDevice({
         pool,
         devId: t.deviceId,
-        dataPath: t.data,
+        dataPath: lvm?.data?.path ?? t.data,
+        dataExtents: lvm?.data?.extents,
+        dataLabel: lvm?.data?.label,
         size: t.size,
         out,
         outName: image,
@@ -240,8 +299,8 @@ export async function exportDevice(t: ExportTarget, imagePath: string, opts: Exp
         holeBytes: r.holeBytes,
         sparse,
         container: t.container,
-        metadata: t.metadata,
-        data: t.data,
+        metadata: metadataName,
+        data: dataName,
         metadataSnap: opts.metadataSnap ?? false,
         warnings,
       };

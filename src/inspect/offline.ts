@@ -8,15 +8,20 @@
  * Work images go to `/var/tmp/dminspect/<name>.img` by default (`workDir`): /var/tmp survives a reboot and
  * is on disk, unlike /tmp which may be a tmpfs in RAM; the image is sparse, so it takes the container's
  * mapped bytes, not its virtual size.
+ *
+ * `images` are sorted by what they hold (classifyImages): a file with a filesystem magic at offset 0 is an
+ * image exported before (at most one: mounted as is); anything else is a disk image of a direct-lvm host (an
+ * LVM label or a partition table), from which the device is exported through LVM's extents.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { prefixFromStat, thinDeviceName } from '../docker/naming.js';
-import { probeFs, type FsType } from '../dm/fsprobe.js';
+import { probeFs, probeFsBuffer, PROBE_BYTES, type FsType } from '../dm/fsprobe.js';
 import type { DmHost } from '../dm/host.js';
 import { freeLoopDevices } from '../dm/loop.js';
 import { executePlan, renderPlan, shellLine, undoSteps, type Executed, type Plan, type Step } from '../dm/plan.js';
 import { DmiError, fsError, isDmiError } from '../errors.js';
+import { labelSector } from '../lvm/label.js';
 import type { CopyProgress } from '../thin/copy.js';
 import { exportDevice, resolveExportTarget, type ExportResult, type ExportTargetOptions } from './export.js';
 import { mountSteps } from './forensic-plans.js';
@@ -31,6 +36,11 @@ export interface OfflineOptions extends ExportTargetOptions {
   stateDir: string;
   /** An image exported before: used as is, never deleted. */
   image?: string;
+  /**
+   * Files given with --image: each is probed (classifyImages): an exported image (filesystem at offset 0, at
+   * most one) is mounted as is; disk images (LVM) hold a direct-lvm pool the device is exported from.
+   */
+  images?: string[];
   /** Keep the work image at release. */
   keepImage?: boolean;
   /** Where work images go (default /var/tmp/dminspect). */
@@ -56,6 +66,71 @@ export interface OfflineResult {
 }
 
 const LOOP_TRIES = 8;
+
+export interface ClassifiedImages {
+  /** The image exported before (a filesystem at offset 0), or null. */
+  exported: string | null;
+  exportedFs: FsType | null;
+  /** Disk images of a direct-lvm host (an LVM label in the first 4 sectors, or a partition table). */
+  disks: string[];
+}
+
+/**
+ * Sorts `--image` files: a filesystem magic at offset 0 (xfs, ext4, btrfs) makes an exported image — at most
+ * one; an LVM label (`LABELONE` in sectors 0-3) or a partition table (MBR 0x55AA / GPT `EFI PART`) a disk
+ * image. Anything else is UNSUPPORTED naming the file — unless it is the only file and `fs` is given (the
+ * filesystem type to try on an exported image whose magic is not recognised).
+ */
+export function classifyImages(files: string[], opts: { fs?: FsType } = {}): ClassifiedImages {
+  const out: ClassifiedImages = { exported: null, exportedFs: null, disks: [] };
+  for (const f of files) {
+    const file = path.resolve(f);
+    let head: Buffer;
+    let st: fs.Stats;
+    try {
+      const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      try {
+        st = fs.fstatSync(fd);
+        if (st.isDirectory()) throw new DmiError('BAD_INPUT', `${file}: is a directory, expected an image file`, { path: file });
+        head = Buffer.alloc(PROBE_BYTES);
+        let n = 0;
+        while (n < head.length) {
+          const got = fs.readSync(fd, head, n, head.length - n, n);
+          if (got === 0) break;
+          n += got;
+        }
+        head = head.subarray(0, n);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch (e) {
+      throw fsError(e, file);
+    }
+    const fsType = probeFsBuffer(head);
+    if (fsType) {
+      if (out.exported) throw new DmiError('USAGE', `--image ${out.exported} and ${file} are both filesystem images: mount one at a time`);
+      if (!st.isFile()) throw new DmiError('BAD_INPUT', `${file}: not a regular file (expected an image made by dminspect export)`);
+      out.exported = file;
+      out.exportedFs = fsType;
+      continue;
+    }
+    const mbr = head.length >= 512 && head.readUInt16LE(510) === 0xaa55;
+    const gpt = head.length >= 520 && head.toString('latin1', 512, 520) === 'EFI PART';
+    if (labelSector(head.subarray(0, 2048)) !== null || mbr || gpt) {
+      out.disks.push(file);
+      continue;
+    }
+    if (opts.fs && files.length === 1 && st.isFile()) {
+      out.exported = file;
+      continue;
+    }
+    throw new DmiError('UNSUPPORTED', `${file}: neither a filesystem image (no xfs, ext4 or btrfs magic at offset 0; pass --fs to try one) nor a disk image (no LVM label, no partition table)`, { path: file });
+  }
+  if (out.exported && out.disks.length > 0) {
+    throw new DmiError('USAGE', `--image ${out.exported} is an exported filesystem image and ${out.disks.join(', ')} ${out.disks.length === 1 ? 'is a disk image' : 'are disk images'}: give the exported image alone, or the disk images`);
+  }
+  return out;
+}
 
 /** Attach `image` read-only to `loop`; the undo detaches it. */
 export function loopStep(loop: string, image: string): Step {
@@ -94,8 +169,13 @@ export async function mountOffline(rootDir: string, ref: string, host: DmHost, o
   let container: SnapshotState['container'] = null;
   let origin: SnapshotState['origin'] = null;
   let target: ReturnType<typeof resolveExportTarget> | null = null;
-  if (opts.image !== undefined) {
-    given = path.resolve(opts.image);
+  const files = [...(opts.image !== undefined ? [opts.image] : []), ...(opts.images ?? [])];
+  const classified = files.length > 0 ? classifyImages(files, { fs: opts.fs }) : { exported: null, exportedFs: null, disks: [] };
+  if (classified.exported && (opts.keepImage || opts.metadata !== undefined || opts.data !== undefined || opts.metadataSnap)) {
+    throw new DmiError('USAGE', `--image ${classified.exported} is an exported image (a filesystem at offset 0), mounted as is: --keep-image, --metadata, --data and --metadata-snap do not apply`);
+  }
+  if (classified.exported !== null) {
+    given = classified.exported;
     let st: fs.Stats;
     try {
       st = fs.statSync(given);
@@ -106,7 +186,7 @@ export async function mountOffline(rootDir: string, ref: string, host: DmHost, o
     const c = resolveContainer(DockerRoot.open(rootDir), ref);
     container = { id: c.id, name: c.name };
   } else {
-    target = resolveExportTarget(rootDir, ref, opts);
+    target = resolveExportTarget(rootDir, ref, { ...opts, images: classified.disks });
     if (target.record?.deleted && !opts.force) {
       throw new DmiError('CONFLICT', `${target.record.file}: the device is marked deleted (deferred deletion pending); pass --force to export it anyway`);
     }
@@ -167,7 +247,8 @@ export async function mountOffline(rootDir: string, ref: string, host: DmHost, o
     const loop = '/dev/loopN';
     const lines: string[] = [];
     if (target) {
-      const args = ['dminspect', 'export', '--device-id', String(target.deviceId), '--size', String(target.size), '--metadata', target.metadata, '--data', target.data, ...(opts.metadataSnap ? ['--metadata-snap'] : []), image];
+      const source = target.images.length > 0 ? [...target.images.flatMap((i) => ['--image', i]), ...(target.lvmPool ? ['--pool', target.lvmPool] : [])] : ['--metadata', target.metadata, '--data', target.data];
+      const args = ['dminspect', 'export', '--device-id', String(target.deviceId), '--size', String(target.size), ...source, ...(opts.metadataSnap ? ['--metadata-snap'] : []), image];
       lines.push(`# export (done in-process): ${shellLine(args)}${note}`);
     }
     lines.push(renderPlan(offlineMountPlan({ image, loop, dir, fsType, makeDir })));

@@ -10,6 +10,10 @@
  * one pwrite for a contiguous stretch of the image); the next buffers are read and the previous ones
  * written while the current one is hashed. The data file is opened read-only.
  *
+ * The data is a file or block device (`dataPath`) or a logical byte space made of extents of one or more
+ * files (`dataExtents`: the `_tdata` LV of an LVM thin pool inside disk images, LVM's extents as byte ranges
+ * of the images); a read that crosses an extent boundary becomes one pread per piece (ExtentMap.pieces).
+ *
  * Knows nothing of Docker. Errors are DmiError: BAD_INPUT (size not a multiple of 512, a mapped block
  * past the end of the data file, a mapping past the data space map — from ThinPool.mappingRuns),
  * NOT_FOUND (unknown device id, missing data file), IO (a write failed: ENOSPC, EIO, ...; the caller
@@ -18,6 +22,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { DmiError, fsError } from '../errors.js';
+import { ExtentMap, type Extent } from './block-source.js';
 import type { ThinPool } from './pool.js';
 
 export const DEFAULT_COPY_BUFFER = 4 * 1024 * 1024;
@@ -37,8 +42,15 @@ export interface CopyProgress {
 export interface CopyDeviceOptions {
   pool: ThinPool;
   devId: number;
-  /** The pool's data file (or block device), opened read-only. */
+  /**
+   * The pool's data file (or block device), opened read-only. With `dataExtents`: the default path of extents
+   * that name none (and the name in messages unless `dataLabel`).
+   */
   dataPath: string;
+  /** The data is these byte ranges, concatenated in order (an LVM `_tdata` LV inside disk images). */
+  dataExtents?: Extent[];
+  /** Name of the data in messages (e.g. `disk.img: docker/thinpool_tdata`); default `dataPath`. */
+  dataLabel?: string;
   /** Image size in bytes (a multiple of 512); mappings past it are not copied. */
   size: number;
   /** Output file descriptor, opened for writing; written with pwrite from offset 0. */
@@ -74,7 +86,7 @@ export interface CopyResult {
 interface Read {
   /** Offset in the batch buffer. */
   at: number;
-  /** Byte offset in the data file. */
+  /** Byte offset in the data (file, or logical offset in the extents). */
   pos: number;
   len: number;
   dblock: number;
@@ -113,30 +125,51 @@ export async function copyThinDevice(o: CopyDeviceOptions): Promise<CopyResult> 
   const bufBytes = Math.max(512, Math.floor((o.bufferBytes ?? DEFAULT_COPY_BUFFER) / 512) * 512);
 
   const outSt = fs.fstatSync(o.out);
-  let dataFd: number;
-  let dataSt: fs.Stats;
-  try {
-    dataFd = fs.openSync(dataPath, 'r');
-  } catch (e) {
-    throw fsError(e, dataPath, 'open');
+  const dataName = o.dataLabel ?? dataPath;
+  const map = o.dataExtents ? new ExtentMap(o.dataExtents, dataPath) : null;
+  // Every file the data is read from, opened read-only (one for a data file, one per image for extents).
+  const fds = new Map<string, number>();
+  const closeAll = () => {
+    for (const fd of fds.values()) fs.closeSync(fd);
+    fds.clear();
+  };
+  let dataSt: fs.Stats | null = null;
+  for (const p of map ? map.extents.map((e) => e.path) : [dataPath]) {
+    if (fds.has(p)) continue;
+    let fd: number;
+    try {
+      fd = fs.openSync(p, 'r');
+    } catch (e) {
+      closeAll();
+      throw fsError(e, p, 'open');
+    }
+    fds.set(p, fd);
+    try {
+      const st = fs.fstatSync(fd);
+      if (st.isDirectory()) throw new DmiError('BAD_INPUT', `${p}: is a directory, expected the pool data file or device`, { path: p });
+      dataSt ??= st;
+    } catch (e) {
+      closeAll();
+      throw fsError(e, p);
+    }
   }
-  try {
-    dataSt = fs.fstatSync(dataFd);
-    if (dataSt.isDirectory()) throw new DmiError('BAD_INPUT', `${dataPath}: is a directory, expected the pool data file or device`, { path: dataPath });
-  } catch (e) {
-    fs.closeSync(dataFd);
-    throw fsError(e, dataPath);
-  }
-  // The size of a regular data file is known: check every mapped block against it before reading.
-  const dataSize = dataSt.isFile() ? dataSt.size : null;
+  // The size of the data is known for a regular data file or extents: check every mapped block against it
+  // before reading. (An image shorter than its extents shows as a short read, named the same way.)
+  const dataSize = map ? map.length : dataSt?.isFile() ? dataSt.size : null;
+  const what = map ? 'data' : 'data file';
+  /** The file ranges holding data bytes [pos, pos + len). */
+  const pieces = (pos: number, len: number): { fd: number; path: string; offset: number; length: number; at: number }[] => {
+    if (!map) return [{ fd: fds.get(dataPath)!, path: dataPath, offset: pos, length: len, at: pos }];
+    return [...map.pieces(pos, len)].map((p) => ({ ...p, fd: fds.get(p.path)! }));
+  };
   const sparse = (o.sparse ?? true) && outSt.isFile();
 
   const res: CopyResult = { size, sha256: '', mappedBytes: 0, copiedBytes: 0, holes: 0, holeBytes: 0, runs: 0, mappedPastEnd: 0, reads: 0, writes: 0 };
   const pastEnd = (dblock: number, vblock: number) =>
     new DmiError(
       'BAD_INPUT',
-      `${dataPath}: data block ${dblock} (virtual block ${vblock} of thin device ${devId}) is past the end of the data file (${dataSize ?? 'short read'}${dataSize === null ? '' : ' bytes'}; ${bs} bytes per block)`,
-      { path: dataPath, dataBlock: dblock, virtualBlock: vblock },
+      `${dataName}: data block ${dblock} (virtual block ${vblock} of thin device ${devId}) is past the end of the ${what} (${dataSize ?? 'short read'}${dataSize === null ? '' : ' bytes'}; ${bs} bytes per block)`,
+      { path: dataName, dataBlock: dblock, virtualBlock: vblock },
     );
 
   /** Image stretches in order, each at most bufBytes. */
@@ -215,20 +248,41 @@ export async function copyThinDevice(o: CopyDeviceOptions): Promise<CopyResult> 
   const fill = async (buf: Buffer, b: Batch): Promise<void> => {
     for (const [at, n] of b.fills) buf.fill(0, at, at + n);
     await Promise.all(
-      b.reads.map(async (r) => {
-        let done = 0;
-        while (done < r.len) {
-          let got: number;
-          try {
-            got = await readAsync(dataFd, buf, r.at + done, r.len - done, r.pos + done);
-          } catch (e) {
-            throw fsError(e, dataPath);
+      b.reads.flatMap((r) =>
+        pieces(r.pos, r.len).map(async (p) => {
+          // `done` counts bytes of the read r; this piece covers [p.at - r.pos, + p.length) of it
+          let done = p.at - r.pos;
+          const end = done + p.length;
+          while (done < end) {
+            let got: number;
+            try {
+              got = await readAsync(p.fd, buf, r.at + done, end - done, p.offset + (done - (p.at - r.pos)));
+            } catch (e) {
+              throw fsError(e, p.path);
+            }
+            res.reads++;
+            if (got === 0) {
+              const dblock = r.dblock + Math.floor(done / bs);
+              const vblock = r.vblock + Math.floor(done / bs);
+              if (!map) throw pastEnd(dblock, vblock);
+              // The extents say the block is there; the file holding it ends before it.
+              const at = p.offset + (done - (p.at - r.pos));
+              let fileSize = '?';
+              try {
+                fileSize = String(fs.fstatSync(p.fd).size);
+              } catch {
+                // the size is informative only
+              }
+              throw new DmiError(
+                'BAD_INPUT',
+                `${dataName}: data block ${dblock} (virtual block ${vblock} of thin device ${devId}) is at byte ${at} of ${p.path}, past its end (${fileSize} bytes): truncated image?`,
+                { path: p.path, dataBlock: dblock, virtualBlock: vblock },
+              );
+            }
+            done += got;
           }
-          res.reads++;
-          if (got === 0) throw pastEnd(r.dblock + Math.floor(done / bs), r.vblock + Math.floor(done / bs));
-          done += got;
-        }
-      }),
+        }),
+      ),
     );
   };
 
@@ -333,6 +387,6 @@ export async function copyThinDevice(o: CopyDeviceOptions): Promise<CopyResult> 
   } finally {
     // Never close the descriptors under a read or write still running in the thread pool.
     await Promise.allSettled([...inflight]);
-    fs.closeSync(dataFd);
+    closeAll();
   }
 }

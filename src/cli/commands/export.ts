@@ -4,7 +4,9 @@ import { DmiError } from '../../errors.js';
 import { exportDevice, resolveExportTarget, type ExportResult } from '../../inspect/export.js';
 import type { CopyProgress } from '../../thin/copy.js';
 import { humanBytes } from '../../util/units.js';
+import { namingOptions } from '../options.js';
 import { keyValues, printJson, short, type Out } from '../render.js';
+import { collect } from './pool.js';
 
 interface ExportCliOptions {
   root: string;
@@ -12,6 +14,9 @@ interface ExportCliOptions {
   size?: string;
   metadata?: string;
   data?: string;
+  image: string[];
+  pool?: string;
+  daemonConfig?: string;
   metadataSnap?: boolean;
   sparse: boolean;
   force?: boolean;
@@ -130,6 +135,9 @@ export function register(program: Command, io: Out): void {
     .option('--size <bytes>', 'image size in bytes (default: the Docker record size)')
     .option('--metadata <file>', 'pool metadata file or device (default: <root>/devicemapper/devicemapper/metadata)')
     .option('--data <file>', 'pool data file or device (default: <root>/devicemapper/devicemapper/data)')
+    .option('--image <file>', 'direct-lvm: a disk image (or block device) holding the LVM thin pool; its _tmeta and _tdata are read through LVM; repeat for a VG on several disks', collect, [])
+    .option('--pool <name>', 'direct-lvm: the thin pool in the images (dm name like docker-thinpool, or vg/lv; default: dm.thinpooldev / docker-thinpool / the only one)')
+    .option('--daemon-config <file>', 'daemon.json to read dm.thinpooldev from')
     .option('--metadata-snap', "read the pool's held metadata snapshot instead of the live metadata")
     .option('--no-sparse', 'write zeros for unmapped blocks instead of leaving holes')
     .option('--force', 'overwrite an existing image file')
@@ -145,7 +153,14 @@ export function register(program: Command, io: Out): void {
         image = first;
       }
       if (image === undefined) throw new DmiError('USAGE', 'missing the image file: dminspect export <ref> <image>');
-      const target = resolveExportTarget(opts.root, ref, { deviceId, size: parseSize(opts.size), metadata: opts.metadata, data: opts.data });
+      const target = resolveExportTarget(opts.root, ref, {
+        ...namingOptions(opts),
+        deviceId,
+        size: parseSize(opts.size),
+        metadata: opts.metadata,
+        data: opts.data,
+        images: opts.image,
+      });
       const progress = progressReporter(!opts.json && process.stderr.isTTY === true);
       let r: ExportResult;
       try {

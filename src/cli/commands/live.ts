@@ -19,7 +19,7 @@ interface LiveCliOptions extends CommonOptions {
   stateDir: string;
   keepImage?: boolean;
   offline?: boolean;
-  image?: string;
+  image?: string[];
   workDir?: string;
   metadata?: string;
   data?: string;
@@ -55,7 +55,12 @@ function render(io: Out, r: LiveResult, json: boolean | undefined): void {
   const s = r.state;
   io.out(
     keyValues([
-      ['snapshot', `/dev/mapper/${s.name} (thin id ${s.snapId} in ${s.pool}, read-only)`],
+      [
+        s.snapId === null ? 'device' : 'snapshot',
+        s.snapId === null
+          ? `/dev/mapper/${s.name} (thin device ${s.origin?.deviceId} itself, read-only, in the read-only pool ${s.pool} dminspect set up)`
+          : `/dev/mapper/${s.name} (thin id ${s.snapId} in ${s.pool}, read-only)`,
+      ],
       ['of', `${s.container?.name || short(s.container?.id)}: device ${s.origin?.deviceId} (${s.origin?.name})`],
       ...(s.mountPoint ? ([['mounted', `${s.mountPoint} (${s.fsType}, read-only)`], ['rootfs', r.rootfs]] as [string, string | null][]) : []),
       ['release with', `dminspect release ${s.mountPoint ?? s.name}`],
@@ -66,8 +71,8 @@ function render(io: Out, r: LiveResult, json: boolean | undefined): void {
 async function mountOfflineCli(io: Out, ref: string, dir: string, opts: LiveCliOptions): Promise<void> {
   if (opts.id !== undefined) throw new DmiError('USAGE', '--id makes a snapshot inside the pool; mount --offline makes none');
   if (opts.activatePool) throw new DmiError('USAGE', '--activate-pool is for live mounts; mount --offline needs no pool');
-  if (opts.image !== undefined && (opts.keepImage || opts.metadata !== undefined || opts.data !== undefined || opts.metadataSnap)) {
-    throw new DmiError('USAGE', '--image mounts an existing image: --keep-image, --metadata, --data and --metadata-snap do not apply');
+  if (opts.image?.length && (opts.metadata !== undefined || opts.data !== undefined)) {
+    throw new DmiError('USAGE', '--image and --metadata/--data do not go together: the pool comes from the disk images, or the image given is mounted as is');
   }
   const progress = progressReporter(!opts.json && !opts.dryRun && process.stderr.isTTY === true);
   let r: OfflineResult;
@@ -76,7 +81,8 @@ async function mountOfflineCli(io: Out, ref: string, dir: string, opts: LiveCliO
       mountOffline(opts.root, ref, new DmHost(), {
         dir,
         stateDir: opts.stateDir,
-        image: opts.image,
+        ...namingOptions(opts),
+        images: opts.image,
         keepImage: opts.keepImage,
         workDir: opts.workDir,
         name: opts.name,
@@ -131,7 +137,11 @@ export function register(program: Command, io: Out): void {
       .argument('<dir>', 'mount point (made if missing; must be empty)'),
   )
     .option('--offline', 'no device-mapper: export the device to an image file, loop-mount it read-only (see --work-dir)')
-    .option('--image <file>', '--offline: mount this image (made by dminspect export) instead of exporting; it is never deleted')
+    .option(
+      '--image <file>',
+      '--offline, repeatable: each file is probed. A filesystem (xfs/ext4/btrfs magic at offset 0) is an image made by dminspect export: mounted as is, never deleted (at most one). Anything else must be a disk image (LVM label or partition table) of a direct-lvm host: the device is exported from the thin pool inside it, through LVM',
+      (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
+    )
     .option('--keep-image', '--offline: keep the exported work image at release')
     .option('--work-dir <dir>', '--offline: where the work image is exported', DEFAULT_WORK_DIR)
     .option('--metadata <file>', '--offline: pool metadata file (default: <root>/devicemapper/devicemapper/metadata)')
