@@ -77,7 +77,9 @@ cat > "$R/stage2" <<'S2'
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=dumb LANG=C.UTF-8
 # no udevd in the guest: libdevmapper (dmsetup, dockerd) creates the /dev/mapper/* nodes itself
 export DM_DISABLE_UDEV=1
-mount -t tmpfs -o mode=755 run /run; mount -t tmpfs -o mode=1777 tmp /tmp
+# /tmp stays the overlay's (host /tmp read-only below, writes in the guest's tmpfs upper layer): a checkout
+# under the host's /tmp (CI clones, scratch copies) must stay visible at the same path in the guest
+mount -t tmpfs -o mode=755 run /run
 mkdir -p /dev/pts /dev/shm; mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts; mount -t tmpfs shm /dev/shm
 mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 ln -sf /proc/self/fd /dev/fd 2>/dev/null
