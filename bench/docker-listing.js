@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildV2Root } from '../scripts/docker-root-builder.js';
+import { median } from './common.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const bin = path.join(here, '..', 'bin', 'dminspect.js');
@@ -26,7 +27,6 @@ function time(argv) {
   if (r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}: ${r.stderr}`);
   return { ms, stdout: r.stdout };
 }
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 export function runDockerListingBench() {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'dminspect-bench-root-'));

@@ -25,38 +25,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildV2Root } from '../scripts/docker-root-builder.js';
+import { ensureBuild, median, mulberry32 } from './common.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BS = 64 * 1024;
 const TIME = fs.existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
 
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-function newest(dir) {
-  let t = 0;
-  for (const f of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, f.name);
-    t = Math.max(t, f.isDirectory() ? newest(p) : fs.statSync(p).mtimeMs);
-  }
-  return t;
-}
 
-function ensureBuild() {
-  const built = path.join(repo, 'dist/cli/commands/export.js');
-  if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= newest(path.join(repo, 'src'))) return;
-  process.stderr.write('building dist/ (tsc -p tsconfig.build.json)...\n');
-  const r = spawnSync(process.execPath, [path.join(repo, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: repo, stdio: 'inherit' });
-  if (!fs.existsSync(built)) throw new Error(`build failed (${r.status})`);
-}
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 26, ...opts });
@@ -189,14 +165,10 @@ function timed(argv) {
   return { ms, rssKb: m ? Number(m[1]) : null, stdout: r.stdout };
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /** Runs the benchmark; returns the numbers. */
 export function runExportBench({ dir = '/tmp/dminspect-bench/export', gib = 2, reps = 3, force = false } = {}) {
-  ensureBuild();
+  ensureBuild(path.join(repo, 'dist/cli/commands/export.js'));
   const p = generateExportPool(dir, gib, force);
   const entry = cliEntry(dir);
   const outDir = path.join(dir, 'out');

@@ -17,6 +17,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mulberry32 } from './common.js';
 
 export const VARIANTS = {
   shared: { perDev: 2500, frag: false, nrDataBlocks: 1 << 20 },
@@ -29,16 +30,6 @@ const INDEPENDENTS = 95;
 const SNAPSHOTS = 1900;
 const HOLE_EVERY = 400;
 
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Virtual blocks of a device: 0.. skipping every 400th (v % 400 == 399). */
 function vblocks(perDev) {

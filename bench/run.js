@@ -11,35 +11,15 @@
  * Builds dist/ first (tsc -p tsconfig.build.json) when dist/thin is missing or older than src/thin.
  * Targets (issue 4): ratio ≤ 0.25 vs thin_ls, peak RSS ≤ 150 MB, identical numbers.
  */
-import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureBuild, hasTool } from './common.js';
 import { generatePool } from './gen-pool.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-function newest(dir) {
-  let t = 0;
-  for (const f of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, f.name);
-    t = Math.max(t, f.isDirectory() ? newest(p) : fs.statSync(p).mtimeMs);
-  }
-  return t;
-}
 
-function ensureBuild() {
-  const built = path.join(root, 'dist/thin/index.js');
-  if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= newest(path.join(root, 'src/thin'))) return;
-  process.stderr.write('building dist/ (tsc -p tsconfig.build.json)...\n');
-  const tsc = path.join(root, 'node_modules/typescript/bin/tsc');
-  const r = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
-  if (!fs.existsSync(built)) throw new Error(`build failed (${r.status})`);
-}
 
-function hasTool(name) {
-  return spawnSync(name, ['-V'], { stdio: 'ignore' }).status === 0;
-}
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -57,7 +37,7 @@ if (!hasTool('thin_restore') || !hasTool('thin_ls')) {
   console.error('bench: thin-provisioning-tools (thin_restore, thin_ls) are not installed; nothing to compare against');
   process.exit(1);
 }
-ensureBuild();
+ensureBuild(path.join(root, 'dist/thin/index.js'));
 const { benchThinUsage } = await import('./thin-usage.js');
 
 const results = [];

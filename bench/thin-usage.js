@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { median } from './common.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const child = path.join(here, 'thin-usage-child.js');
@@ -36,10 +37,6 @@ function parseLs(stdout) {
   return rows.sort((a, b) => a[0] - b[0]);
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /** Benchmarks one metadata file; returns a result object. */
 export function benchThinUsage(meta, { reps = 5, label = path.basename(meta) } = {}) {
