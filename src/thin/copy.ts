@@ -339,7 +339,9 @@ export async function copyThinDevice(o: CopyDeviceOptions): Promise<CopyResult> 
   try {
     if (sparse) {
       try {
-        fs.ftruncateSync(o.out, 0);
+        // Drop old contents only when there are any (--force): truncating a file to 0 and rewriting it makes ext4
+        // (auto_da_alloc) flush all of it at close, which costs as much as the copy itself.
+        if (fs.fstatSync(o.out).size > 0) fs.ftruncateSync(o.out, 0);
         fs.ftruncateSync(o.out, size);
       } catch (e) {
         throw fsError(e, outName, 'set the size of');
