@@ -166,9 +166,12 @@ export interface ReleaseResult {
   state: SnapshotState | null;
 }
 
-export async function releaseSnapshot(ref: string, host: DmHost, opts: { stateDir: string; dryRun?: boolean; keepImage?: boolean }): Promise<ReleaseResult> {
+export async function releaseSnapshot(ref: string, host: DmHost, opts: { stateDir: string; dryRun?: boolean; keepImage?: boolean; root?: string }): Promise<ReleaseResult> {
   const st = findState(opts.stateDir, ref);
   if (!st) return { released: false, plan: '', state: null };
+  if (opts.root !== undefined && st.root !== opts.root) {
+    throw new DmiError('CONFLICT', `${st.name} was made for the Docker root ${st.root}, not ${opts.root}: not released`);
+  }
   const plan = releasePlan({
     mountPoint: st.mountPoint,
     madeMountPoint: st.madeMountPoint,

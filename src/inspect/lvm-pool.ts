@@ -19,7 +19,8 @@ export type LvmFindingKind =
   | 'metadata-nearly-full'
   | 'chunk-size-differs'
   | 'pool-metadata-unreadable'
-  | 'pool-lv-unmappable';
+  | 'pool-lv-unmappable'
+  | 'docker-pool-not-found';
 
 export interface LvmFinding {
   kind: LvmFindingKind;

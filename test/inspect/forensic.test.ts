@@ -8,7 +8,7 @@ import type { RunResult } from '../../src/dm/plan.js';
 import { releaseSnapshot, snapshotContainer } from '../../src/inspect/forensic.js';
 import { releasePlan } from '../../src/inspect/forensic-plans.js';
 import { listStates } from '../../src/inspect/state.js';
-import { cli, SAMPLE, spawnCli, tmpDir } from '../support/cli.js';
+import { cli, cliJson, SAMPLE, spawnCli, tmpDir } from '../support/cli.js';
 
 const POOL_OK = '0 20971520 thin-pool 14 2586/25600 530/163840 - rw discard_passdown queue_if_no_space - 1024';
 
@@ -206,6 +206,20 @@ describe('executing (fake kernel) and releasing', () => {
   it('release of a read-only activation: no thin id to delete; the pool and its loops come down', () => {
     const plan = releasePlan({ mountPoint: '/m', madeMountPoint: false, snapName: 'dminspect-x-dev4', pool: 'p', snapId: null, activatedPool: { name: 'p', loops: ['/dev/loop3', '/dev/loop4'] }, imageLoop: null });
     expect(plan.steps.map((st) => st.argv.join(' '))).toEqual(['umount /m', 'dmsetup remove dminspect-x-dev4', 'dmsetup remove p', 'losetup -d /dev/loop3', 'losetup -d /dev/loop4']);
+  });
+
+  it('release --root refuses what was made for another root; snapshots --root lists only that root’s', async () => {
+    const k = kernel();
+    const stateDir = tmpDir();
+    const r = root();
+    const res = await snapshotContainer(r, 'old', k, { stateDir });
+    await expect(releaseSnapshot(res.state.name, k, { stateDir, root: '/elsewhere' })).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringMatching(/made for the Docker root .* not released/) });
+    expect(listStates(stateDir)).toHaveLength(1);
+    const mine = await cliJson('snapshots', '--state-dir', stateDir, '--root', r.root);
+    expect(mine.snapshots.map((x: { name: string }) => x.name)).toEqual([res.state.name]);
+    expect((await cliJson('snapshots', '--state-dir', stateDir, '--root', '/elsewhere')).snapshots).toEqual([]);
+    expect((await cliJson('snapshots', '--state-dir', stateDir)).snapshots).toHaveLength(1);
+    await expect(releaseSnapshot(res.state.name, k, { stateDir, root: r.root })).resolves.toMatchObject({ released: true });
   });
 
   it('release goes on when parts are already gone', async () => {

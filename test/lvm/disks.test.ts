@@ -271,6 +271,11 @@ describe.skipIf(!hasLvm || !hasSfdisk)('real LVM disks (pvcreate/vgcreate/lvcrea
       [...ref.keys()].sort((a, b) => a - b).map((id) => [id, ref.get(id)!.mapped, ref.get(id)!.exclusive, ref.get(id)!.shared]),
     );
     expect(r.findings.map((f: { kind: string }) => f.kind)).toContain('transaction-id-unchecked');
+    const lv = await cliJson('lvm', '--image', img, '--pool', 'docker-thinpool');
+    expect(lv.dockerPool).toEqual({ name: 'docker-thinpool', source: 'option', found: true });
+    const other = await cliJson('lvm', '--image', img, '--pool', 'vg0-pool');
+    expect(other.dockerPool).toMatchObject({ name: 'vg0-pool', found: false });
+    expect(other.findings.map((f: { kind: string }) => f.kind)).toContain('docker-pool-not-found');
     const t = await cli('pool', '--image', img);
     expect(t.stdout).toMatch(/^lvm: +docker\/thinpool \(thinpool_tmeta, thinpool_tdata\); LVM transaction_id 0, chunk 512 KiB$/m);
     expect(sha256(img)).toBe(before);

@@ -4,6 +4,7 @@ import { DmHost } from '../../dm/host.js';
 import { releaseSnapshot, snapshotContainer, snapshots, type LiveResult } from '../../inspect/forensic.js';
 import { DEFAULT_WORK_DIR, mountOffline, type OfflineResult } from '../../inspect/offline.js';
 import { DEFAULT_STATE_DIR } from '../../inspect/state.js';
+import { DEFAULT_ROOT } from '../../docker/root.js';
 import { DmiError } from '../../errors.js';
 import { addCommonOptions, namingOptions, openRoot, type CommonOptions } from '../options.js';
 import { keyValues, printJson, short, table, type Out } from '../render.js';
@@ -164,9 +165,11 @@ export function register(program: Command, io: Out): void {
     .option('--dry-run', 'print the exact commands and change nothing')
     .option('--keep-image', 'offline mounts: keep the exported image file')
     .option('--state-dir <dir>', 'where dminspect records what it made', DEFAULT_STATE_DIR)
+    .option('--root <dir>', 'refuse to release what dminspect made for another Docker root', DEFAULT_ROOT)
     .option('--debug', 'show stack traces on errors')
-    .action(async (ref: string, opts: LiveCliOptions) => {
-      const r = await releaseSnapshot(ref, new DmHost(), { stateDir: opts.stateDir, dryRun: opts.dryRun, keepImage: opts.keepImage });
+    .action(async (ref: string, opts: LiveCliOptions, cmd: Command) => {
+      const root = cmd.getOptionValueSource('root') === 'default' ? undefined : path.resolve(opts.root);
+      const r = await releaseSnapshot(ref, new DmHost(), { stateDir: opts.stateDir, dryRun: opts.dryRun, keepImage: opts.keepImage, root });
       if (opts.json) printJson(io, { released: r.released, dryRun: !!opts.dryRun, commands: r.plan.split('\n').filter((l) => l && !l.startsWith('#')), snapshot: r.state });
       else if (!r.state) io.out(`nothing recorded for ${path.resolve(ref)} or ${ref} in ${opts.stateDir}: already released`);
       else if (opts.dryRun) io.out(r.plan);
@@ -178,8 +181,10 @@ export function register(program: Command, io: Out): void {
     .description('list the snapshots and mounts dminspect made and has not released')
     .option('--json', 'print JSON')
     .option('--state-dir <dir>', 'where dminspect records what it made', DEFAULT_STATE_DIR)
-    .action((opts: LiveCliOptions) => {
-      const list = snapshots(opts.stateDir);
+    .option('--root <dir>', 'only those made for this Docker root (default: all)', DEFAULT_ROOT)
+    .action((opts: LiveCliOptions, cmd: Command) => {
+      const root = cmd.getOptionValueSource('root') === 'default' ? null : path.resolve(opts.root);
+      const list = snapshots(opts.stateDir).filter((s) => root === null || s.root === root);
       if (opts.json) return printJson(io, { snapshots: list });
       io.out(table(['NAME', 'MODE', 'CONTAINER', 'POOL', 'THIN ID', 'MOUNT POINT', 'CREATED'], list.map((s) => [s.name, s.mode, s.container?.name || short(s.container?.id), s.pool, s.snapId, s.mountPoint, s.createdAt])));
     });

@@ -1,8 +1,11 @@
 /** `dminspect lvm --image FILE [--image FILE2]`: what LVM holds on raw disk images (direct-lvm hosts), offline. */
 import type { Command } from 'commander';
+import { resolveNaming } from '../../docker/naming.js';
+import { DEFAULT_ROOT } from '../../docker/root.js';
 import { DmiError } from '../../errors.js';
 import { lvmListing, type LvmListing } from '../../inspect/lvm-pool.js';
 import { humanBytes } from '../../util/units.js';
+import { namingOptions, openRoot, type CommonOptions } from '../options.js';
 import { keyValues, printJson, table, type Out, renderFindings } from '../render.js';
 
 interface LvmCliOptions {
@@ -64,11 +67,29 @@ export function register(program: Command, io: Out): void {
     .description('list LVM on raw disk images (direct-lvm hosts), offline: PVs, VGs, LVs with their extents, thin pools and transaction ids')
     .option('--image <file>', 'disk image, partition image or block device (repeat for a VG on several disks)', collect)
     .option('--json', 'print JSON')
+    .option('--root <dir>', "a Docker root whose pool to point out (dm.thinpooldev, direct-lvm's docker-thinpool)", DEFAULT_ROOT)
+    .option('--pool <name>', 'the pool Docker uses, when its root does not say')
+    .option('--daemon-config <file>', 'daemon.json to read dm.thinpooldev from')
     .option('--debug', 'show stack traces on errors')
-    .action((opts: LvmCliOptions) => {
+    .action((opts: LvmCliOptions & CommonOptions, cmd: Command) => {
       if (!opts.image?.length) throw new DmiError('USAGE', 'lvm: give the disk image(s) with --image FILE');
-      const r = lvmListing(opts.image);
+      const r: LvmListing & { dockerPool?: { name: string; source: string; found: boolean } } = lvmListing(opts.image);
+      // With an explicit --root (or --pool), say which thin pool is Docker's and whether the images hold it.
+      if (cmd.getOptionValueSource('root') !== 'default' || opts.pool) {
+        const naming = opts.pool ? { poolName: opts.pool.replace(/^\/dev\/mapper\//, ''), poolNameSource: 'option' } : resolveNaming(openRoot(opts).root, namingOptions(opts));
+        const found = r.thinPools.some((t) => t.pool.dmName === naming.poolName || `${t.pool.vg}/${t.pool.lv}` === naming.poolName);
+        r.dockerPool = { name: naming.poolName, source: naming.poolNameSource, found };
+        if (!found) {
+          r.findings.push({
+            kind: 'docker-pool-not-found',
+            severity: 'warning',
+            message: `Docker's pool ${naming.poolName} (${naming.poolNameSource}) is not among the thin pools in these images`,
+            evidence: { pool: naming.poolName, thinPools: r.thinPools.map((t) => t.pool.dmName) },
+            remedy: 'add the image of every disk of the volume group, or name the pool with --pool',
+          });
+        }
+      }
       if (opts.json) printJson(io, r);
-      else io.out(renderLvm(r));
+      else io.out([renderLvm(r), ...(r.dockerPool ? [`Docker's pool: ${r.dockerPool.name} (${r.dockerPool.source})${r.dockerPool.found ? '' : ' — NOT FOUND in these images'}`] : [])].join('\n'));
     });
 }
