@@ -44,15 +44,24 @@ function liveOptions(cmd: Command): Command {
     .option('--state-dir <dir>', 'where dminspect records what it made', DEFAULT_STATE_DIR);
 }
 
-function render(io: Out, r: LiveResult, json: boolean | undefined): void {
+/**
+ * The output `mount`, `snapshot` and `mount --offline` share: JSON (the plan's commands, the state, the rootfs, and
+ * `extra`), or for a dry run the plan itself. True when that was all there is to print.
+ */
+function printPlanned(io: Out, r: LiveResult, json: boolean | undefined, extra: Record<string, unknown> = {}): boolean {
   if (json) {
-    printJson(io, { dryRun: r.dryRun, commands: r.plan.split('\n').filter((l) => !l.startsWith('#')), snapshot: r.state, rootfs: r.rootfs });
-    return;
+    printJson(io, { dryRun: r.dryRun, commands: r.plan.split('\n').filter((l) => !l.startsWith('#')), snapshot: r.state, rootfs: r.rootfs, ...extra });
+    return true;
   }
   if (r.dryRun) {
     io.out(r.plan);
-    return;
+    return true;
   }
+  return false;
+}
+
+function render(io: Out, r: LiveResult, json: boolean | undefined): void {
+  if (printPlanned(io, r, json)) return;
   const s = r.state;
   io.out(
     keyValues([
@@ -101,14 +110,7 @@ async function mountOfflineCli(io: Out, ref: string, dir: string, opts: LiveCliO
     progress.finish();
   }
   for (const w of r.export?.warnings ?? []) io.err(`warning: ${w}`);
-  if (opts.json) {
-    printJson(io, { dryRun: r.dryRun, commands: r.plan.split('\n').filter((l) => !l.startsWith('#')), snapshot: r.state, rootfs: r.rootfs, export: r.export ? exportJson(r.export) : null });
-    return;
-  }
-  if (r.dryRun) {
-    io.out(r.plan);
-    return;
-  }
+  if (printPlanned(io, r, opts.json, { export: r.export ? exportJson(r.export) : null })) return;
   const s = r.state;
   io.out(
     keyValues([
