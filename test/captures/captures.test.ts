@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { cliJson, REPO, tmpDir, treeDigest } from '../support/cli.js';
+import { cliJson, hashFile, readFromImage, REPO, tmpDir, treeDigest, thinLsRows } from '../support/cli.js';
 
 const hasThinLs = spawnSync('thin_ls', ['-V'], { stdio: 'ignore' }).status === 0;
 
@@ -26,16 +26,6 @@ interface Engine {
     deviceHash: string;
     graphDriver: { Data: { DeviceId: string; DeviceName: string; DeviceSize: string } };
   }[];
-}
-
-function thinLs(meta: string): Map<number, number[]> {
-  const out = execFileSync('thin_ls', ['--no-headers', '-o', 'DEV,MAPPED_BLOCKS,EXCLUSIVE_BLOCKS,SHARED_BLOCKS,TRANSACTION,CREATE_TIME,SNAP_TIME', meta], { encoding: 'utf8' });
-  const m = new Map<number, number[]>();
-  for (const line of out.trim().split('\n')) {
-    const f = line.trim().split(/\s+/).map(Number);
-    m.set(f[0]!, f.slice(1));
-  }
-  return m;
 }
 
 for (const kind of ['xfs', 'ext4']) {
@@ -98,7 +88,6 @@ for (const kind of ['xfs', 'ext4']) {
       const out = tmpDir('dminspect-capture-export-');
       const data = path.join(root, 'devicemapper/devicemapper/data');
       const meta = path.join(root, 'devicemapper/devicemapper/metadata');
-      const { hashFile } = await import('../support/cli.js');
       const before = [hashFile(meta), hashFile(data)];
       for (const c of engine.containers) {
         const img = path.join(out, `${c.name}.img`);
@@ -107,21 +96,7 @@ for (const kind of ['xfs', 'ext4']) {
         expect(r.size).toBe(c.device.bytes);
         expect(fs.statSync(img).size).toBe(c.device.bytes);
         expect(fs.statSync(img).blocks * 512, 'sparse: unmapped blocks are holes').toBeLessThan(c.device.bytes / 2);
-        if (canMount) {
-          const mnt = fs.mkdtempSync(path.join(out, 'mnt-'));
-          const opts = engine.fs === 'xfs' ? 'ro,norecovery,nouuid' : 'ro,noload';
-          const loop = execFileSync('losetup', ['--find', '--show', '--read-only', img], { encoding: 'utf8' }).trim();
-          try {
-            execFileSync('mount', ['-t', engine.fs, '-o', opts, loop, mnt]);
-            try {
-              expect(fs.readFileSync(path.join(mnt, 'rootfs', c.file.path), 'utf8'), c.name).toBe(c.file.content);
-            } finally {
-              execFileSync('umount', [mnt]);
-            }
-          } finally {
-            execFileSync('losetup', ['-d', loop]);
-          }
-        }
+        if (canMount) expect(readFromImage(img, engine.fs, path.join('rootfs', c.file.path)), c.name).toBe(c.file.content);
         fs.rmSync(img);
       }
       expect([hashFile(meta), hashFile(data)]).toEqual(before);
@@ -129,7 +104,7 @@ for (const kind of ['xfs', 'ext4']) {
 
     it.skipIf(!hasThinLs)('pool: kernel-written metadata (version 2, shared subtrees) equals thin_ls, count by count', async () => {
       const meta = path.join(root, 'devicemapper/devicemapper/metadata');
-      const ls = thinLs(meta);
+      const ls = thinLsRows(meta);
       const noData = (rel: string) => rel === 'devicemapper/data'; // 2 GiB sparse: pool never opens it (export's tests hash it)
       const before = treeDigest(path.join(root, 'devicemapper'), noData);
       const r = await cliJson('pool', '--root', root, '--sort', 'id');

@@ -10,7 +10,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { cliJson, hashFile, REPO, tmpDir } from '../support/cli.js';
+import { cliJson, hashFile, readFromImage, REPO, tmpDir, thinLsRows } from '../support/cli.js';
 
 const DIR = path.join(REPO, 'fixtures', 'captures', 'direct-lvm');
 const present = fs.existsSync(path.join(DIR, 'disk.img.tar.gz'));
@@ -43,16 +43,6 @@ function linearRanges(table: string[], name: string): { offset: number; length: 
     if (m) out.push({ offset: Number(m[3]) * 512, length: Number(m[2]) * 512 });
   }
   return out;
-}
-
-function thinLs(meta: string): Map<number, number[]> {
-  const out = execFileSync('thin_ls', ['--no-headers', '-o', 'DEV,MAPPED_BLOCKS,EXCLUSIVE_BLOCKS,SHARED_BLOCKS,TRANSACTION,CREATE_TIME,SNAP_TIME', meta], { encoding: 'utf8' });
-  const m = new Map<number, number[]>();
-  for (const line of out.trim().split('\n')) {
-    const f = line.trim().split(/\s+/).map(Number);
-    m.set(f[0]!, f.slice(1));
-  }
-  return m;
 }
 
 describe.skipIf(!present)('real capture: direct-lvm (dockerd-made LVM thin pool on a raw disk image)', () => {
@@ -102,7 +92,7 @@ describe.skipIf(!present)('real capture: direct-lvm (dockerd-made LVM thin pool 
       at += r.length;
     }
     fs.closeSync(out);
-    const ls = thinLs(meta);
+    const ls = thinLsRows(meta);
     const r = await cliJson('pool', '--root', root, '--image', disk, '--sort', 'id');
     expect(r.poolName).toBe('docker-thinpool');
     expect(r.metadataFile).toBe(`${disk}: docker/thinpool_tmeta`);
@@ -144,20 +134,7 @@ describe.skipIf(!present)('real capture: direct-lvm (dockerd-made LVM thin pool 
       expect(r.data).toBe(`${disk}: docker/thinpool_tdata`);
       expect(hashFile(img)).toBe(c.device.sha256);
       expect(fs.statSync(img).blocks * 512, 'sparse').toBeLessThan(c.device.bytes / 2);
-      if (canMount) {
-        const mnt = fs.mkdtempSync(path.join(out, 'mnt-'));
-        const loop = execFileSync('losetup', ['--find', '--show', '--read-only', img], { encoding: 'utf8' }).trim();
-        try {
-          execFileSync('mount', ['-t', 'xfs', '-o', 'ro,norecovery,nouuid', loop, mnt]);
-          try {
-            expect(fs.readFileSync(path.join(mnt, 'rootfs', c.file.path), 'utf8'), c.name).toBe(c.file.content);
-          } finally {
-            execFileSync('umount', [mnt]);
-          }
-        } finally {
-          execFileSync('losetup', ['-d', loop]);
-        }
-      }
+      if (canMount) expect(readFromImage(img, 'xfs', path.join('rootfs', c.file.path)), c.name).toBe(c.file.content);
       fs.rmSync(img);
     }
     expect(hashFile(disk)).toBe(engine.disk.sha256);

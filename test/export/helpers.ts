@@ -4,7 +4,6 @@
  * mapping written as pool metadata by thin_restore, and a Docker root whose container records carry the
  * thin ids and sizes.
  */
-import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -15,7 +14,7 @@ import * as exportCmd from '../../src/cli/commands/export.js';
 import { CommanderError } from 'commander';
 import { isDmiError } from '../../src/errors.js';
 import { hasThinTools, poolXml, prng, SKIP_MESSAGE, type DeviceSpec, type MappingSpec } from '../thin/helpers.js';
-import { cli, type CliResult } from '../support/cli.js';
+import { cli, hashFile, type CliResult } from '../support/cli.js';
 
 export const BS = 64 * 1024;
 const has = (cmd: string, args: string[]) => spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
@@ -39,21 +38,8 @@ export function sh(cmd: string, args: string[], opts: { allowFail?: boolean } = 
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-export function sha256File(p: string): string {
-  const h = createHash('sha256');
-  const fd = fs.openSync(p, 'r');
-  const buf = Buffer.alloc(4 << 20);
-  try {
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest('hex');
-}
+/** sha256 of a file, streamed (the project's one test helper for it). */
+export const sha256File = hashFile;
 
 /** sha256 of every regular file under `dir` (the evidence), streamed. */
 export function evidenceDigest(dir: string): Record<string, string> {

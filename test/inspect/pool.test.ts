@@ -3,15 +3,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildV2Root, poolXmlFor, sha, writePoolMetadata } from '../../scripts/docker-root-builder.js';
-import { cli, cliJson, SAMPLE, tmpDir, treeDigest } from '../support/cli.js';
+import { cli, cliJson, SAMPLE, tmpDir, treeDigest, thinLsRows } from '../support/cli.js';
 import { hasThinTools, patchBlock, SKIP_MESSAGE } from '../thin/helpers.js';
 
 const SAMPLE_META = path.join(SAMPLE, 'devicemapper/devicemapper/metadata');
-
-function thinLs(meta: string): Map<number, number[]> {
-  const out = execFileSync('thin_ls', ['--no-headers', '-o', 'DEV,MAPPED_BLOCKS,EXCLUSIVE_BLOCKS,SHARED_BLOCKS,TRANSACTION,CREATE_TIME,SNAP_TIME', meta], { encoding: 'utf8' });
-  return new Map(out.trim().split('\n').map((l) => l.trim().split(/\s+/).map(Number)).map((f) => [f[0]!, f.slice(1)]));
-}
 
 function thinDumpSuperblock(meta: string): Record<string, string> {
   const xml = execFileSync('thin_dump', ['--skip-mappings', meta], { encoding: 'utf8' });
@@ -43,7 +38,7 @@ describe.skipIf(!hasThinTools)('pool on thin_restore metadata', () => {
 
   it('every device equals thin_ls (mapped, exclusive, shared, transaction, creation and snap time)', async () => {
     const r = await cliJson('pool', '--root', SAMPLE, '--sort', 'id');
-    const ls = thinLs(SAMPLE_META);
+    const ls = thinLsRows(SAMPLE_META);
     expect(r.devices.map((d: { deviceId: number }) => d.deviceId)).toEqual([...ls.keys()].sort((a, b) => a - b));
     for (const d of r.devices) {
       expect([d.mappedBlocks, d.exclusiveBlocks, d.sharedBlocks, d.transactionId, d.creationTime, d.snapTime], `device ${d.deviceId}`).toEqual(ls.get(d.deviceId));
@@ -80,7 +75,7 @@ describe.skipIf(!hasThinTools)('pool on thin_restore metadata', () => {
 
   it('the sample’s findings: orphan with its exclusive bytes, record without device, deleted and leaked records, temp file', async () => {
     const r = await cliJson('pool', '--root', SAMPLE);
-    const ls = thinLs(SAMPLE_META);
+    const ls = thinLsRows(SAMPLE_META);
     const orphan = r.findings.find((f: { kind: string }) => f.kind === 'orphan-device');
     expect(orphan.evidence).toMatchObject({ deviceId: 40, exclusiveBytes: ls.get(40)![1]! * 65536 });
     expect(orphan.severity).toBe('warning');
@@ -167,7 +162,7 @@ describe.skipIf(!hasThinTools)('pool on thin_restore metadata', () => {
 
   it('container shows its usage; a corrupt pool is a problem in the report, not a failure', async () => {
     const c = await cliJson('container', 'web', '--root', SAMPLE);
-    const ls = thinLs(SAMPLE_META).get(c.device.deviceId)!;
+    const ls = thinLsRows(SAMPLE_META).get(c.device.deviceId)!;
     expect([c.usage.mappedBlocks, c.usage.exclusiveBlocks, c.usage.sharedBlocks]).toEqual(ls.slice(0, 3));
     const dir = rootWithPool({}, (d) => patchBlock(path.join(d, 'devicemapper/devicemapper/metadata'), 0, null, (b) => b.writeUInt32LE(0xdeadbeef, 32)));
     const r = await cliJson('container', 'web', '--root', dir);
@@ -177,7 +172,7 @@ describe.skipIf(!hasThinTools)('pool on thin_restore metadata', () => {
 
   it('devices: each record with its pool usage; a record whose device is gone is "not in pool"', async () => {
     const r = await cliJson('devices', '--root', SAMPLE);
-    const ls = thinLs(SAMPLE_META);
+    const ls = thinLsRows(SAMPLE_META);
     for (const d of r.devices) {
       const row = ls.get(d.deviceId);
       if (row) {

@@ -8,31 +8,14 @@
  * fixtures/captures/direct-lvm/ (make-capture.sh there).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cliJson } from '../support/cli.js';
+import { cliJson, hashFile } from '../support/cli.js';
 import { describeRun, guestScript, markers, runInGuest, skipWithoutKernel, type GuestResult } from './harness.js';
 
 const hasLvm = spawnSync('sh', ['-c', 'command -v pvcreate'], { stdio: 'ignore', env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } }).status === 0;
-
-function sha256File(p: string): string {
-  const h = createHash('sha256');
-  const fd = fs.openSync(p, 'r');
-  const buf = Buffer.alloc(4 << 20);
-  try {
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest('hex');
-}
 
 describe.skipIf(skipWithoutKernel(['docker', 'thin']) || !hasLvm)('real dockerd 20.10, devicemapper direct-lvm (dockerd makes the LVM thin pool)', () => {
   const runs: GuestResult[] = [];
@@ -81,7 +64,7 @@ describe.skipIf(skipWithoutKernel(['docker', 'thin']) || !hasLvm)('real dockerd 
     const disk = path.join(tmp, 'disk.img');
     const root = path.join(tmp, 'docker');
     expect(fs.statSync(disk).size).toBe(e.disk.apparentBytes);
-    expect(sha256File(disk)).toBe(e.disk.sha256);
+    expect(hashFile(disk)).toBe(e.disk.sha256);
     const t0 = Date.now();
     for (const c of e.containers) {
       const img = path.join(tmp, `${c.name}.img`);
@@ -91,6 +74,6 @@ describe.skipIf(skipWithoutKernel(['docker', 'thin']) || !hasLvm)('real dockerd 
       fs.rmSync(img);
     }
     console.log(`direct-lvm: guest ${r.wallSec}s; offline export of ${e.containers.length} containers ${Date.now() - t0} ms`);
-    expect(sha256File(disk)).toBe(e.disk.sha256);
+    expect(hashFile(disk)).toBe(e.disk.sha256);
   });
 });

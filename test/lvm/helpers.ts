@@ -3,12 +3,12 @@
  * (pvcreate, vgcreate, lvcreate, vgcfgrestore) with activation off — this host has no device-mapper — and
  * LVM's own reports (lvs/pvs --reportformat json, vgcfgbackup) as the reference.
  */
-import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { calcCrc, INITIAL_CRC } from '../../src/lvm/crc.js';
+import { hashFile } from '../support/cli.js';
 
 const which = (bin: string): boolean => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore', env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } }).status === 0;
 
@@ -50,9 +50,8 @@ export function sparse(file: string, bytes: number): string {
   return file;
 }
 
-export function sha256(file: string): string {
-  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
-}
+/** sha256 of a file, streamed (disk images are larger than a Buffer may be). */
+export const sha256 = hashFile;
 
 /** Loop devices attached by the tests; detach them all with detachAll(). */
 const attached: string[] = [];

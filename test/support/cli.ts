@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -68,4 +68,33 @@ export function hashFile(p: string): string {
     fs.closeSync(fd);
   }
   return h.digest('hex');
+}
+
+/** Read-only mount options as dminspect uses them (no journal replay; xfs snapshots share their origin's UUID). */
+const RO_OPTS: Record<string, string> = { xfs: 'ro,norecovery,nouuid', ext4: 'ro,noload' };
+
+/** Attaches `image` to a read-only loop device, mounts it read-only, reads `rel`, and takes both down again. */
+export function readFromImage(image: string, fsType: string, rel: string): string {
+  const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'dminspect-mnt-'));
+  const loop = execFileSync('losetup', ['--find', '--show', '--read-only', image], { encoding: 'utf8' }).trim();
+  try {
+    execFileSync('mount', ['-t', fsType, '-o', RO_OPTS[fsType] ?? 'ro', loop, mnt]);
+    try {
+      return fs.readFileSync(path.join(mnt, rel), 'utf8');
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
+  } finally {
+    execFileSync('losetup', ['-d', loop]);
+    fs.rmdirSync(mnt);
+  }
+}
+
+/**
+ * `thin_ls` (the reference) on a metadata file: device id → [MAPPED_BLOCKS, EXCLUSIVE_BLOCKS, SHARED_BLOCKS,
+ * TRANSACTION, CREATE_TIME, SNAP_TIME].
+ */
+export function thinLsRows(meta: string): Map<number, number[]> {
+  const out = execFileSync('thin_ls', ['--no-headers', '-o', 'DEV,MAPPED_BLOCKS,EXCLUSIVE_BLOCKS,SHARED_BLOCKS,TRANSACTION,CREATE_TIME,SNAP_TIME', meta], { encoding: 'utf8' });
+  return new Map(out.trim().split('\n').map((l) => l.trim().split(/\s+/).map(Number)).map((f) => [f[0]!, f.slice(1)]));
 }
