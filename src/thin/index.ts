@@ -28,8 +28,8 @@
  */
 export { openPool, ThinPool } from './pool.js';
 export type { OpenPoolOptions, DeviceUsage, SpaceMapUsage, MappingRun, PoolStats } from './pool.js';
-export { BlockSource } from './block-source.js';
-export type { BlockSourceOptions, BlockSourceStats } from './block-source.js';
+export { BlockSource } from '../io/block-source.js';
+export type { BlockSourceOptions, BlockSourceStats } from '../io/block-source.js';
 export { BLOCK_SIZE, SALT, blockChecksum, rawChecksum, identifyBlock, verifyBlock } from './checksum.js';
 export type { BlockKind } from './checksum.js';
 export { decodeSuperblock, THIN_MAGIC, NEEDS_CHECK_FLAG, MAX_METADATA_BLOCKS } from './superblock.js';

@@ -4,7 +4,7 @@
  * (checksum, block number, bounds) once.
  */
 import { DmiError } from '../errors.js';
-import { BlockSource, type BlockSourceOptions } from './block-source.js';
+import { BlockSource, type BlockSourceOptions } from '../io/block-source.js';
 import { forEachEntry, leaves, lookup, decodeNodeHeader, keyAt, u64ValueAt, MAX_DEPTH, nodeName } from './btree.js';
 import { u64 } from './bytes.js';
 import { verifyBlock, type BlockKind } from './checksum.js';

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readPartitionTable } from '../../src/lvm/index.js';
-import { BlockSource, ExtentMap } from '../../src/thin/block-source.js';
+import { BlockSource, ExtentMap } from '../../src/io/block-source.js';
 import { openPool } from '../../src/thin/index.js';
 import { hasThinTools, randomPool, restore } from '../thin/helpers.js';
 import { removeTmp as removeThinTmp } from '../thin/helpers.js';

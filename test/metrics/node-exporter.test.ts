@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEXTFILE_NAME } from '../../src/inspect/metrics.js';
+import { TEXTFILE_NAME } from '../../src/audit/metrics.js';
 import { cli, cliJson, SAMPLE } from '../support/cli.js';
 import { NODE_EXPORTER, NODE_EXPORTER_SKIP, parseExposition, scrape, series, startNodeExporter, tmpDir, value, type Exporter } from './helpers.js';
 

@@ -4,8 +4,8 @@ import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildV2Root } from '../../scripts/docker-root-builder.js';
 import { EXIT_CODES } from '../../src/errors.js';
-import { escapeLabelValue, FINDING_SEVERITIES, readLastSuccess, renderFailureMetrics, renderMetrics, TEXTFILE_NAME } from '../../src/inspect/metrics.js';
-import type { PoolDevice, PoolReport } from '../../src/inspect/pool.js';
+import { escapeLabelValue, FINDING_SEVERITIES, readLastSuccess, renderFailureMetrics, renderMetrics, TEXTFILE_NAME } from '../../src/audit/metrics.js';
+import type { PoolDevice, PoolReport } from '../../src/audit/pool.js';
 import { BIN, cli, cliJson, REPO, SAMPLE, spawnCli } from '../support/cli.js';
 import { parseExposition, PROMTOOL, PROMTOOL_SKIP, promtoolCheckMetrics, series, tmpDir, value } from './helpers.js';
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { attachUsage, containerReportLive, type ContainerReport } from '../../inspect/container.js';
+import { attachUsage, containerReportLive, type ContainerReport } from '../../model/container.js';
 import { humanBytes } from '../../util/units.js';
 import { collect } from './pool.js';
 import { addCommonOptions, isHostRoot, namingOptions, openRoot, type CommonOptions } from '../options.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { attachDeviceUsage, listDevices } from '../../inspect/listing.js';
+import { attachDeviceUsage, listDevices } from '../../model/listing.js';
 import { humanBytes } from '../../util/units.js';
 import { collect } from './pool.js';
 import { addCommonOptions, namingOptions, openRoot, type CommonOptions } from '../options.js';

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { DEFAULT_ROOT } from '../../docker/root.js';
 import { DmiError } from '../../errors.js';
-import { exportDevice, resolveExportTarget, type ExportResult } from '../../inspect/export.js';
+import { exportDevice, resolveExportTarget, type ExportResult } from '../../forensics/export.js';
 import type { CopyProgress } from '../../thin/copy.js';
 import { humanBytes } from '../../util/units.js';
 import { namingOptions } from '../options.js';

@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import { execaRunner, shellLine, type Runner } from '../../dm/plan.js';
 import { DEFAULT_ROOT } from '../../docker/root.js';
 import { DmiError } from '../../errors.js';
-import { writeFileAtomic } from '../../inspect/metrics.js';
+import { writeFileAtomic } from '../../audit/metrics.js';
 import { printJson, type Out } from '../render.js';
 
 export const SERVICE_NAME = 'dminspect-textfile.service';

@@ -1,9 +1,9 @@
 import * as path from 'node:path';
 import { Option, type Command } from 'commander';
 import { DmHost } from '../../dm/host.js';
-import { releaseSnapshot, snapshotContainer, snapshots, type LiveResult } from '../../inspect/forensic.js';
-import { DEFAULT_WORK_DIR, mountOffline, type OfflineResult } from '../../inspect/offline.js';
-import { DEFAULT_STATE_DIR } from '../../inspect/state.js';
+import { releaseSnapshot, snapshotContainer, snapshots, type LiveResult } from '../../forensics/live.js';
+import { DEFAULT_WORK_DIR, mountOffline, type OfflineResult } from '../../forensics/offline.js';
+import { DEFAULT_STATE_DIR } from '../../forensics/state.js';
 import { DEFAULT_ROOT } from '../../docker/root.js';
 import { DmiError } from '../../errors.js';
 import { addCommonOptions, namingOptions, openRoot, type CommonOptions } from '../options.js';

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { resolveNaming } from '../../docker/naming.js';
 import { DEFAULT_ROOT } from '../../docker/root.js';
 import { DmiError } from '../../errors.js';
-import { lvmListing, type LvmListing } from '../../inspect/lvm-pool.js';
+import { lvmListing, type LvmListing } from '../../pool-source/lvm.js';
 import { humanBytes } from '../../util/units.js';
 import { namingOptions, openRoot, type CommonOptions } from '../options.js';
 import { keyValues, printJson, table, type Out, renderFindings } from '../render.js';

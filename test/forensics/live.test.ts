@@ -5,9 +5,9 @@ import { buildV2Root, sha } from '../../scripts/docker-root-builder.js';
 import { DockerRoot } from '../../src/docker/root.js';
 import { DmHost } from '../../src/dm/host.js';
 import type { RunResult } from '../../src/dm/plan.js';
-import { releaseSnapshot, snapshotContainer } from '../../src/inspect/forensic.js';
-import { releasePlan } from '../../src/inspect/forensic-plans.js';
-import { listStates } from '../../src/inspect/state.js';
+import { releaseSnapshot, snapshotContainer } from '../../src/forensics/live.js';
+import { releasePlan } from '../../src/forensics/plans.js';
+import { listStates } from '../../src/forensics/state.js';
 import { cli, cliJson, SAMPLE, spawnCli, tmpDir } from '../support/cli.js';
 
 const POOL_OK = '0 20971520 thin-pool 14 2586/25600 530/163840 - rw discard_passdown queue_if_no_space - 1024';

@@ -10,9 +10,9 @@ import type { DockerRoot } from '../docker/root.js';
 import { resolveNaming, type NamingOptions } from '../docker/naming.js';
 import { DmiError } from '../errors.js';
 import { openPool, type ThinPool } from '../thin/index.js';
-import { locateLvmPool, openLvmPoolMetadata, poolFindings, type LvmFinding, type LvmFindingKind, type LvmThinPool } from './lvm-pool.js';
+import { locateLvmPool, openLvmPoolMetadata, poolFindings, type LvmFinding, type LvmFindingKind, type LvmThinPool } from '../pool-source/lvm.js';
 import { humanBytes, percent } from '../util/units.js';
-import { loadModel, ownerOf, type DeviceRole, type Model } from './model.js';
+import { loadModel, ownerOf, type DeviceRole, type Model } from '../model/join.js';
 
 export type Severity = 'critical' | 'warning' | 'info';
 

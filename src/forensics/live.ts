@@ -13,9 +13,9 @@ import type { DmHost } from '../dm/host.js';
 import { freeLoopDevices } from '../dm/loop.js';
 import { executePlan, renderPlan, type Plan } from '../dm/plan.js';
 import { DmiError, isDmiError } from '../errors.js';
-import { activateOriginSteps, activatePoolSteps, mountSteps, releasePlan, snapshotSteps } from './forensic-plans.js';
-import { containerMount } from './model.js';
-import { resolveContainer } from './resolve.js';
+import { activateOriginSteps, activatePoolSteps, mountSteps, releasePlan, snapshotSteps } from './plans.js';
+import { containerMount } from '../model/join.js';
+import { resolveContainer } from '../model/resolve.js';
 import { checkSnapshotName, findState, listStates, removeState, writeState, type SnapshotState } from './state.js';
 
 export interface LiveOptions extends NamingOptions {

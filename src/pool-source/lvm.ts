@@ -8,7 +8,7 @@ import {
   dmName, findVg, locateLv, lvBytes, scanImages, SECTOR, splitDmName,
   type LocatedLv, type LvmProblem, type LvmProblemKind, type LvmScan, type ScannedVg,
 } from '../lvm/index.js';
-import type { Extent } from '../thin/block-source.js';
+import type { Extent } from '../io/block-source.js';
 import { openPool, type ThinPool } from '../thin/index.js';
 
 export type LvmFindingKind =

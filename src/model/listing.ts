@@ -4,8 +4,8 @@ import type { Problem } from '../docker/records.js';
 import type { DockerRoot } from '../docker/root.js';
 import { humanBytes } from '../util/units.js';
 import { isDmiError } from '../errors.js';
-import { deviceUsage, type DeviceUsageView, type PoolOptions } from './pool.js';
-import { imageNamesOf, loadContainers, loadModel, ownerOf, type DeviceRole } from './model.js';
+import { deviceUsage, type DeviceUsageView, type PoolOptions } from '../audit/pool.js';
+import { imageNamesOf, loadContainers, loadModel, ownerOf, type DeviceRole } from './join.js';
 
 export interface ContainerRow {
   id: string;

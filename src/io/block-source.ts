@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import { DmiError, fsError } from '../errors.js';
-import { BLOCK_SIZE } from './checksum.js';
+import { BLOCK_SIZE } from '../thin/checksum.js';
 
 /** A byte range of a file: `length` bytes at byte `offset` of `path` (default: the path given to open). */
 export interface Extent {

@@ -18,10 +18,10 @@ import { DockerRoot } from '../docker/root.js';
 import { DmiError, fsError, isDmiError } from '../errors.js';
 import { copyThinDevice, type CopyProgress } from '../thin/copy.js';
 import { openPool, type ThinPool } from '../thin/pool.js';
-import type { LvmThinPool } from './lvm-pool.js';
-import { openRootPool } from './pool.js';
-import { containerMount } from './model.js';
-import { resolveContainer } from './resolve.js';
+import type { LvmThinPool } from '../pool-source/lvm.js';
+import { openRootPool } from '../audit/pool.js';
+import { containerMount } from '../model/join.js';
+import { resolveContainer } from '../model/resolve.js';
 
 export interface ExportTargetOptions extends NamingOptions {
   /** Export by thin id instead of a reference. */

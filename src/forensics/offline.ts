@@ -24,9 +24,9 @@ import { DmiError, fsError, isDmiError } from '../errors.js';
 import { labelSector } from '../lvm/label.js';
 import type { CopyProgress } from '../thin/copy.js';
 import { exportDevice, resolveExportTarget, type ExportResult, type ExportTargetOptions } from './export.js';
-import { mountSteps } from './forensic-plans.js';
+import { mountSteps } from './plans.js';
 import { DockerRoot } from '../docker/root.js';
-import { resolveContainer } from './resolve.js';
+import { resolveContainer } from '../model/resolve.js';
 import { checkSnapshotName, readState, writeState, type SnapshotState } from './state.js';
 
 export const DEFAULT_WORK_DIR = '/var/tmp/dminspect';

@@ -11,8 +11,8 @@ import { connectDaemon, type Daemon, type DaemonContainer } from '../docker/daem
 import { checkRef } from '../docker/ids.js';
 import { isDmiError } from '../errors.js';
 import { humanBytes, SECTOR_SIZE } from '../util/units.js';
-import { containerMount, imageLayerHashes, imageNamesOf } from './model.js';
-import { deviceUsage, type DeviceUsageView, type PoolOptions } from './pool.js';
+import { containerMount, imageLayerHashes, imageNamesOf } from './join.js';
+import { deviceUsage, type DeviceUsageView, type PoolOptions } from '../audit/pool.js';
 import { resolveContainer } from './resolve.js';
 
 export interface DeviceView {
