@@ -8,7 +8,7 @@
  * that points back to an ancestor is a cycle, and a node reached twice inside one tree is cross-linked.
  */
 import { DmiError } from '../errors.js';
-import { TWO32 } from './bytes.js';
+import { TWO32 } from '../io/cursor.js';
 
 export const NODE_HEADER_SIZE = 32;
 export const INTERNAL_NODE = 1;

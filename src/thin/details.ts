@@ -3,7 +3,7 @@
  * (`u64 mapped_blocks`, `u64 transaction_id`, `u32 creation_time`, `u32 snapshotted_time`).
  * Facts: kernel dm-thin-metadata.c `struct disk_device_details`; thin-provisioning-tools device_detail.rs.
  */
-import { u64 } from './bytes.js';
+import { u64Safe as u64 } from '../io/cursor.js';
 
 export const DEVICE_DETAILS_SIZE = 24;
 /** Thin device ids are 24 bits (kernel dm-thin.c MAX_DEV_ID). */

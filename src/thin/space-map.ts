@@ -5,12 +5,11 @@
  * Facts: kernel dm-space-map-common.{c,h}; thin-provisioning-tools space_map/common.rs.
  */
 import { DmiError } from '../errors.js';
-import { u64 } from './bytes.js';
+import { u64Safe as u64 } from '../io/cursor.js';
 
 export const ENTRIES_PER_BITMAP = 16320;
 export const BITMAP_HEADER_SIZE = 16;
 export const MAX_METADATA_BITMAPS = 255;
-export const SM_ROOT_SIZE = 32;
 export const INDEX_ENTRY_SIZE = 16;
 
 export interface SmRoot {

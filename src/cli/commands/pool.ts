@@ -8,6 +8,7 @@ import { poolAudit, SORT_FIELDS, sortDevices, type PoolReport, type SortField, t
 import { humanBytes } from '../../util/units.js';
 import { addCommonOptions, namingOptions, type CommonOptions } from '../options.js';
 import { keyValues, printJson, table, type Out, renderFindings } from '../render.js';
+import { collect } from '../shared.js';
 
 interface PoolCliOptions extends CommonOptions {
   metadata?: string;
@@ -67,10 +68,6 @@ export function register(program: Command, io: Out): void {
     .addOption(new Option('--format <format>', 'output format (--json is --format json)').choices([...POOL_FORMATS]).default('table'))
     .option('--textfile <dir>', `write Prometheus metrics to <dir>/${TEXTFILE_NAME} atomically, for node_exporter's textfile collector (prints nothing else unless --format or --json is given)`)
     .action((opts: PoolCliOptions, cmd: Command) => runPool(opts, cmd, io));
-}
-
-export function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
 }
 
 function openRootFor(opts: PoolCliOptions, cmd: Command): DockerRoot | null {
