@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import type { DeviceRecord, RecordSet } from '../docker/records.js';
 import type { DockerRoot } from '../docker/root.js';
 import type { Finding } from '../finding.js';
-import type { Superblock } from '../thin/index.js';
+import type { KernelRule, Superblock } from '../thin/index.js';
 import { humanBytes } from '../util/units.js';
 import type { Model } from '../model/join.js';
 import { poolDeviceOwner } from '../model/owner.js';
@@ -44,6 +44,19 @@ export interface SpaceFacts {
   usedPercent: number;
 }
 
+/**
+ * Metadata space as the kernel counts it: `usedBlocks` = allocated on disk + the kernel's reserve (Linux ≥ 4.20,
+ * thin/reserve.ts); the findings and the alerts act on it.
+ */
+export interface MetadataSpaceFacts extends SpaceFacts {
+  /** Blocks the on-disk space map counts as allocated. */
+  allocatedBlocks: number;
+  /** Blocks the kernel holds back and reports as used (0 under the `none` rule). */
+  reserveBlocks: number;
+  /** Which rule gave `usedBlocks`: `reserve` (Linux ≥ 4.20), `none` (older kernels). */
+  kernelRule: KernelRule;
+}
+
 /** A thin device as the rules see it. */
 export interface AuditDevice {
   deviceId: number;
@@ -58,7 +71,7 @@ export interface AuditFacts {
   superblock: Superblock;
   poolName: string;
   data: SpaceFacts;
-  metadata: SpaceFacts;
+  metadata: MetadataSpaceFacts;
   /** Below this free fraction a space is low (Docker's dm.min_free_space). */
   minFreeFraction: number;
   devices: AuditDevice[];
@@ -82,8 +95,8 @@ export function spaceLowRule(f: AuditFacts): PoolFinding[] {
       out.push({
         kind,
         severity: 'critical',
-        message: `pool ${name} space is ${s.usedPercent}% used: ${humanBytes(s.freeBytes)} free, under Docker's dm.min_free_space (${f.minFreeFraction * 100}%): new containers and layers are refused`,
-        evidence: { usedBlocks: s.usedBlocks, totalBlocks: s.totalBlocks, freeBytes: s.freeBytes },
+        message: `pool ${name} space is ${s.usedPercent}% used${'reserveBlocks' in s && s.reserveBlocks > 0 ? ` as the kernel counts it (${s.allocatedBlocks} blocks allocated + ${s.reserveBlocks} reserved)` : ''}: ${humanBytes(s.freeBytes)} free, under Docker's dm.min_free_space (${f.minFreeFraction * 100}%): new containers and layers are refused`,
+        evidence: { usedBlocks: s.usedBlocks, totalBlocks: s.totalBlocks, freeBytes: s.freeBytes, ...('reserveBlocks' in s ? { allocatedBlocks: s.allocatedBlocks, reserveBlocks: s.reserveBlocks, kernelRule: s.kernelRule } : {}) },
         remedy: name === 'data' ? 'remove unused containers and images (docker system prune), delete orphaned thin devices listed here, or grow the data device' : 'grow the metadata device (lvextend --poolmetadatasize for LVM pools); remove unused devices',
       });
     }

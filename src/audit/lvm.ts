@@ -5,7 +5,7 @@
 import { isDmiError } from '../errors.js';
 import type { Finding } from '../finding.js';
 import { dmName, lvBytes, scanImages, SECTOR, type ScannedVg } from '../lvm/index.js';
-import type { ThinPool } from '../thin/index.js';
+import { kernelMetadataAccounting, type KernelRule, type ThinPool } from '../thin/index.js';
 import {
   describeThinPool, openLvmPoolMetadata, problemToFinding, thinPoolsOf,
   type LvmLocateKind, type LvmThinPool,
@@ -29,7 +29,10 @@ export interface PoolSuperblockFacts {
   dataBlockSectors: number;
   dataNrBlocks: number;
   metadataNrBlocks: number;
+  /** As the kernel counts it: allocated + reserve. */
   metadataUsedBlocks: number;
+  metadataAllocatedBlocks: number;
+  metadataReserveBlocks: number;
   metadataUsedPercent: number;
   dataUsedBlocks: number;
   thinDevices: number;
@@ -47,18 +50,23 @@ export const METADATA_WARN_PERCENT = 80;
 export const METADATA_CRITICAL_PERCENT = 95;
 
 /** Checks LVM's view of the pool against the pool's superblock (null `thin`: only what LVM says). */
-export function lvmPoolFindings(pool: LvmThinPool, thin: ThinPool | null): { superblock: PoolSuperblockFacts | null; findings: LvmFinding[] } {
+export function lvmPoolFindings(pool: LvmThinPool, thin: ThinPool | null, rule: KernelRule = 'reserve'): { superblock: PoolSuperblockFacts | null; findings: LvmFinding[] } {
   const findings: LvmFinding[] = [];
   if (!thin) return { superblock: null, findings };
   const sb = thin.liveSuperblock;
   const sm = thin.spaceMaps();
-  const usedPct = sm.metadata.nrBlocks ? Math.round((sm.metadata.used / sm.metadata.nrBlocks) * 10000) / 100 : 0;
+  // Metadata use as the kernel counts it (allocated + its reserve: thin/reserve.ts), what LVM's autoextend and the
+  // pool's switch to read-only act on.
+  const acct = kernelMetadataAccounting(sm.metadata.nrBlocks, sm.metadata.used, rule);
+  const usedPct = acct.totalBlocks ? Math.round((acct.usedBlocks / acct.totalBlocks) * 10000) / 100 : 0;
   const facts: PoolSuperblockFacts = {
     transactionId: sb.transactionId,
     dataBlockSectors: thin.dataBlockSectors,
     dataNrBlocks: thin.dataNrBlocks,
     metadataNrBlocks: thin.metadataNrBlocks,
-    metadataUsedBlocks: sm.metadata.used,
+    metadataUsedBlocks: acct.usedBlocks,
+    metadataAllocatedBlocks: acct.allocatedBlocks,
+    metadataReserveBlocks: acct.reserveBlocks,
     metadataUsedPercent: usedPct,
     dataUsedBlocks: sm.data.used,
     thinDevices: thin.devices().size,
@@ -93,8 +101,8 @@ export function lvmPoolFindings(pool: LvmThinPool, thin: ThinPool | null): { sup
   if (usedPct >= METADATA_WARN_PERCENT) {
     findings.push({
       kind: 'metadata-nearly-full', severity: usedPct >= METADATA_CRITICAL_PERCENT ? 'critical' : 'warning',
-      evidence: { vg: pool.vg, lv: pool.metadataLv, used: sm.metadata.used, total: sm.metadata.nrBlocks, percent: usedPct },
-      message: `pool metadata LV ${pool.vg}/${pool.metadataLv} is ${usedPct}% full (${sm.metadata.used} of ${sm.metadata.nrBlocks} 4 KiB blocks): a full metadata device turns the pool read-only`,
+      evidence: { vg: pool.vg, lv: pool.metadataLv, used: acct.usedBlocks, allocated: acct.allocatedBlocks, reserve: acct.reserveBlocks, total: acct.totalBlocks, percent: usedPct },
+      message: `pool metadata LV ${pool.vg}/${pool.metadataLv} is ${usedPct}% full as the kernel counts it (${acct.usedBlocks} of ${acct.totalBlocks} 4 KiB blocks: ${acct.allocatedBlocks} allocated + ${acct.reserveBlocks} reserved): a full metadata device turns the pool read-only`,
       remedy: `lvextend --poolmetadatasize +<size> ${pool.vg}/${pool.lv} (on the host; or let LVM autoextend: thin_pool_autoextend_threshold in the docker-thinpool profile)`,
     });
   }

@@ -8,14 +8,15 @@ import type { DockerRoot } from '../docker/root.js';
 import { resolveNaming } from '../docker/naming.js';
 import { sortFindings } from '../finding.js';
 import { locatePool, withPool, type PoolSource, type PoolSourceOptions } from '../pool-source/index.js';
+import { kernelMetadataAccounting, type KernelRule } from '../thin/index.js';
 import { percent } from '../util/units.js';
 import { loadModel } from '../model/join.js';
 import { poolDeviceOwner, type OwnerRole } from '../model/owner.js';
 import { usageView, type DeviceUsageView } from '../model/usage.js';
-import { POOL_RULES, type AuditFacts, type PoolFinding, type SpaceFacts } from './findings.js';
+import { POOL_RULES, type AuditFacts, type MetadataSpaceFacts, type PoolFinding, type SpaceFacts } from './findings.js';
 import { lvmPoolFindings } from './lvm.js';
 
-export type { FindingKind, SpaceFacts } from './findings.js';
+export type { FindingKind, MetadataSpaceFacts, SpaceFacts } from './findings.js';
 export type Finding = PoolFinding;
 
 export interface PoolDevice extends DeviceUsageView {
@@ -46,7 +47,7 @@ export interface PoolReport {
   dataBlockSectors: number;
   dataBlockBytes: number;
   data: SpaceFacts;
-  metadata: SpaceFacts;
+  metadata: MetadataSpaceFacts;
   devices: PoolDevice[];
   findings: Finding[];
   /** Problems the space maps reported (counters vs bitmaps). */
@@ -56,6 +57,8 @@ export interface PoolReport {
 }
 
 export interface PoolOptions extends PoolSourceOptions {
+  /** How the kernel counts metadata space (thin/reserve.ts): `reserve` (Linux ≥ 4.20, default) or `none`. */
+  kernelRule?: KernelRule;
   /** Free space below this fraction is a finding (Docker's dm.min_free_space, default 10 %). */
   minFreeFraction?: number;
 }
@@ -108,13 +111,19 @@ function audit(src: PoolSource, root: DockerRoot | null, opts: PoolOptions): Poo
   }
 
   const data = space(sm.data.nrBlocks, sm.data.used, bs);
-  const metadata = space(sm.metadata.nrBlocks, sm.metadata.used, 4096);
+  const acct = kernelMetadataAccounting(sm.metadata.nrBlocks, sm.metadata.used, opts.kernelRule ?? 'reserve');
+  const metadata: MetadataSpaceFacts = {
+    ...space(acct.totalBlocks, acct.usedBlocks, 4096),
+    allocatedBlocks: acct.allocatedBlocks,
+    reserveBlocks: acct.reserveBlocks,
+    kernelRule: acct.rule,
+  };
   const facts: AuditFacts = {
     superblock: sb, poolName: naming?.poolName ?? '<pool>', data, metadata, minFreeFraction: opts.minFreeFraction ?? 0.1,
     devices, inPool, dataBlockBytes: bs, root, model, records,
   };
   const findings: Finding[] = POOL_RULES.flatMap((rule) => rule(facts));
-  if (lvm) findings.push(...src.lvmFindings, ...lvmPoolFindings(lvm, pool).findings);
+  if (lvm) findings.push(...src.lvmFindings, ...lvmPoolFindings(lvm, pool, acct.rule).findings);
   sortFindings(findings);
   return {
     metadataFile,

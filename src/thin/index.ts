@@ -39,3 +39,5 @@ export type { DeviceDetails } from './details.js';
 export { decodeSmRoot, decodeIndexEntry, decodeMetadataIndex, bitmapEntry, countBitmap, ENTRIES_PER_BITMAP } from './space-map.js';
 export type { SmRoot, IndexEntry, BitmapCounts } from './space-map.js';
 export { countExclusive } from './usage.js';
+export { kernelMetadataAccounting, metadataReserve, KERNEL_RULES, MAX_METADATA_RESERVE } from './reserve.js';
+export type { KernelRule, MetadataAccounting } from './reserve.js';
