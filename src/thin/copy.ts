@@ -22,7 +22,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { DmiError, fsError } from '../errors.js';
-import { ExtentMap, type Extent } from '../io/block-source.js';
+import { ExtentMap, type Extent } from '../io/extents.js';
 import type { ThinPool } from './pool.js';
 
 export const DEFAULT_COPY_BUFFER = 4 * 1024 * 1024;
