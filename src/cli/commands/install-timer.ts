@@ -12,6 +12,7 @@ import { DEFAULT_ROOT } from '../../docker/root.js';
 import { DmiError } from '../../errors.js';
 import { writeFileAtomic } from '../../inspect/metrics.js';
 import { printJson, type Out } from '../render.js';
+import { isStandaloneBinary } from '../../util/build-info.js';
 
 export const SERVICE_NAME = 'dminspect-textfile.service';
 export const TIMER_NAME = 'dminspect-textfile.timer';
@@ -57,9 +58,17 @@ export function serviceUnit(o: UnitOptions): string {
     'Nice=10',
     'IOSchedulingClass=idle',
     '# dminspect only reads the Docker root and the pool metadata; it writes the textfile directory only.',
+    '# Safe on systemd 219 (CentOS 7, Amazon Linux 2) and on current systemd: 219 knows ProtectSystem= yes/full,',
+    '# ProtectHome=, Read*Directories=, PrivateTmp=, PrivateNetwork=, NoNewPrivileges=; it ignores, with a warning,',
+    '# ProtectSystem=strict and ReadWritePaths= (systemd 231/232), so the lines for both are here.',
+    'ProtectSystem=full',
+    '# systemd >= 232: the whole tree read-only but ReadWritePaths= (the last ProtectSystem= wins; 219 keeps full).',
     'ProtectSystem=strict',
     'ProtectHome=read-only',
+    '# the evidence, read-only on every systemd (ProtectSystem=full leaves /var writable)',
+    `ReadOnlyDirectories=${o.root}`,
     `ReadWritePaths=${o.textfileDir}`,
+    `ReadWriteDirectories=${o.textfileDir}`,
     'PrivateTmp=yes',
     'PrivateNetwork=yes',
     'NoNewPrivileges=yes',
@@ -83,8 +92,12 @@ export function timerUnit(): string {
   ].join('\n');
 }
 
-/** How to run this dminspect: node and the package's own bin script (systemd's PATH may not have node). */
+/**
+ * How to run this dminspect: the single-file binary itself, or node and the package's own bin script (systemd's
+ * PATH may not have node).
+ */
 export function defaultExec(): string[] {
+  if (isStandaloneBinary()) return [process.execPath];
   const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'dminspect.js');
   return [process.execPath, bin];
 }
@@ -167,7 +180,7 @@ export function register(program: Command, io: Out): void {
     .option('--root <dir>', 'Docker root directory the timer audits', DEFAULT_ROOT)
     .option('--pool <name>', 'thin-pool device-mapper name, passed on to dminspect pool')
     .option('--unit-dir <dir>', 'where to write the unit files', DEFAULT_UNIT_DIR)
-    .option('--exec <path>', 'absolute path of the dminspect executable for ExecStart (default: this node and this package\'s bin/dminspect.js)')
+    .option('--exec <path>', 'absolute path of the dminspect executable for ExecStart (default: this binary, or this node and this package\'s bin/dminspect.js)')
     .option('--dry-run', 'print the unit files and the commands; write nothing')
     .option('--enable', `also run: ${ENABLE_COMMANDS.map(shellLine).join(' && ')}`)
     .option('--force', 'replace unit files that exist with other content')
