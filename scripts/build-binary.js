@@ -9,6 +9,7 @@
  *   a compiled Bun executable would write an embedded `.node` to /tmp and dlopen it at each start.
  * - cpu-features (an optional native helper of ssh2, used only for ssh:// Docker hosts) stays external; ssh2 falls back.
  * - .env and bunfig.toml in the working directory are not read (a forensic tool runs in arbitrary directories).
+ * --bytecode: the bundle is stored pre-compiled (faster start, a few MB more).
  * DMINSPECT_BUILD is defined to "binary linux-x64 baseline, <git sha>" for `dminspect --version`.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -49,7 +50,7 @@ execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'ts
 const build = `binary linux-x64 baseline, ${gitSha()}`;
 fs.mkdirSync(outDir, { recursive: true });
 const args = [
-  'build', '--compile',
+  'build', '--compile', '--bytecode', '--format=esm',
   '--target=bun-linux-x64-baseline',
   `--compile-executable-path=${bun}`,
   '--no-compile-autoload-dotenv', '--no-compile-autoload-bunfig',

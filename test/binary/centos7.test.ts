@@ -27,7 +27,7 @@ function missingPrerequisites(): string[] {
   if (process.getuid?.() !== 0) missing.push('root (chroot, mount)');
   const has = (cmd: string, args: string[]) => spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
   if (!has('gcc', ['--version'])) missing.push('gcc');
-  if (!fs.existsSync('/usr/include/seccomp.h')) missing.push('libseccomp-dev');
+  else if (!has('gcc', ['-fsyntax-only', path.join(HERE, 'linux310.c')])) missing.push('libseccomp-dev');
   if (!fs.existsSync('/bin/busybox')) missing.push('busybox-static');
   if (!has('xz', ['--version'])) missing.push('xz-utils');
   if (!fs.existsSync(path.join(REPO, 'node_modules/@napi-rs/cross-toolchain-x64-target-x86_64/x86_64-unknown-linux-gnu.tar.xz'))) missing.push('npm: @napi-rs/cross-toolchain-x64-target-x86_64');
