@@ -201,6 +201,15 @@ describe.skipIf(missing.length > 0)(`the binary in a CentOS 7 userspace on "Linu
     expect(JSON.parse(r.stdout)).toEqual(binJson('containers', '--root', '/data/sample'));
   });
 
+  it('install-timer from the binary: ExecStart runs the binary itself, not node', () => {
+    const r = inside(['/usr/local/bin/dminspect', 'install-timer', '--dry-run', '--json', '--unit-dir', '/data', '--textfile-dir', '/data', '--root', '/data/sample']);
+    expect(r.status, r.stderr).toBe(0);
+    const plan = JSON.parse(r.stdout) as { units: { path: string; content: string }[] };
+    const service = plan.units.find((u) => u.path.endsWith('.service'))!.content;
+    expect(service).toContain('\nExecStart=/usr/local/bin/dminspect pool --root /data/sample --textfile /data\n');
+    expect(service).toContain('\nReadWriteDirectories=/data\n');
+  });
+
   it('nothing was written to /tmp (no extracted executable or addon)', () => {
     expect(fs.readdirSync(path.join(root, 'tmp'))).toEqual([]);
   });
