@@ -12,7 +12,9 @@
 set -Eeuo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 : "${CAPTURE:?}" "${PROJECT:?}" "${WRONG_FS:?}"
-DMI=(node "$PROJECT/bin/dminspect.js")
+# DMI_BIN: run the single-file binary instead of node (binary-live.test.ts), under DMI_WRAP (the Linux-3.10 launcher)
+# when set; ONLY_A: stop after part A
+if [ -n "${DMI_BIN:-}" ]; then DMI=(${DMI_WRAP:+"$DMI_WRAP" --} "$DMI_BIN"); else DMI=(node "$PROJECT/bin/dminspect.js"); fi
 DL=/var/lib/docker
 trap 'rc=$?; echo "live: failed (rc=$rc) at line $LINENO: $BASH_COMMAND" >&2; [ -f /tmp/dockerd.log ] && tail -30 /tmp/dockerd.log >&2; exit $rc' ERR
 for m in loop dm-thin-pool xfs ext4; do modprobe $m; done
@@ -60,6 +62,7 @@ while read -r name id bytes; do
   dmsetup remove chk-$name
 done
 dmsetup remove chkpool; losetup -d $DATA $MLOOP
+if [ -n "${ONLY_A:-}" ]; then echo "@@ done"; exit 0; fi
 
 # ---------------------------------------------------------------- B: a running dockerd
 OPTS=($(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).dockerdArgs.join(" "))' "$CAPTURE/engine.json"))
