@@ -4,13 +4,15 @@
  *
  *   node bench/run.js [shared] [frag] [xl] [--reps N] [--dir /tmp/dminspect-bench] [--force] [--thin-only]
  *
- * Then the Docker-records listing (bench/docker-listing.js) and the offline export against dd (bench/export.js).
+ * Then the Docker-records listing (bench/docker-listing.js), the offline export against dd (bench/export.js) and
+ * the portable CRC-32C against the native addon (bench/crc.js).
  *
  * Default variants: shared and frag (5M mappings each); xl (20M) on request or with --all.
  * Pools are generated once with thin_restore into --dir (never committed) and re-used.
  * Builds dist/ first (tsc -p tsconfig.build.json) when dist/thin is missing or older than src/thin.
  * Targets (issue 4): ratio ≤ 0.25 vs thin_ls, peak RSS ≤ 150 MB, identical numbers.
  */
+import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureBuild, hasTool } from './common.js';
@@ -61,6 +63,8 @@ if (!args.includes('--thin-only')) {
   const ex = runExportBench({ reps });
   console.log(formatExportBench(ex));
   results.push({ label: 'export', ...ex });
+  const crc = spawnSync(process.execPath, [path.join(root, 'bench/crc.js'), '--reps', String(reps)], { stdio: 'inherit' });
+  if (crc.status !== 0) failed = true;
 }
 if (args.includes('--json')) console.log(JSON.stringify(results, null, 2));
 process.exit(failed ? 1 : 0);
