@@ -9,7 +9,7 @@
  * (`SLOTS` windows). SHA-256 is the slowest step (one core), so it runs all the time, in parallel with the
  * I/O. Small images (under `HASH_WORKER_MIN_BYTES`) are hashed on this thread: starting a worker costs more.
  *
- * Memory is bounded by the ring (`SLOTS` × `bufferBytes`, default 3 × 8 MiB), whatever the device size.
+ * Memory is bounded by the ring (`SLOTS` × `bufferBytes`, default 3 × 4 MiB), whatever the device size.
  * The data (a file, a block device, or extents of several files) is opened read-only. Between windows the
  * event loop runs: the abort signal is checked and progress reported (image bytes hashed so far).
  *
@@ -25,7 +25,7 @@ import { ExtentMap, type Extent } from './block-source.js';
 import { pastEndError, planCopy, type CopyPlan, type CopyRun, type CopyWindow, type PlannedRead } from './copy-plan.js';
 
 /** Bytes per window (one buffer of the ring). */
-export const DEFAULT_COPY_BUFFER = 8 * 1024 * 1024;
+export const DEFAULT_COPY_BUFFER = 4 * 1024 * 1024;
 /** Windows in the ring: one being read/written here, the others queued for or being hashed by the worker. */
 const SLOTS = 3;
 /** Images at least this large are hashed in a worker thread (when `hashWorker` is 'auto'). */
