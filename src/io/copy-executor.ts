@@ -19,6 +19,7 @@
  */
 import * as fs from 'node:fs';
 import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { DmiError, fsError } from '../errors.js';
 import { ExtentMap, type Extent } from './block-source.js';
@@ -62,6 +63,8 @@ export interface CopyResult {
   mergedReads: number;
   /** write calls made. */
   writes: number;
+  /** Windows read through the thread pool (data not in the page cache), the others synchronously. */
+  asyncWindows: number;
   /** Whether the sha256 was computed in a worker thread. */
   hashedInWorker: boolean;
 }
@@ -91,6 +94,8 @@ export interface CopyRunsOptions {
   bufferBytes?: number;
   /** Hash in a worker thread: 'auto' (default) does so for images of HASH_WORKER_MIN_BYTES or more. */
   hashWorker?: boolean | 'auto';
+  /** Read windows on this thread ('sync'), through the thread pool ('async'), or choose by their speed ('auto'). */
+  readMode?: 'sync' | 'async' | 'auto';
   onProgress?: (p: CopyProgress) => void;
   signal?: AbortSignal;
 }
@@ -281,8 +286,8 @@ export async function copyRuns(o: CopyRunsOptions): Promise<CopyResult> {
         throw fsError(e, outName, 'set the size of');
       }
     }
-    const stats = { reads: 0, writes: 0, copied: 0 };
-    await execute(plan, { o, W, slots, ring, hasher, fds, stats, names, outName });
+    const stats = { reads: 0, writes: 0, copied: 0, asyncWindows: 0 };
+    await execute(plan, { o, reader: new ReadMode(o.readMode ?? 'auto'), W, slots, ring, hasher, fds, stats, names, outName });
     const sha256 = await hasher.digest();
     const t = plan.totals;
     return {
@@ -297,6 +302,7 @@ export async function copyRuns(o: CopyRunsOptions): Promise<CopyResult> {
       reads: stats.reads,
       mergedReads: t.mergedReads,
       writes: stats.writes,
+      asyncWindows: stats.asyncWindows,
       hashedInWorker: hasher.inWorker,
     };
   } finally {
@@ -306,14 +312,38 @@ export async function copyRuns(o: CopyRunsOptions): Promise<CopyResult> {
   }
 }
 
+/** Page-cache copies run at several GB/s; below SLOW a window's reads are waiting on a disk. */
+const SLOW_BYTES_PER_MS = 1e6;
+const FAST_BYTES_PER_MS = 2e6;
+
+/**
+ * How windows are read: synchronously on this thread (data in the page cache: no round trip through the thread
+ * pool per read, the cheapest), or all of a window's reads at once through the thread pool (data on a disk: the
+ * disk gets a queue of requests, in data order). 'auto' starts synchronous and switches by the last window's rate.
+ */
+class ReadMode {
+  sync: boolean;
+  constructor(private readonly mode: 'sync' | 'async' | 'auto') {
+    this.sync = mode !== 'async';
+  }
+
+  observe(bytes: number, ms: number): void {
+    if (this.mode !== 'auto' || bytes < 256 * 1024) return;
+    const rate = bytes / Math.max(ms, 0.001);
+    if (this.sync && rate < SLOW_BYTES_PER_MS) this.sync = false;
+    else if (!this.sync && rate >= FAST_BYTES_PER_MS) this.sync = true;
+  }
+}
+
 interface ExecContext {
   o: CopyRunsOptions;
+  reader: ReadMode;
   W: number;
   slots: number;
   ring: Buffer;
   hasher: Hasher;
   fds: Map<string, number>;
-  stats: { reads: number; writes: number; copied: number };
+  stats: { reads: number; writes: number; copied: number; asyncWindows: number };
   names: Parameters<typeof pastEndError>[0];
   outName: string;
 }
@@ -358,7 +388,7 @@ async function execute(plan: CopyPlan, c: ExecContext): Promise<void> {
     if (w.len === 0) continue;
     await room();
     const base = slot * W;
-    fillWindow(c, w, base);
+    await fillWindow(c, w, base);
     ends.push(w.outPos + w.len);
     hasher.window(base, w.len);
     writeWindow(c, w, base);
@@ -369,14 +399,26 @@ async function execute(plan: CopyPlan, c: ExecContext): Promise<void> {
 }
 
 /** Zero-fills the window's holes and reads its data, in the plan's (data) order. */
-function fillWindow(c: ExecContext, w: CopyWindow, base: number): void {
+async function fillWindow(c: ExecContext, w: CopyWindow, base: number): Promise<void> {
   for (const [at, n] of w.fills) c.ring.fill(0, base + at, base + at + n);
-  for (const r of w.reads) readOne(c, w, r, base);
+  if (w.reads.length === 0) return;
+  const t0 = performance.now();
+  const bytes = w.len;
+  if (c.reader.sync) {
+    for (const r of w.reads) readSync(c, w, r, base);
+  } else {
+    // All the window's reads at once (the thread pool runs a few at a time): a disk gets a queue to work on.
+    const all = await Promise.allSettled(w.reads.map((r) => readAsync(c, w, r, base)));
+    const failed = all.find((x) => x.status === 'rejected');
+    if (failed) throw failed.reason;
+    c.stats.asyncWindows++;
+  }
+  c.reader.observe(bytes, performance.now() - t0);
 }
 
-function readOne(c: ExecContext, w: CopyWindow, r: PlannedRead, base: number): void {
+function readSync(c: ExecContext, w: CopyWindow, r: PlannedRead, base: number): void {
   const fd = c.fds.get(r.path)!;
-  let views = r.into.map(([at, n]) => c.ring.subarray(base + at, base + at + n));
+  const views = r.into.map(([at, n]) => c.ring.subarray(base + at, base + at + n));
   let done = 0;
   while (done < r.length) {
     let got: number;
@@ -389,16 +431,44 @@ function readOne(c: ExecContext, w: CopyWindow, r: PlannedRead, base: number): v
     if (got === 0) throw shortRead(c, w, r, done, fd);
     done += got;
     c.stats.copied += got;
-    // Drop what was filled.
-    while (got > 0) {
-      const v = views[0]!;
-      if (got >= v.length) {
-        got -= v.length;
-        views.shift();
-      } else {
-        views = [v.subarray(got), ...views.slice(1)];
-        got = 0;
-      }
+    consume(views, got);
+  }
+}
+
+async function readAsync(c: ExecContext, w: CopyWindow, r: PlannedRead, base: number): Promise<void> {
+  const fd = c.fds.get(r.path)!;
+  const views = r.into.map(([at, n]) => c.ring.subarray(base + at, base + at + n));
+  let done = 0;
+  while (done < r.length) {
+    const pos = r.offset + done;
+    let got: number;
+    try {
+      got = await new Promise<number>((resolve, reject) => {
+        const cb = (err: NodeJS.ErrnoException | null, n: number) => (err ? reject(err) : resolve(n));
+        if (views.length === 1) fs.read(fd, views[0]!, 0, views[0]!.length, pos, cb);
+        else fs.readv(fd, views, pos, cb);
+      });
+    } catch (e) {
+      throw fsError(e, r.path);
+    }
+    c.stats.reads++;
+    if (got === 0) throw shortRead(c, w, r, done, fd);
+    done += got;
+    c.stats.copied += got;
+    consume(views, got);
+  }
+}
+
+/** Drops the first `got` bytes from the buffers of a scatter read (in place). */
+function consume(views: Buffer[], got: number): void {
+  while (got > 0) {
+    const v = views[0]!;
+    if (got >= v.length) {
+      got -= v.length;
+      views.shift();
+    } else {
+      views[0] = v.subarray(got);
+      got = 0;
     }
   }
 }

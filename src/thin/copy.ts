@@ -51,6 +51,8 @@ export interface CopyDeviceOptions {
   bufferBytes?: number;
   /** Hash in a worker thread (default 'auto': for images of 64 MiB or more). */
   hashWorker?: boolean | 'auto';
+  /** Read on this thread, through the thread pool, or by speed (default 'auto'; see io/copy-executor.ts). */
+  readMode?: 'sync' | 'async' | 'auto';
   onProgress?: (p: CopyProgress) => void;
   signal?: AbortSignal;
 }
@@ -75,6 +77,7 @@ export async function copyThinDevice(o: CopyDeviceOptions): Promise<CopyResult> 
     sparse: o.sparse,
     bufferBytes: o.bufferBytes,
     hashWorker: o.hashWorker,
+    readMode: o.readMode,
     onProgress: o.onProgress,
     signal: o.signal,
   });

@@ -121,6 +121,29 @@ d('copy executor on real thin metadata', () => {
     }
   });
 
+  it('reads on this thread or through the thread pool: the same image and counts; errors wait for reads in flight', async () => {
+    for (const dev of devs.slice(0, 2)) {
+      const want = sha(naive(dev, data));
+      const got = [];
+      for (const readMode of ['sync', 'async', 'auto'] as const) {
+        const { r, file } = await copy(dev, { readMode, hashWorker: true, bufferBytes: 16 * BS });
+        expect(r.sha256, `${readMode}`).toBe(want);
+        expect(hashFile(file)).toBe(want);
+        if (readMode === 'sync') expect(r.asyncWindows).toBe(0);
+        if (readMode === 'async') expect(r.asyncWindows).toBe(Math.ceil(dev.size / (16 * BS)));
+        got.push([r.reads, r.writes, r.copiedBytes]);
+        fs.rmSync(file);
+      }
+      expect(got[1]).toEqual(got[0]);
+    }
+    // an image shorter than its extents, read through the thread pool: the error, after every read settled
+    const a = path.join(dir, 'short-a.img');
+    fs.writeFileSync(a, data.subarray(0, 200 * BS));
+    const ext = [{ path: a, offset: 0, length: NDATA * BS }];
+    await expect(copy(devs[0]!, { dataExtents: ext, readMode: 'async', hashWorker: true })).rejects.toMatchObject({ code: 'BAD_INPUT', message: expect.stringMatching(/truncated image\?$/) });
+    await expect(copy(devs[0]!, { dataExtents: ext, readMode: 'sync' })).rejects.toMatchObject({ code: 'BAD_INPUT', message: expect.stringMatching(/truncated image\?$/) });
+  });
+
   it('reads in data order: a scattered device takes far fewer reads than blocks, some merged', async () => {
     const dev = devs[0]!;
     const { r } = await copy(dev);
