@@ -90,8 +90,10 @@ export interface CopyRunsOptions {
   outName?: string;
   /** Leave unmapped blocks as holes (ftruncate + skip) when the output is a regular file. Default true. */
   sparse?: boolean;
-  /** Bytes per window (SLOTS are used). Default DEFAULT_COPY_BUFFER. */
+  /** Bytes per window. Default DEFAULT_COPY_BUFFER. */
   bufferBytes?: number;
+  /** Windows in the ring when hashing in the worker (default SLOTS, at least 2). */
+  slots?: number;
   /** Hash in a worker thread: 'auto' (default) does so for images of HASH_WORKER_MIN_BYTES or more. */
   hashWorker?: boolean | 'auto';
   /** Read windows on this thread ('sync'), through the thread pool ('async'), or choose by their speed ('auto'). */
@@ -271,7 +273,7 @@ export async function copyRuns(o: CopyRunsOptions): Promise<CopyResult> {
     const plan = planCopy({ runs: o.runs, size, blockBytes: bs, dataPath, extents: map ?? undefined, dataBytes, windowBytes: W, sparse, dataName, deviceName: o.deviceName });
 
     const useWorker = o.hashWorker === 'auto' || o.hashWorker === undefined ? size >= HASH_WORKER_MIN_BYTES : o.hashWorker;
-    const slots = useWorker ? SLOTS : 1;
+    const slots = useWorker ? Math.max(2, Math.floor(o.slots ?? SLOTS)) : 1;
     const shared = useWorker ? new SharedArrayBuffer(W * slots) : null;
     const ring = shared ? Buffer.from(shared) : Buffer.allocUnsafe(W);
     hasher = shared ? workerHasher(shared) : localHasher(ring);
@@ -306,7 +308,7 @@ export async function copyRuns(o: CopyRunsOptions): Promise<CopyResult> {
       hashedInWorker: hasher.inWorker,
     };
   } finally {
-    // All I/O here is synchronous: nothing is in flight on the descriptors.
+    // Nothing is in flight on the descriptors: reads through the thread pool all settle before fillWindow returns.
     await hasher?.close();
     closeAll();
   }
@@ -403,7 +405,8 @@ async function fillWindow(c: ExecContext, w: CopyWindow, base: number): Promise<
   for (const [at, n] of w.fills) c.ring.fill(0, base + at, base + at + n);
   if (w.reads.length === 0) return;
   const t0 = performance.now();
-  const bytes = w.len;
+  let bytes = 0;
+  for (const r of w.reads) bytes += r.length;
   if (c.reader.sync) {
     for (const r of w.reads) readSync(c, w, r, base);
   } else {

@@ -47,8 +47,9 @@ export interface CopyDeviceOptions {
   outName?: string;
   /** Leave unmapped blocks as holes (ftruncate + skip). Default true; false writes zeros. */
   sparse?: boolean;
-  /** Bytes per buffer of the copy's ring. Default DEFAULT_COPY_BUFFER. */
+  /** Bytes per window of the copy's ring, and windows in it (see io/copy-executor.ts). */
   bufferBytes?: number;
+  slots?: number;
   /** Hash in a worker thread (default 'auto': for images of 64 MiB or more). */
   hashWorker?: boolean | 'auto';
   /** Read on this thread, through the thread pool, or by speed (default 'auto'; see io/copy-executor.ts). */
@@ -76,6 +77,7 @@ export async function copyThinDevice(o: CopyDeviceOptions): Promise<CopyResult> 
     outName: o.outName,
     sparse: o.sparse,
     bufferBytes: o.bufferBytes,
+    slots: o.slots,
     hashWorker: o.hashWorker,
     readMode: o.readMode,
     onProgress: o.onProgress,
