@@ -21,16 +21,20 @@ export default tseslint.config(
     files: ['test/**/*.ts', 'bench/**', 'scripts/**'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
   },
-  {
-    // src/docker and src/thin are format readers: no CLI, no processes.
-    files: ['src/docker/**/*.ts', 'src/thin/**/*.ts', 'src/lvm/**/*.ts'],
-    rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [
-          { group: ['**/cli/**', '**/inspect/**', '**/dm/**'], message: 'format readers must not import cli/, inspect/ or dm/' },
-          { group: ['execa', 'node:child_process', 'child_process', 'commander', 'cli-table3'], message: 'format readers run no processes and render nothing' },
-        ],
-      }],
-    },
-  },
+  // Layering (docs/ARCHITECTURE.md): arrows point down only.
+  //   cli/ → features (model/ audit/ forensics/ recover/) → pool-source/ → format readers (docker/ thin/ lvm/), dm/, io/
+  ...layer(['src/docker/**', 'src/thin/**', 'src/lvm/**'], 'format readers', ['cli', 'dm', 'model', 'audit', 'forensics', 'recover', 'pool-source'], true),
+  ...layer(['src/io/**'], 'io/', ['cli', 'dm', 'model', 'audit', 'forensics', 'recover', 'pool-source', 'docker', 'thin', 'lvm'], true),
+  ...layer(['src/dm/**'], 'dm/', ['cli', 'model', 'audit', 'forensics', 'recover', 'pool-source'], false),
+  ...layer(['src/pool-source/**'], 'pool-source/', ['cli', 'model', 'audit', 'forensics', 'recover'], false),
+  ...layer(['src/model/**'], 'model/ (the Docker join)', ['cli', 'audit', 'forensics', 'recover'], false),
+  ...layer(['src/audit/**'], 'audit/', ['cli', 'forensics', 'recover'], false),
+  ...layer(['src/forensics/**', 'src/recover/**'], 'forensics/ and recover/', ['cli', 'audit'], false),
 );
+
+/** An import rule for `files`: none of the `banned` src/ folders; `pure`: no processes and no CLI libraries either. */
+function layer(files, what, banned, pure) {
+  const patterns = [{ group: banned.flatMap((d) => [`**/${d}/**`, `../${d}/*`, `./${d}/*`]), message: `${what} must not import ${banned.join('/, ')}/ (docs/ARCHITECTURE.md)` }];
+  if (pure) patterns.push({ group: ['execa', 'node:child_process', 'child_process', 'commander', 'cli-table3'], message: `${what} run no processes and render nothing` });
+  return [{ files: files.map((f) => `${f}/*.ts`), rules: { 'no-restricted-imports': ['error', { patterns }] } }];
+}

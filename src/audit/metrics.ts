@@ -7,9 +7,11 @@
  * ErrorCode or `internal`). No device hashes, file names or messages become label values.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { DmiError, type ErrorCode } from '../errors.js';
-import type { FindingKind, PoolDevice, PoolReport, Severity } from './pool.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import type { Severity } from '../finding.js';
+import type { PoolFindingKind } from './findings.js';
+import type { PoolDevice, PoolReport } from './pool.js';
 
 /** The textfile collector reads `*.prom`; the temporary file does not end in `.prom`, so it is never read. */
 export const TEXTFILE_NAME = 'dminspect.prom';
@@ -30,7 +32,7 @@ export const FINDING_SEVERITIES = {
   'next-device-id-behind': ['info'],
   'mnt-without-record': ['info'],
   'stale-tmp-file': ['info'],
-} as const satisfies Record<FindingKind, readonly Severity[]>;
+} as const satisfies Record<PoolFindingKind, readonly Severity[]>;
 
 /** `role` label values: Docker's role of a thin device (`unknown` only without a Docker root: `--metadata` alone). */
 export const ROLE_LABELS = ['container', 'image_layer', 'init', 'base', 'orphan', 'unreferenced', 'unknown'] as const;
@@ -134,7 +136,7 @@ export function renderMetrics(r: PoolReport, run: RunFacts, poolName: string | n
   const counts = new Map<string, number>();
   for (const f of r.findings) counts.set(`${f.kind}\0${f.severity}`, (counts.get(`${f.kind}\0${f.severity}`) ?? 0) + 1);
   const findings: Sample[] = [];
-  for (const [kind, severities] of Object.entries(FINDING_SEVERITIES) as [FindingKind, readonly Severity[]][]) {
+  for (const [kind, severities] of Object.entries(FINDING_SEVERITIES) as [PoolFindingKind, readonly Severity[]][]) {
     for (const severity of severities) {
       findings.push({ labels: [...pool, ['kind', kind], ['severity', severity]], value: counts.get(`${kind}\0${severity}`) ?? 0 });
       counts.delete(`${kind}\0${severity}`);
@@ -151,7 +153,9 @@ export function renderMetrics(r: PoolReport, run: RunFacts, poolName: string | n
     g('dminspect_pool_data_bytes', 'Size of the thin pool data device.', r.data.totalBytes),
     g('dminspect_pool_data_used_bytes', 'Bytes of the thin pool data device in use (allocated data blocks).', r.data.usedBytes),
     g('dminspect_pool_metadata_bytes', 'Size of the thin pool metadata device.', r.metadata.totalBytes),
-    g('dminspect_pool_metadata_used_bytes', 'Bytes of the thin pool metadata device in use.', r.metadata.usedBytes),
+    g('dminspect_pool_metadata_used_bytes', 'Bytes of the thin pool metadata device in use as the kernel counts it (dmsetup status): allocated plus the kernel\'s reserve (Linux >= 4.20).', r.metadata.usedBytes),
+    g('dminspect_pool_metadata_allocated_bytes', 'Bytes of the thin pool metadata device allocated on disk (the metadata space map).', r.metadata.allocatedBlocks * 4096),
+    g('dminspect_pool_metadata_reserve_bytes', "Bytes of metadata the kernel holds back and counts as used (min(total/10, 16 MiB) since Linux 4.20; 0 with --kernel-rule none).", r.metadata.reserveBlocks * 4096),
     g('dminspect_pool_data_block_bytes', 'Size of one thin pool data block.', r.dataBlockBytes),
     g('dminspect_pool_transaction_id', "The pool's transaction id (Docker increments it with every device create and delete).", r.transactionId),
     g('dminspect_pool_needs_check', 'Whether the kernel set needs_check on the pool (1): it stays read-only until repaired.', r.needsCheck ? 1 : 0),
@@ -197,79 +201,10 @@ export function readLastSuccess(file: string): number | null {
   return Number.isFinite(v) && v > 0 ? v : null;
 }
 
-/** A failed write to the textfile directory, as one line: PERMISSION for access/read-only, IO otherwise. */
-function writeError(e: unknown, target: string, what: string): DmiError {
-  const err = e as NodeJS.ErrnoException;
-  const code = typeof err?.code === 'string' ? err.code : null;
-  if (code === null) throw e;
-  const why: Record<string, string> = {
-    EACCES: 'permission denied',
-    EPERM: 'permission denied',
-    EROFS: 'read-only file system',
-    ENOENT: 'no such directory',
-    ENOTDIR: 'not a directory',
-    ENOSPC: 'no space left on device',
-    EDQUOT: 'disk quota exceeded',
-    EIO: 'I/O error',
-    EISDIR: 'is a directory',
-  };
-  const kind: ErrorCode = code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? 'PERMISSION' : 'IO';
-  return new DmiError(kind, `${target}: cannot write ${what}: ${why[code] ?? code}`, { path: target });
-}
-
 /**
  * Writes `dir/dminspect.prom` atomically: a temporary file in the same directory (not ending in `.prom`), fsync, rename
  * over the target, fsync of the directory. A reader sees the old file or the new one, never a part.
  */
 export function writeTextfileAtomic(dir: string, content: string): string {
   return writeFileAtomic(dir, TEXTFILE_NAME, content, 'the metrics textfile');
-}
-
-/** Writes `dir/name` (mode 0644) atomically, as writeTextfileAtomic; `what` names it in errors. */
-export function writeFileAtomic(dir: string, name: string, content: string, what: string): string {
-  const target = path.join(dir, name);
-  const tmp = path.join(dir, `.${name}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`);
-  let fd: number | null = null;
-  let created = false;
-  try {
-    fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
-    created = true;
-    fs.writeFileSync(fd, content);
-    fs.fchmodSync(fd, 0o644); // the umask may have cut it: node_exporter runs as another user
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = null;
-    fs.renameSync(tmp, target);
-  } catch (e) {
-    if (fd !== null) fs.closeSync(fd);
-    if (created) fs.rmSync(tmp, { force: true });
-    throw writeError(e, created ? target : dir, what);
-  }
-  removeStaleTemporaries(dir, name);
-  try {
-    const dfd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(dfd);
-    } finally {
-      fs.closeSync(dfd);
-    }
-  } catch {
-    // the rename is done; a directory that cannot be fsynced (some network file systems) is not an error
-  }
-  return target;
-}
-
-/** Temporaries of runs killed mid-write (older than an hour: a live run's is seconds old) are removed. */
-function removeStaleTemporaries(dir: string, name: string): void {
-  const cutoff = Date.now() - 3600_000;
-  try {
-    for (const f of fs.readdirSync(dir)) {
-      if (!f.startsWith(`.${name}.`) || !f.endsWith('.tmp')) continue;
-      const p = path.join(dir, f);
-      const st = fs.lstatSync(p);
-      if (st.isFile() && st.mtimeMs < cutoff) fs.rmSync(p, { force: true });
-    }
-  } catch {
-    // best effort: the new file is in place
-  }
 }

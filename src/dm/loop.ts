@@ -18,23 +18,3 @@ export function freeLoopDevices(count: number, devDir = '/dev', sysDir = '/sys/b
   }
   return out;
 }
-
-/** The loop devices currently backed by `file`. */
-export function loopsBackedBy(file: string, sysDir = '/sys/block'): string[] {
-  const out: string[] = [];
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync(sysDir).filter((n) => /^loop\d+$/.test(n));
-  } catch {
-    return out;
-  }
-  for (const n of names) {
-    try {
-      const b = fs.readFileSync(`${sysDir}/${n}/loop/backing_file`, 'utf8').trim();
-      if (b === file) out.push(`/dev/${n}`);
-    } catch {
-      // not attached
-    }
-  }
-  return out;
-}

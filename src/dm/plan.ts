@@ -80,14 +80,28 @@ export async function executePlan(plan: Plan, run: Runner = execaRunner, log: (s
       const leftovers = await undoSteps(done, run, log);
       const why = firstUsefulLine(result.stderr || result.stdout) ?? `exit ${result.code}`;
       const left = leftovers.length ? `; could not undo: ${leftovers.map(shellLine).join('; ')}` : '; everything before it was undone';
-      throw new DmiError(/ermission denied|Operation not permitted/.test(why) ? 'PERMISSION' : 'CONFLICT', `${step.what} failed: ${shellLine(step.argv)}: ${why}${left}`, {
-        step: step.argv,
-        leftovers,
-      });
+      const failure: StepFailure = { step: step.argv, exitCode: result.code, stderr: result.stderr, stdout: result.stdout, leftovers };
+      throw new DmiError(/ermission denied|Operation not permitted/.test(why) ? 'PERMISSION' : 'CONFLICT', `${step.what} failed: ${shellLine(step.argv)}: ${why}${left}`, { ...failure });
     }
     done.push({ step, result });
   }
   return done;
+}
+
+/** What a failed step left in the DmiError's details: the command, its exit status and output, and what was not undone. */
+export interface StepFailure {
+  step: string[];
+  exitCode: number;
+  stderr: string;
+  stdout: string;
+  leftovers: string[][];
+}
+
+/** The failed step behind an error thrown by executePlan, or null for any other error. */
+export function stepFailure(e: unknown): StepFailure | null {
+  if (!(e instanceof DmiError) || !e.details) return null;
+  const d = e.details as Partial<StepFailure>;
+  return Array.isArray(d.step) && typeof d.exitCode === 'number' && typeof d.stderr === 'string' ? (d as StepFailure) : null;
 }
 
 /** The line of a tool's error output that says what went wrong (not mount's "dmesg(1) may have more" nor "Command failed."). */

@@ -7,8 +7,7 @@ import * as path from 'node:path';
 import { DmiError, isDmiError } from '../errors.js';
 import { exists, isObject, listDir, parseJson, readJson, readText } from './files.js';
 import { isSafeName } from './ids.js';
-
-export const MAX_DEVICE_ID = 0xffffff;
+import { MAX_THIN_DEVICE_ID } from '../thin/details.js';
 
 export interface DeviceRecord {
   /** Device hash: the metadata file name; "" for the base device (file `base`). */
@@ -73,7 +72,7 @@ export function parseDeviceRecord(obj: unknown, hash: string, file: string): Dev
   const id = obj.device_id;
   if (id === undefined) throw bad('missing "device_id"');
   if (typeof id !== 'number' || !Number.isInteger(id)) throw bad(`"device_id" is ${JSON.stringify(id)}, not an integer`);
-  if (id < 0 || id > MAX_DEVICE_ID) throw bad(`"device_id" ${id} is outside the 24-bit range 0..${MAX_DEVICE_ID}`);
+  if (id < 0 || id > MAX_THIN_DEVICE_ID) throw bad(`"device_id" ${id} is outside the 24-bit range 0..${MAX_THIN_DEVICE_ID}`);
   const size = obj.size;
   if (size === undefined) throw bad('missing "size"');
   if (!isUint(size)) throw bad(`"size" is ${JSON.stringify(size)}, not a non-negative integer number of bytes`);
@@ -92,16 +91,6 @@ export function readDeviceRecord(root: string, hash: string): DeviceRecord {
   if (!isSafeName(name)) throw new DmiError('USAGE', `invalid device hash ${JSON.stringify(hash)}`);
   const file = path.join(metadataDir(root), name);
   return parseDeviceRecord(readJson(file), hash === 'base' ? '' : hash, file);
-}
-
-/** Like readDeviceRecord, but a missing record is `null` (other problems still throw). */
-export function findDeviceRecord(root: string, hash: string): DeviceRecord | null {
-  try {
-    return readDeviceRecord(root, hash);
-  } catch (e) {
-    if (isDmiError(e) && e.code === 'NOT_FOUND') return null;
-    throw e;
-  }
 }
 
 function skipped(name: string): boolean {

@@ -12,16 +12,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { isDeviceHash } from '../docker/ids.js';
-import { resolveNaming, type NamingOptions } from '../docker/naming.js';
+import type { NamingOptions } from '../docker/naming.js';
 import type { DeviceRecord } from '../docker/records.js';
 import { DockerRoot } from '../docker/root.js';
 import { DmiError, fsError, isDmiError } from '../errors.js';
 import { copyThinDevice, type CopyProgress } from '../thin/copy.js';
-import { openPool, type ThinPool } from '../thin/pool.js';
-import type { LvmThinPool } from '../pool-source/lvm.js';
-import { openRootPool } from '../audit/pool.js';
-import { containerMount } from '../model/join.js';
-import { resolveContainer } from '../model/resolve.js';
+import { evidenceFiles, locatePool, openPoolSource, type PoolLocation } from '../pool-source/index.js';
+import { containerDevice } from '../model/resolve.js';
 
 export interface ExportTargetOptions extends NamingOptions {
   /** Export by thin id instead of a reference. */
@@ -42,13 +39,10 @@ export interface ExportTarget {
   size: number;
   container: { id: string; name: string } | null;
   record: DeviceRecord | null;
-  metadata: string;
-  data: string;
+  /** Where the pool is (loop files, --metadata/--data, or an LVM pool in disk images): pool-source. */
+  pool: PoolLocation;
   /** The Docker root when one was read (the output may not go under it). */
   root: string | null;
-  /** Direct-lvm: the disk images (evidence: never written) and the pool name to look for (null: the only one). */
-  images: string[];
-  lvmPool: string | null;
 }
 
 export interface ExportOptions {
@@ -81,12 +75,6 @@ export interface ExportResult {
   warnings: string[];
 }
 
-/** The loop-lvm pool files of a Docker root. */
-export function poolFiles(root: string): { metadata: string; data: string } {
-  const dir = path.join(root, 'devicemapper', 'devicemapper');
-  return { metadata: path.join(dir, 'metadata'), data: path.join(dir, 'data') };
-}
-
 /**
  * What to export: `ref` is a container id, unique prefix or name, or a device hash (`<64 hex>`,
  * `<64 hex>-init`, `base`); or, with `deviceId`, a thin id whose size comes from the Docker record with that
@@ -103,12 +91,9 @@ export function resolveExportTarget(rootDir: string, ref: string | null, opts: E
     if (opts.deviceId !== undefined) throw new DmiError('USAGE', 'give a reference or --device-id, not both');
     const r = openRoot();
     try {
-      const c = resolveContainer(r, ref);
-      container = { id: c.id, name: c.name };
-      const mount = containerMount(r, c);
-      if (!mount) throw new DmiError('NOT_FOUND', `container ${c.name || c.id.slice(0, 12)} has no layerdb mount-id: no device to export`);
-      record = r.deviceRecord(mount.mountId);
-      if (!record) throw new DmiError('NOT_FOUND', `container ${c.name || c.id.slice(0, 12)}: no device record ${path.join(r.driverHome, 'metadata', mount.mountId)}`);
+      const cd = containerDevice(r, ref, 'export');
+      container = { id: cd.container.id, name: cd.container.name };
+      record = cd.record;
     } catch (e) {
       if (!isDmiError(e) || e.code !== 'NOT_FOUND' || container !== null || !(isDeviceHash(ref) || ref === 'base')) throw e;
       record = r.deviceRecord(ref === 'base' ? '' : ref);
@@ -140,45 +125,8 @@ export function resolveExportTarget(rootDir: string, ref: string | null, opts: E
     throw new DmiError('BAD_INPUT', `${where}: size ${size} is not a multiple of 512`, record && opts.size === undefined ? { path: record.file } : undefined);
   }
   const rootPath = opened.root?.root ?? null;
-  const defaults = poolFiles(rootPath ?? path.resolve(rootDir));
-  const images = (opts.images ?? []).map((i) => path.resolve(i));
-  if (images.length > 0 && (opts.metadata !== undefined || opts.data !== undefined)) {
-    throw new DmiError('USAGE', '--image reads the pool from LVM inside the disk images: --metadata and --data do not apply');
-  }
-  let lvmPool: string | null = opts.pool ?? null;
-  if (images.length > 0 && !lvmPool && fs.existsSync(path.join(rootPath ?? path.resolve(rootDir), 'devicemapper'))) {
-    try {
-      const n = resolveNaming(rootPath ?? path.resolve(rootDir), opts);
-      if (n.externalPool) lvmPool = n.poolName;
-    } catch {
-      // no usable root: the only thin pool in the images is taken
-    }
-  }
-  if (images.length === 0 && opts.metadata === undefined && !fs.existsSync(defaults.metadata)) {
-    // No loop files: a direct-lvm or external pool keeps its metadata and data on LVM volumes.
-    let naming: ReturnType<typeof resolveNaming> | null = null;
-    try {
-      naming = resolveNaming(rootPath ?? path.resolve(rootDir), opts);
-    } catch {
-      naming = null;
-    }
-    if (naming?.externalPool) {
-      const why = naming.poolNameSource === 'direct-lvm' ? 'devicemapper/setup-config.json shows a direct-lvm setup' : `the pool ${naming.poolName} is external (${naming.poolNameSource === 'option' ? '--pool' : 'dm.thinpooldev'})`;
-      throw new DmiError('NOT_FOUND', `${defaults.metadata}: no loop-lvm pool files — ${why}: pass --image <disk image> (repeatable) for the disk(s) holding the LVM thin pool, or --metadata/--data for its _tmeta/_tdata`, { path: defaults.metadata });
-    }
-  }
-  return {
-    deviceId,
-    hash: record?.hash ?? null,
-    size,
-    container,
-    record,
-    metadata: path.resolve(opts.metadata ?? defaults.metadata),
-    data: path.resolve(opts.data ?? defaults.data),
-    root: rootPath,
-    images,
-    lvmPool,
-  };
+  const pool = locatePool(rootPath ?? path.resolve(rootDir), opts);
+  return { deviceId, hash: record?.hash ?? null, size, container, record, pool, root: rootPath };
 }
 
 function statOrNull(p: string): fs.Stats | null {
@@ -210,7 +158,7 @@ function checkOutput(image: string, t: ExportTarget, force: boolean): void {
   }
   const st = statOrNull(image);
   if (!st) return;
-  for (const ev of [t.metadata, t.data, ...t.images]) {
+  for (const ev of evidenceFiles(t.pool)) {
     const e = statOrNull(ev);
     if (e && e.dev === st.dev && e.ino === st.ino) throw new DmiError('USAGE', `${image} is the pool file ${ev}: refusing to overwrite evidence`);
   }
@@ -224,29 +172,10 @@ export async function exportDevice(t: ExportTarget, imagePath: string, opts: Exp
   const image = path.resolve(imagePath);
   const sparse = opts.sparse ?? true;
   const warnings: string[] = [];
-  let pool: ThinPool;
-  let lvm: LvmThinPool | null = null;
-  let metadataName = t.metadata;
-  let dataName = t.data;
-  if (t.images.length > 0) {
-    const src = openRootPool(null, { images: t.images, pool: t.lvmPool ?? undefined, metadataSnap: opts.metadataSnap });
-    pool = src.pool;
-    lvm = src.lvm!;
-    metadataName = src.metadataFile;
-    if (!lvm.data) {
-      pool.close();
-      const why = src.lvmFindings.filter((f) => f.severity !== 'info').map((f) => f.message).join('; ');
-      throw new DmiError('BAD_INPUT', `${lvm.vg}/${lvm.dataLv}: the thin pool's data LV cannot be read from ${t.images.join(', ')}${why ? `: ${why}` : ''}`);
-    }
-    dataName = lvm.data.label;
-    for (const f of src.lvmFindings) if (f.severity !== 'info') warnings.push(f.message);
-  } else {
-    if (!fs.existsSync(t.metadata)) {
-      throw new DmiError('NOT_FOUND', `${t.metadata}: no pool metadata file (a direct-lvm pool keeps metadata and data on LVM volumes: pass --image <disk image>, or --metadata and --data)`, { path: t.metadata });
-    }
-    if (!fs.existsSync(t.data)) throw new DmiError('NOT_FOUND', `${t.data}: no pool data file (pass --data, or --image for a direct-lvm pool)`, { path: t.data });
-    pool = openPool(t.metadata, { metadataSnap: opts.metadataSnap });
-  }
+  const src = openPoolSource(t.pool, { metadataSnap: opts.metadataSnap, requireData: true });
+  const { pool, metadataFile: metadataName } = src;
+  const data = src.data!;
+  for (const f of src.lvmFindings) if (f.severity !== 'info') warnings.push(f.message);
   try {
     if (!pool.mappingRoots().some((r) => r.devId === t.deviceId)) {
       throw new DmiError('NOT_FOUND', `thin device ${t.deviceId}${t.hash !== null ? ` (record ${t.record?.file ?? t.hash})` : ''} is not in the pool metadata ${metadataName}${opts.metadataSnap ? ' (metadata snapshot)' : ''}`);
@@ -269,9 +198,9 @@ export async function exportDevice(t: ExportTarget, imagePath: string, opts: Exp
       const r = await copyThinDevice({
         pool,
         devId: t.deviceId,
-        dataPath: lvm?.data?.path ?? t.data,
-        dataExtents: lvm?.data?.extents,
-        dataLabel: lvm?.data?.label,
+        dataPath: data.path,
+        dataExtents: data.extents,
+        dataLabel: data.label,
         size: t.size,
         out,
         outName: image,
@@ -300,7 +229,7 @@ export async function exportDevice(t: ExportTarget, imagePath: string, opts: Exp
         sparse,
         container: t.container,
         metadata: metadataName,
-        data: dataName,
+        data: data.label,
         metadataSnap: opts.metadataSnap ?? false,
         warnings,
       };
@@ -315,6 +244,6 @@ export async function exportDevice(t: ExportTarget, imagePath: string, opts: Exp
       }
     }
   } finally {
-    pool.close();
+    src.close();
   }
 }

@@ -11,11 +11,11 @@ import { resolveNaming, thinDeviceName, type NamingOptions } from '../docker/nam
 import { requireFs, probeFs, type FsType } from '../dm/fsprobe.js';
 import type { DmHost } from '../dm/host.js';
 import { freeLoopDevices } from '../dm/loop.js';
-import { executePlan, renderPlan, type Plan } from '../dm/plan.js';
-import { DmiError, isDmiError } from '../errors.js';
+import { executePlan, renderPlan, stepFailure, type Plan } from '../dm/plan.js';
+import { DmiError } from '../errors.js';
+import { MAX_THIN_DEVICE_ID } from '../thin/details.js';
 import { activateOriginSteps, activatePoolSteps, mountSteps, releasePlan, snapshotSteps } from './plans.js';
-import { containerMount } from '../model/join.js';
-import { resolveContainer } from '../model/resolve.js';
+import { containerDevice } from '../model/resolve.js';
 import { checkSnapshotName, findState, listStates, removeState, writeState, type SnapshotState } from './state.js';
 
 export interface LiveOptions extends NamingOptions {
@@ -37,7 +37,9 @@ export interface LiveResult {
   rootfs: string | null;
 }
 
+/** What dmsetup prints for a thin id the pool has already (EEXIST) and for one it lacks (ENODATA). */
 const EEXIST = 'File exists';
+const ENODATA = 'No data available';
 const MAX_ID_TRIES = 32;
 
 function isEmptyDir(dir: string): boolean {
@@ -45,11 +47,7 @@ function isEmptyDir(dir: string): boolean {
 }
 
 export async function snapshotContainer(root: DockerRoot, ref: string, host: DmHost, opts: LiveOptions): Promise<LiveResult> {
-  const c = resolveContainer(root, ref);
-  const mount = containerMount(root, c);
-  if (!mount) throw new DmiError('NOT_FOUND', `container ${c.id.slice(0, 12)} has no layerdb mount-id: no device to snapshot`);
-  const rec = root.deviceRecord(mount.mountId);
-  if (!rec) throw new DmiError('NOT_FOUND', `container ${c.name || c.id.slice(0, 12)}: no device record ${path.join(root.driverHome, 'metadata', mount.mountId)}`);
+  const { container: c, record: rec } = containerDevice(root, ref, 'snapshot');
   if (rec.deleted && !opts.force) {
     throw new DmiError('CONFLICT', `${rec.file}: the device is marked deleted (deferred deletion pending); pass --force to snapshot it anyway`);
   }
@@ -111,7 +109,7 @@ export async function snapshotContainer(root: DockerRoot, ref: string, host: DmH
 
   for (let attempt = 0; ; attempt++) {
     while (usedIds.has(snapId)) snapId++;
-    if (snapId > 0xffffff) throw new DmiError('CONFLICT', 'no free 24-bit thin device id above next_device_id');
+    if (snapId > MAX_THIN_DEVICE_ID) throw new DmiError('CONFLICT', 'no free 24-bit thin device id above next_device_id');
     // A pool dminspect set up is read-only: the origin itself is activated read-only, no thin id is taken.
     const readOnlyPool = activatedPool !== null;
     const snapName = checkSnapshotName(opts.name ?? `dminspect-${c.id.slice(0, 12)}-${readOnlyPool ? `dev${rec.deviceId}` : snapId}`);
@@ -146,11 +144,13 @@ export async function snapshotContainer(root: DockerRoot, ref: string, host: DmH
     try {
       await executePlan(plan, host.run);
     } catch (e) {
-      if (isDmiError(e) && e.message.includes(EEXIST) && opts.id === undefined && attempt < MAX_ID_TRIES) {
+      const failed = stepFailure(e);
+      const said = failed ? `${failed.stderr}\n${failed.stdout}` : '';
+      if (failed && said.includes(EEXIST) && opts.id === undefined && attempt < MAX_ID_TRIES) {
         usedIds.add(snapId); // in the pool but in no Docker record (as Docker does: take the next id)
         continue;
       }
-      if (isDmiError(e) && /No data available/.test(e.message) && (e.message.includes('create_snap') || readOnlyPool)) {
+      if (failed && said.includes(ENODATA) && (failed.step.some((a) => a.includes('create_snap')) || readOnlyPool)) {
         throw new DmiError('NOT_FOUND', `thin device ${rec.deviceId} of container ${c.name || c.id.slice(0, 12)} is not in pool ${naming.poolName} (the record outlived the device)`);
       }
       throw e;

@@ -19,13 +19,14 @@ import { prefixFromStat, thinDeviceName } from '../docker/naming.js';
 import { probeFs, probeFsBuffer, PROBE_BYTES, type FsType } from '../dm/fsprobe.js';
 import type { DmHost } from '../dm/host.js';
 import { freeLoopDevices } from '../dm/loop.js';
-import { executePlan, renderPlan, shellLine, undoSteps, type Executed, type Plan, type Step } from '../dm/plan.js';
-import { DmiError, fsError, isDmiError } from '../errors.js';
+import { executePlan, renderPlan, shellLine, stepFailure, undoSteps, type Executed, type Plan, type Step } from '../dm/plan.js';
+import { DmiError, fsError } from '../errors.js';
 import { labelSector } from '../lvm/label.js';
 import type { CopyProgress } from '../thin/copy.js';
 import { exportDevice, resolveExportTarget, type ExportResult, type ExportTargetOptions } from './export.js';
 import { mountSteps } from './plans.js';
 import { DockerRoot } from '../docker/root.js';
+import { poolSourceArgs } from '../pool-source/index.js';
 import { resolveContainer } from '../model/resolve.js';
 import { checkSnapshotName, readState, writeState, type SnapshotState } from './state.js';
 
@@ -247,7 +248,7 @@ export async function mountOffline(rootDir: string, ref: string, host: DmHost, o
     const loop = '/dev/loopN';
     const lines: string[] = [];
     if (target) {
-      const source = target.images.length > 0 ? [...target.images.flatMap((i) => ['--image', i]), ...(target.lvmPool ? ['--pool', target.lvmPool] : [])] : ['--metadata', target.metadata, '--data', target.data];
+      const source = poolSourceArgs(target.pool);
       const args = ['dminspect', 'export', '--device-id', String(target.deviceId), '--size', String(target.size), ...source, ...(opts.metadataSnap ? ['--metadata-snap'] : []), image];
       lines.push(`# export (done in-process): ${shellLine(args)}${note}`);
     }
@@ -281,7 +282,8 @@ export async function mountOffline(rootDir: string, ref: string, host: DmHost, o
         done = await executePlan(plan, host.run);
       } catch (e) {
         // Another process took the loop device between the pick and losetup: take the next one.
-        if (isDmiError(e) && e.message.includes('losetup') && /busy|in use|failed to set up loop/i.test(e.message) && attempt < LOOP_TRIES) {
+        const failed = stepFailure(e);
+        if (failed && failed.step[0] === 'losetup' && /busy|in use|failed to set up loop/i.test(failed.stderr) && attempt < LOOP_TRIES) {
           tried.add(loop);
           continue;
         }

@@ -7,7 +7,9 @@
  */
 import * as fs from 'node:fs';
 import { DmiError, fsError } from '../errors.js';
-import { BLOCK_SIZE } from '../thin/checksum.js';
+
+/** Bytes per block read: dm-thin's metadata block (MD_BLOCK_SIZE, 4 KiB); thin/ re-exports it. */
+export const BLOCK_SIZE = 4096;
 
 /** A byte range of a file: `length` bytes at byte `offset` of `path` (default: the path given to open). */
 export interface Extent {
@@ -254,11 +256,6 @@ export class BlockSource {
     this.stats.bytesRead += bytes;
     this.chunks.set(c, buf);
     return buf;
-  }
-
-  /** Drops cached chunks (memory) without closing. */
-  dropCache(): void {
-    this.chunks.clear();
   }
 
   close(): void {

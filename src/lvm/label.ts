@@ -2,6 +2,7 @@
  * The PV label (lib/label/label.h, lib/format_text/layout.h): a `LABELONE` label header in one of the first
  * four 512-byte sectors of the PV, then the `pv_header` (PV uuid, device size, data areas, metadata areas).
  */
+import { LeCursor } from '../io/cursor.js';
 import { DmiError } from '../errors.js';
 import { calcCrc, INITIAL_CRC } from './crc.js';
 
@@ -43,12 +44,6 @@ export function formatUuid(raw: string): string {
   return out.join('-');
 }
 
-function u64(b: Buffer, off: number, what: string): number {
-  const v = b.readBigUInt64LE(off);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new DmiError('BAD_INPUT', `${what}: value ${v} at byte ${off} is too large`);
-  return Number(v);
-}
-
 /** Is there a `LABELONE` id in sector `i` of `head` (the PV's first 2048 bytes)? */
 export function labelSector(head: Buffer): number | null {
   for (let i = 0; i < LABEL_SCAN_SECTORS; i++) {
@@ -67,10 +62,13 @@ export function decodeLabel(head: Buffer, what: string): PvLabel | null {
   if (sector === null) return null;
   const s = head.subarray(sector * LABEL_SECTOR, (sector + 1) * LABEL_SECTOR);
   const where = `${what}: LVM label in sector ${sector}`;
-  const sectorXl = s.readBigUInt64LE(8);
-  const crc = s.readUInt32LE(16);
-  const offsetXl = s.readUInt32LE(20);
-  const type = s.subarray(24, 32).toString('latin1');
+  // struct label_header, in field order (id, sector_xl, crc_xl, offset_xl, type).
+  const c = new LeCursor(s, where);
+  c.skip(8, 'id');
+  const sectorXl = c.u64Big('sector_xl');
+  const crc = c.u32('crc_xl');
+  const offsetXl = c.u32('offset_xl');
+  const type = c.bytes(8, 'type').toString('latin1');
   const calc = calcCrc(INITIAL_CRC, s.subarray(20));
   if (crc !== calc) {
     throw new DmiError('BAD_INPUT', `${where}: checksum mismatch (label says 0x${crc.toString(16).padStart(8, '0')}, computed 0x${calc.toString(16).padStart(8, '0')}): corrupt label`);
@@ -78,19 +76,17 @@ export function decodeLabel(head: Buffer, what: string): PvLabel | null {
   if (sectorXl !== BigInt(sector)) throw new DmiError('BAD_INPUT', `${where}: the label says it is in sector ${sectorXl}`);
   if (type !== LVM2_TYPE) throw new DmiError('UNSUPPORTED', `${where}: label type ${JSON.stringify(type)}, expected "${LVM2_TYPE}" (an LVM1 or pool PV?)`);
   if (offsetXl < 32 || offsetXl > LABEL_SECTOR - 56) throw new DmiError('BAD_INPUT', `${where}: pv_header offset ${offsetXl} is outside the sector`);
-  let p = offsetXl;
-  const rawUuid = s.subarray(p, p + 32).toString('latin1');
+  // struct pv_header at offset_xl: pv_uuid, device_size_xl, then the data and metadata disk_locn lists.
+  c.seek(offsetXl);
+  const rawUuid = c.bytes(32, 'pv_uuid').toString('latin1');
   if (!/^[A-Za-z0-9!#]{32}$/.test(rawUuid)) throw new DmiError('BAD_INPUT', `${where}: PV uuid ${JSON.stringify(rawUuid)} is not an LVM uuid`);
-  p += 32;
-  const deviceSize = u64(s, p, where);
-  p += 8;
+  const deviceSize = c.u64Safe('device_size_xl');
   const list = (name: string): DiskLocn[] => {
     const out: DiskLocn[] = [];
     for (;;) {
-      if (p + 16 > LABEL_SECTOR) throw new DmiError('BAD_INPUT', `${where}: the ${name} list runs past the label sector (no terminating entry)`);
-      const offset = u64(s, p, where);
-      const size = u64(s, p + 8, where);
-      p += 16;
+      if (c.remaining < 16) throw new DmiError('BAD_INPUT', `${where}: the ${name} list runs past the label sector (no terminating entry)`);
+      const offset = c.u64Safe('disk_locn offset');
+      const size = c.u64Safe('disk_locn size');
       if (offset === 0) return out;
       if (out.length >= MAX_AREAS) throw new DmiError('BAD_INPUT', `${where}: more than ${MAX_AREAS} ${name}`);
       out.push({ offset, size });
@@ -99,8 +95,8 @@ export function decodeLabel(head: Buffer, what: string): PvLabel | null {
   const dataAreas = list('data areas');
   const metadataAreas = list('metadata areas');
   let extensionVersion: number | null = null;
-  if (p + 8 <= LABEL_SECTOR) {
-    const v = s.readUInt32LE(p);
+  if (c.remaining >= 8) {
+    const v = c.u32('pv_header_extension version');
     if (v > 0 && v < 256) extensionVersion = v;
   }
   return { sector, uuid: formatUuid(rawUuid), deviceSize, dataAreas, metadataAreas, extensionVersion };

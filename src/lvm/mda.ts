@@ -3,13 +3,14 @@
  * version, start, size, raw_locns), then a circular buffer of metadata text copies. raw_locn 0 is the
  * committed copy; its text may wrap from the end of the area back to just after the header.
  */
+import { LeCursor } from '../io/cursor.js';
 import { DmiError } from '../errors.js';
 import { calcCrc, INITIAL_CRC } from './crc.js';
 
 export const MDA_HEADER_SIZE = 512;
 export const FMTT_MAGIC = ' LVM2 x[5A%r0N*>';
 export const RAW_LOCN_IGNORED = 1;
-const MAX_LOCNS = (MDA_HEADER_SIZE - 40) / 24;
+const MAX_LOCNS = Math.floor((MDA_HEADER_SIZE - 40) / 24);
 
 export interface RawLocn {
   /** Byte offset of the text from the start of the area. */
@@ -29,34 +30,31 @@ export interface MdaHeader {
   rawLocns: RawLocn[];
 }
 
-function u64(b: Buffer, off: number, what: string): number {
-  const v = b.readBigUInt64LE(off);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new DmiError('BAD_INPUT', `${what}: value ${v} at byte ${off} is too large`);
-  return Number(v);
-}
-
 /** Decodes and checks an mda_header (512 bytes) found at PV byte `at`. BAD_INPUT naming `what` when corrupt. */
 export function decodeMdaHeader(b: Buffer, at: number, what: string): MdaHeader {
-  const checksum = b.readUInt32LE(0);
+  // struct mda_header, in field order: checksum_xl, magic, version, start, size, raw_locns[].
+  const c = new LeCursor(b.subarray(0, MDA_HEADER_SIZE), what);
+  const checksum = c.u32('checksum_xl');
+  const magic = c.bytes(16, 'magic').toString('latin1');
   const calc = calcCrc(INITIAL_CRC, b.subarray(4, MDA_HEADER_SIZE));
-  const magic = b.subarray(4, 20).toString('latin1');
   if (magic !== FMTT_MAGIC) throw new DmiError('BAD_INPUT', `${what}: bad magic ${JSON.stringify(magic)}: corrupt metadata area header`);
   if (checksum !== calc) {
     throw new DmiError('BAD_INPUT', `${what}: checksum mismatch (header says 0x${checksum.toString(16).padStart(8, '0')}, computed 0x${calc.toString(16).padStart(8, '0')}): corrupt metadata area header`);
   }
-  const version = b.readUInt32LE(20);
+  const version = c.u32('version');
   if (version !== 1) throw new DmiError('UNSUPPORTED', `${what}: metadata area version ${version} (expected 1)`);
-  const start = u64(b, 24, what);
-  const size = u64(b, 32, what);
+  const start = c.u64Safe('start');
+  const size = c.u64Safe('size');
   if (start !== at) throw new DmiError('BAD_INPUT', `${what}: the header says it starts at byte ${start}, it is at ${at}`);
   if (size <= MDA_HEADER_SIZE) throw new DmiError('BAD_INPUT', `${what}: area size ${size} is too small`);
   const rawLocns: RawLocn[] = [];
   for (let i = 0; i < MAX_LOCNS; i++) {
-    const o = 40 + i * 24;
-    const offset = u64(b, o, what);
-    const sz = u64(b, o + 8, what);
+    const offset = c.u64Safe('raw_locn offset');
+    const sz = c.u64Safe('raw_locn size');
+    const locnChecksum = c.u32('raw_locn checksum');
+    const flags = c.u32('raw_locn flags');
     if (offset === 0 && sz === 0) break;
-    rawLocns.push({ offset, size: sz, checksum: b.readUInt32LE(o + 16), flags: b.readUInt32LE(o + 20) });
+    rawLocns.push({ offset, size: sz, checksum: locnChecksum, flags });
   }
   return { checksum, version, start, size, rawLocns };
 }

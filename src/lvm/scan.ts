@@ -13,6 +13,7 @@ import { decodeMdaHeader, MDA_HEADER_SIZE, olderCopies, RAW_LOCN_IGNORED, textOf
 import { lvBytes, mapLogicalVolume, readVolumeGroup, SECTOR, type LogicalVolume, type VolumeGroup } from './metadata.js';
 import { readPartitionTable, type Partition } from './partitions.js';
 import { parseLvmText } from './text.js';
+import type { Observation } from '../finding.js';
 
 /** Metadata areas larger than this are not read whole (LVM's default is 1 MiB). */
 export const MAX_MDA_BYTES = 256 * 1024 * 1024;
@@ -31,12 +32,8 @@ export type LvmProblemKind =
   | 'partition-table'
   | 'no-pv-in-image';
 
-export interface LvmProblem {
-  kind: LvmProblemKind;
-  severity: 'critical' | 'warning' | 'info';
-  message: string;
-  evidence: Record<string, unknown>;
-}
+/** What the scan saw wrong in the images (the audit adds the remedy: audit/lvm.ts). */
+export type LvmProblem = Observation<LvmProblemKind>;
 
 export interface MetadataCopy {
   /** Byte offset of the metadata area on the PV. */
@@ -103,7 +100,8 @@ export interface LocatedLv {
   extents: LocatedExtent[];
 }
 
-const hex = (n: number): string => n.toLocaleString('en-US');
+/** A byte count or offset for messages, grouped in thousands (decimal). */
+const grouped = (n: number): string => n.toLocaleString('en-US');
 
 function parseCopy(text: Buffer, what: string): { vg: VolumeGroup; text: string } {
   let end = text.length;
@@ -116,17 +114,17 @@ function parseCopy(text: Buffer, what: string): { vg: VolumeGroup; text: string 
 function readPvMetadata(img: ImageFile, pv: Omit<FoundPv, 'metadata'>, problems: LvmProblem[]): MetadataCopy | null {
   const found: MetadataCopy[] = [];
   pv.label.metadataAreas.forEach((mda, i) => {
-    const what = `${img.path}: metadata area ${i + 1} of PV ${pv.label.uuid} (byte ${hex(pv.start + mda.offset)})`;
+    const what = `${img.path}: metadata area ${i + 1} of PV ${pv.label.uuid} (byte ${grouped(pv.start + mda.offset)})`;
     const ev = { image: img.path, pv: pv.label.uuid, areaStart: mda.offset };
     try {
       if (mda.offset + MDA_HEADER_SIZE > pv.available) {
-        throw new DmiError('BAD_INPUT', `${what}: past the end of the image (${hex(pv.available)} bytes of the PV present): truncated image?`);
+        throw new DmiError('BAD_INPUT', `${what}: past the end of the image (${grouped(pv.available)} bytes of the PV present): truncated image?`);
       }
       const header = decodeMdaHeader(img.read(pv.start + mda.offset, MDA_HEADER_SIZE, 'metadata area header'), mda.offset, what);
       if (mda.size && header.size !== mda.size) throw new DmiError('BAD_INPUT', `${what}: the header says the area is ${header.size} bytes, the label says ${mda.size}`);
       if (header.size > MAX_MDA_BYTES) throw new DmiError('UNSUPPORTED', `${what}: area of ${header.size} bytes is larger than ${MAX_MDA_BYTES}`);
       if (mda.offset + header.size > pv.available) {
-        throw new DmiError('BAD_INPUT', `${what}: the area (${hex(header.size)} bytes) runs past the end of the image: truncated image?`);
+        throw new DmiError('BAD_INPUT', `${what}: the area (${grouped(header.size)} bytes) runs past the end of the image: truncated image?`);
       }
       const locn = header.rawLocns[0];
       if (!locn || locn.size === 0) return; // an orphan PV: no VG text
@@ -188,7 +186,7 @@ function findPvs(img: ImageFile, problems: LvmProblem[]): { pvs: FoundPv[]; imag
     for (const p of table.problems) problems.push({ kind: 'partition-table', severity: 'info', message: p, evidence: { image: img.path } });
     for (const part of table.partitions) {
       if (part.start >= img.size) {
-        problems.push({ kind: 'image-truncated', severity: 'warning', evidence: { image: img.path, partition: part.number }, message: `${img.path}: partition ${part.number} starts at byte ${hex(part.start)}, past the end of the image (${hex(img.size)} bytes): truncated image?` });
+        problems.push({ kind: 'image-truncated', severity: 'warning', evidence: { image: img.path, partition: part.number }, message: `${img.path}: partition ${part.number} starts at byte ${grouped(part.start)}, past the end of the image (${grouped(img.size)} bytes): truncated image?` });
         continue;
       }
       const available = Math.min(part.size, img.size - part.start);
@@ -202,7 +200,7 @@ function findPvs(img: ImageFile, problems: LvmProblem[]): { pvs: FoundPv[]; imag
     if (pl.label.deviceSize > pl.available) {
       problems.push({
         kind: 'image-truncated', severity: 'warning', evidence: { image: img.path, pv: pl.label.uuid, deviceSize: pl.label.deviceSize, available: pl.available },
-        message: `${where}: PV ${pl.label.uuid} is ${hex(pl.label.deviceSize)} bytes, the image holds ${hex(pl.available)} of them: truncated image?`,
+        message: `${where}: PV ${pl.label.uuid} is ${grouped(pl.label.deviceSize)} bytes, the image holds ${grouped(pl.available)} of them: truncated image?`,
       });
     }
     const pv = { image: img.path, ...pl };
@@ -315,7 +313,7 @@ function segmentProblems(svg: ScannedVg, lv: LogicalVolume): LvmProblem[] {
       if (end > found.available) {
         out.push({
           kind: 'segment-past-image-end', severity: 'critical', evidence: { ...ev, image: found.image, endByte: found.start + end, imageBytes: found.start + found.available },
-          message: `LV ${vg.name}/${lv.name} ${s.key}: extents ${st.extent}..${st.extent + area - 1} of ${st.pv} end at byte ${hex(found.start + end)} of ${found.image}, past its end (${hex(found.start + found.available)} bytes): truncated acquisition`,
+          message: `LV ${vg.name}/${lv.name} ${s.key}: extents ${st.extent}..${st.extent + area - 1} of ${st.pv} end at byte ${grouped(found.start + end)} of ${found.image}, past its end (${grouped(found.start + found.available)} bytes): truncated acquisition`,
         });
       }
     }
@@ -347,7 +345,7 @@ export function locateLv(svg: ScannedVg, lvName: string): LocatedLv {
     }
     const pv = f.found;
     if (p.pvOffset + p.length > pv.available) {
-      throw new DmiError('BAD_INPUT', `LV ${vg.name}/${lvName} ${p.segment}: PV ${p.pv} extent ${p.pvExtent} onwards ends at byte ${hex(pv.start + p.pvOffset + p.length)} of ${pv.image}, past its end (${hex(pv.start + pv.available)} bytes): truncated acquisition`);
+      throw new DmiError('BAD_INPUT', `LV ${vg.name}/${lvName} ${p.segment}: PV ${p.pv} extent ${p.pvExtent} onwards ends at byte ${grouped(pv.start + p.pvOffset + p.length)} of ${pv.image}, past its end (${grouped(pv.start + pv.available)} bytes): truncated acquisition`);
     }
     extents.push({ path: pv.image, offset: pv.start + p.pvOffset, length: p.length, lvOffset: p.lvOffset, pv: p.pv, segment: p.segment });
   }

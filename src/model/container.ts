@@ -12,7 +12,8 @@ import { checkRef } from '../docker/ids.js';
 import { isDmiError } from '../errors.js';
 import { humanBytes, SECTOR_SIZE } from '../util/units.js';
 import { containerMount, imageLayerHashes, imageNamesOf } from './join.js';
-import { deviceUsage, type DeviceUsageView, type PoolOptions } from '../audit/pool.js';
+import { deviceUsage, type DeviceUsageView } from './usage.js';
+import type { PoolSourceOptions } from '../pool-source/index.js';
 import { resolveContainer } from './resolve.js';
 
 export interface DeviceView {
@@ -171,7 +172,7 @@ export function containerReport(root: DockerRoot, ref: string, opts: ReportOptio
 }
 
 /** Adds the device's pool usage; unreadable pool metadata is a problem in the report, not a failure. */
-export function attachUsage(r: ContainerReport, root: DockerRoot, opts: PoolOptions = {}): ContainerReport {
+export function attachUsage(r: ContainerReport, root: DockerRoot, opts: PoolSourceOptions = {}): ContainerReport {
   if (!r.device) return r;
   try {
     const u = deviceUsage(root, [r.device.deviceId], opts);

@@ -4,8 +4,10 @@ import type { Problem } from '../docker/records.js';
 import type { DockerRoot } from '../docker/root.js';
 import { humanBytes } from '../util/units.js';
 import { isDmiError } from '../errors.js';
-import { deviceUsage, type DeviceUsageView, type PoolOptions } from '../audit/pool.js';
-import { imageNamesOf, loadContainers, loadModel, ownerOf, type DeviceRole } from './join.js';
+import { deviceUsage, type DeviceUsageView } from './usage.js';
+import type { PoolSourceOptions } from '../pool-source/index.js';
+import { imageNamesOf, loadContainers, loadModel, type DeviceRole } from './join.js';
+import { ownerView } from './owner.js';
 
 export interface ContainerRow {
   id: string;
@@ -82,28 +84,12 @@ export interface DeviceList {
   problems: Problem[];
 }
 
-function describe(role: DeviceRole, o: ReturnType<typeof ownerOf>): string {
-  const img = (o.imageNames?.length ? o.imageNames.join(', ') : o.imageIds?.map((i) => `sha256:${i.slice(0, 12)}`).join(', ')) || '';
-  switch (role) {
-    case 'base':
-      return 'base device';
-    case 'container':
-      return `container ${o.containerName || o.containerId?.slice(0, 12)}`;
-    case 'init':
-      return `init of container ${o.containerName || o.containerId?.slice(0, 12)}`;
-    case 'layer':
-      return img ? `image layer of ${img}` : 'image layer (no image names it)';
-    default:
-      return 'unreferenced';
-  }
-}
-
 export function listDevices(root: DockerRoot, naming: NamingOptions = {}): DeviceList {
   const model = loadModel(root);
   const names = resolveNaming(root.root, naming);
   const records = root.recordSet();
   const devices = model.devices.map((d) => {
-    const o = ownerOf(model, d.hash);
+    const o = ownerView(model, d.hash);
     return {
       hash: d.hash,
       recordName: d.hash === '' ? 'base' : d.hash,
@@ -114,12 +100,12 @@ export function listDevices(root: DockerRoot, naming: NamingOptions = {}): Devic
       transactionId: d.transactionId,
       initialized: d.initialized,
       deleted: d.deleted,
-      role: o.role,
-      owner: describe(o.role, o),
-      containerId: o.containerId ?? null,
-      containerName: o.containerName ?? null,
-      imageIds: o.imageIds ?? [],
-      imageNames: o.imageNames ?? [],
+      role: o.role as DeviceRole,
+      owner: o.owner,
+      containerId: o.containerId,
+      containerName: o.containerName,
+      imageIds: o.imageIds,
+      imageNames: o.imageNames,
       usage: null as DeviceUsageView | null,
       inPool: null as boolean | null,
     };
@@ -139,7 +125,7 @@ export function listDevices(root: DockerRoot, naming: NamingOptions = {}): Devic
  * Adds each record's pool usage (loop-lvm metadata of the root, --metadata, or --image for direct-lvm). A pool
  * that cannot be read is a problem in the list, not a failure.
  */
-export function attachDeviceUsage(list: DeviceList, root: DockerRoot, opts: PoolOptions = {}): DeviceList {
+export function attachDeviceUsage(list: DeviceList, root: DockerRoot, opts: PoolSourceOptions = {}): DeviceList {
   try {
     const usage = deviceUsage(root, list.devices.map((d) => d.deviceId), opts);
     if (!usage) return list;

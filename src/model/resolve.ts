@@ -3,10 +3,14 @@
  * (with or without the leading `/`), then a unique id prefix. Ambiguity and absence are errors that say
  * what was found.
  */
+import * as path from 'node:path';
 import type { ContainerRecord } from '../docker/containers.js';
+import type { MountRecord } from '../docker/layerdb.js';
+import type { DeviceRecord } from '../docker/records.js';
 import { checkRef, isHex64 } from '../docker/ids.js';
 import type { DockerRoot } from '../docker/root.js';
 import { DmiError } from '../errors.js';
+import { containerMount } from './join.js';
 
 export function resolveContainer(root: DockerRoot, ref: string): ContainerRecord {
   checkRef(ref, 'container reference');
@@ -33,4 +37,25 @@ export function resolveContainer(root: DockerRoot, ref: string): ContainerRecord
     });
   }
   throw new DmiError('NOT_FOUND', `no container "${ref}" in ${root.root} (by id, name or id prefix)`);
+}
+
+/** A container with its RW device: the layerdb mount and Docker's device record. */
+export interface ContainerDevice {
+  container: ContainerRecord;
+  mount: MountRecord;
+  record: DeviceRecord;
+}
+
+/**
+ * The thin device behind a container reference: NOT_FOUND when the container has no layerdb mount-id or no
+ * device record (`purpose` says what the device was wanted for: "export", "snapshot").
+ */
+export function containerDevice(root: DockerRoot, ref: string, purpose: string): ContainerDevice {
+  const c = resolveContainer(root, ref);
+  const label = c.name || c.id.slice(0, 12);
+  const mount = containerMount(root, c);
+  if (!mount) throw new DmiError('NOT_FOUND', `container ${label} has no layerdb mount-id: no device to ${purpose}`);
+  const record = root.deviceRecord(mount.mountId);
+  if (!record) throw new DmiError('NOT_FOUND', `container ${label}: no device record ${path.join(root.driverHome, 'metadata', mount.mountId)}`);
+  return { container: c, mount, record };
 }

@@ -8,7 +8,7 @@
  * that points back to an ancestor is a cycle, and a node reached twice inside one tree is cross-linked.
  */
 import { DmiError } from '../errors.js';
-import { TWO32 } from './bytes.js';
+import { LeCursor, TWO32 } from '../io/cursor.js';
 
 export const NODE_HEADER_SIZE = 32;
 export const INTERNAL_NODE = 1;
@@ -43,10 +43,15 @@ export function expectedMaxEntries(valueSize: number): number {
  * flags, value size (8 for internal nodes, `leafValueSize` for leaves), max_entries, nr_entries.
  */
 export function decodeNodeHeader(buf: Buffer, blockNr: number, what: string, leafValueSize: number): NodeHeader {
-  const flags = buf.readUInt32LE(4);
-  const nrEntries = buf.readUInt32LE(16);
-  const maxEntries = buf.readUInt32LE(20);
-  const valueSize = buf.readUInt32LE(24);
+  // struct node_header (persistent-data/dm-btree-internal.h), in field order; csum and blocknr are verified
+  // with the block (verifyBlock), not here.
+  const c = new LeCursor(buf, nodeName(blockNr, what));
+  c.skip(4, 'csum');
+  const flags = c.u32('flags');
+  c.skip(8, 'blocknr');
+  const nrEntries = c.u32('nr_entries');
+  const maxEntries = c.u32('max_entries');
+  const valueSize = c.u32('value_size');
   const bad = (msg: string): DmiError => new DmiError('BAD_INPUT', `${nodeName(blockNr, what)}: ${msg}`, { block: blockNr });
   if (flags !== INTERNAL_NODE && flags !== LEAF_NODE) throw bad(`bad node flags ${flags}`);
   const isLeaf = flags === LEAF_NODE;

@@ -6,7 +6,9 @@
 import { crc32c } from '@node-rs/crc32';
 import { DmiError } from '../errors.js';
 
-export const BLOCK_SIZE = 4096;
+import { BLOCK_SIZE } from '../io/block-source.js';
+
+export { BLOCK_SIZE };
 
 /** Salt of each metadata block type. */
 export const SALT = {

@@ -3,7 +3,7 @@
  * (`u64 mapped_blocks`, `u64 transaction_id`, `u32 creation_time`, `u32 snapshotted_time`).
  * Facts: kernel dm-thin-metadata.c `struct disk_device_details`; thin-provisioning-tools device_detail.rs.
  */
-import { u64 } from './bytes.js';
+import { LeCursor } from '../io/cursor.js';
 
 export const DEVICE_DETAILS_SIZE = 24;
 /** Thin device ids are 24 bits (kernel dm-thin.c MAX_DEV_ID). */
@@ -20,11 +20,10 @@ export interface DeviceDetails {
 }
 
 export function decodeDeviceDetails(devId: number, buf: Buffer, off: number, where: string): DeviceDetails {
-  return {
-    devId,
-    mappedBlocks: u64(buf, off, where, `device ${devId} mapped_blocks`),
-    transactionId: u64(buf, off + 8, where, `device ${devId} transaction_id`),
-    creationTime: buf.readUInt32LE(off + 16),
-    snapshottedTime: buf.readUInt32LE(off + 20),
-  };
+  const c = new LeCursor(buf, where, off);
+  const mappedBlocks = c.u64Safe(`device ${devId} mapped_blocks`);
+  const transactionId = c.u64Safe(`device ${devId} transaction_id`);
+  const creationTime = c.u32('creation_time');
+  const snapshottedTime = c.u32('snapshotted_time');
+  return { devId, mappedBlocks, transactionId, creationTime, snapshottedTime };
 }

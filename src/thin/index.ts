@@ -23,13 +23,11 @@
  * incompat flags), PERMISSION / IO from the file system.
  *
  * The decoders (decodeSuperblock, decodeNodeHeader, decodeDeviceDetails, decodeSmRoot,
- * decodeIndexEntry, countBitmap, ...) take a buffer and an offset and mirror the disk; see
- * /work/shared/docs/thin-metadata.md for the format.
+ * decodeIndexEntry, countBitmap, ...) take a buffer and an offset and mirror the disk. Format: the kernel's
+ * drivers/md/persistent-data/ and dm-thin-metadata.c, and thin-provisioning-tools' src/thin/.
  */
 export { openPool, ThinPool } from './pool.js';
 export type { OpenPoolOptions, DeviceUsage, SpaceMapUsage, MappingRun, PoolStats } from './pool.js';
-export { BlockSource } from '../io/block-source.js';
-export type { BlockSourceOptions, BlockSourceStats } from '../io/block-source.js';
 export { BLOCK_SIZE, SALT, blockChecksum, rawChecksum, identifyBlock, verifyBlock } from './checksum.js';
 export type { BlockKind } from './checksum.js';
 export { decodeSuperblock, THIN_MAGIC, NEEDS_CHECK_FLAG, MAX_METADATA_BLOCKS } from './superblock.js';
@@ -41,3 +39,5 @@ export type { DeviceDetails } from './details.js';
 export { decodeSmRoot, decodeIndexEntry, decodeMetadataIndex, bitmapEntry, countBitmap, ENTRIES_PER_BITMAP } from './space-map.js';
 export type { SmRoot, IndexEntry, BitmapCounts } from './space-map.js';
 export { countExclusive } from './usage.js';
+export { kernelMetadataAccounting, metadataReserve, KERNEL_RULES, MAX_METADATA_RESERVE } from './reserve.js';
+export type { KernelRule, MetadataAccounting } from './reserve.js';

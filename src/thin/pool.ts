@@ -6,7 +6,8 @@
 import { DmiError } from '../errors.js';
 import { BlockSource, type BlockSourceOptions } from '../io/block-source.js';
 import { forEachEntry, leaves, lookup, decodeNodeHeader, keyAt, u64ValueAt, MAX_DEPTH, nodeName } from './btree.js';
-import { u64 } from './bytes.js';
+import { blockOfBlockTime } from './block-time.js';
+import { u64Safe as u64 } from '../io/cursor.js';
 import { verifyBlock, type BlockKind } from './checksum.js';
 import { decodeDeviceDetails, DEVICE_DETAILS_SIZE, MAX_THIN_DEVICE_ID, type DeviceDetails } from './details.js';
 import {
@@ -308,7 +309,7 @@ export class ThinPool {
       for (let i = 0; i < header.nrEntries; i++) {
         const v = keys[i]!;
         const lo = buf.readUInt32LE(vo + 8 * i);
-        const d = buf.readUInt32LE(vo + 8 * i + 4) * 256 + (lo >>> 24);
+        const d = blockOfBlockTime(lo, buf.readUInt32LE(vo + 8 * i + 4));
         if (d >= this.dataNrBlocks) {
           throw new DmiError('BAD_INPUT', `${nodeName(header.blockNr, what)}: virtual block ${v} maps data block ${d}, past the data device (${this.dataNrBlocks} blocks)`, { block: header.blockNr });
         }

@@ -5,12 +5,11 @@
  * Facts: kernel dm-space-map-common.{c,h}; thin-provisioning-tools space_map/common.rs.
  */
 import { DmiError } from '../errors.js';
-import { u64 } from './bytes.js';
+import { LeCursor } from '../io/cursor.js';
 
 export const ENTRIES_PER_BITMAP = 16320;
 export const BITMAP_HEADER_SIZE = 16;
 export const MAX_METADATA_BITMAPS = 255;
-export const SM_ROOT_SIZE = 32;
 export const INDEX_ENTRY_SIZE = 16;
 
 export interface SmRoot {
@@ -23,12 +22,13 @@ export interface SmRoot {
 }
 
 export function decodeSmRoot(buf: Buffer, off: number, where: string, field: string): SmRoot {
-  return {
-    nrBlocks: u64(buf, off, where, `${field} nr_blocks`),
-    nrAllocated: u64(buf, off + 8, where, `${field} nr_allocated`),
-    bitmapRoot: u64(buf, off + 16, where, `${field} bitmap_root`),
-    refCountRoot: u64(buf, off + 24, where, `${field} ref_count_root`),
-  };
+  // struct disk_sm_root, in field order.
+  const c = new LeCursor(buf, where, off);
+  const nrBlocks = c.u64Safe(`${field} nr_blocks`);
+  const nrAllocated = c.u64Safe(`${field} nr_allocated`);
+  const bitmapRoot = c.u64Safe(`${field} bitmap_root`);
+  const refCountRoot = c.u64Safe(`${field} ref_count_root`);
+  return { nrBlocks, nrAllocated, bitmapRoot, refCountRoot };
 }
 
 export interface IndexEntry {
@@ -39,11 +39,12 @@ export interface IndexEntry {
 }
 
 export function decodeIndexEntry(buf: Buffer, off: number, where: string): IndexEntry {
-  return {
-    blockNr: u64(buf, off, where, 'index entry blocknr'),
-    nrFree: buf.readUInt32LE(off + 8),
-    noneFreeBefore: buf.readUInt32LE(off + 12),
-  };
+  // struct disk_index_entry, in field order.
+  const c = new LeCursor(buf, where, off);
+  const blockNr = c.u64Safe('index entry blocknr');
+  const nrFree = c.u32('nr_free');
+  const noneFreeBefore = c.u32('none_free_before');
+  return { blockNr, nrFree, noneFreeBefore };
 }
 
 /** Bitmaps needed for `nrBlocks` entries. */

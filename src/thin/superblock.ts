@@ -3,9 +3,12 @@
  * Facts: kernel `struct thin_disk_superblock` (dm-thin-metadata.c); thin-provisioning-tools superblock.rs.
  */
 import { DmiError } from '../errors.js';
-import { u64 } from './bytes.js';
+import { LeCursor } from '../io/cursor.js';
 import { verifyBlock } from './checksum.js';
 import { decodeSmRoot, type SmRoot } from './space-map.js';
+
+/** Bytes of a space map root inside the superblock (`SPACE_MAP_ROOT_SIZE`). */
+const SM_ROOT_BYTES = 128;
 
 export const THIN_MAGIC = 27022010;
 export const NEEDS_CHECK_FLAG = 1;
@@ -48,50 +51,66 @@ export function decodeSuperblock(buf: Buffer, off = 0, blockNr = 0, snapshotCopy
   const b = buf.subarray(off, off + 4096);
   const where = blockNr === 0 ? 'superblock' : `metadata snapshot superblock ${blockNr}`;
   if (b.length < 4096) throw new DmiError('BAD_INPUT', `${where}: truncated (${b.length} bytes)`);
-  const magic = u64(b, 32, where, 'magic');
+  // struct thin_disk_superblock (dm-thin-metadata.c), in field order.
+  const c = new LeCursor(b, where);
+  c.u32('csum'); // checked by verifyBlock, once the magic says this is thin metadata
+  const flags = c.u32('flags');
+  c.skip(8, 'blocknr'); // checked by verifyBlock
+  const uuid = c.bytes(16, 'uuid').toString('hex');
+  const magic = c.u64Safe('magic');
+  // Not thin metadata at all: say so before any other field is judged.
   if (magic !== THIN_MAGIC) {
     throw new DmiError('BAD_INPUT', `${where}: bad magic ${magic} (expected ${THIN_MAGIC}): not thin-pool metadata`, { block: blockNr });
   }
   verifyBlock(b, blockNr, 'superblock', blockNr === 0 ? undefined : 'metadata snapshot');
-  const version = b.readUInt32LE(40);
+  const version = c.u32('version');
+  const time = c.u32('time');
+  const transactionId = c.u64Safe('transaction id');
+  const metadataSnap = c.u64Safe('metadata_snap');
+  const dataSmRoot = c.bytes(SM_ROOT_BYTES, 'data space map root');
+  const metadataSmRoot = c.bytes(SM_ROOT_BYTES, 'metadata space map root');
+  const dataMappingRoot = c.u64Safe('data mapping root');
+  const deviceDetailsRoot = c.u64Safe('device details root');
+  const dataBlockSize = c.u32('data_block_size');
+  const metadataBlockSize = c.u32('metadata_block_size');
+  const metadataNrBlocks = c.u64Safe('metadata_nr_blocks');
+  const compatFlags = c.u32('compat_flags');
+  const compatRoFlags = c.u32('compat_ro_flags');
+  const incompatFlags = c.u32('incompat_flags');
+
   if (version !== 1 && version !== 2) {
     throw new DmiError('UNSUPPORTED', `${where}: unsupported metadata version ${version} (known: 1, 2)`, { block: blockNr });
   }
-  const incompatFlags = b.readUInt32LE(360);
   if (incompatFlags !== 0) {
     throw new DmiError('UNSUPPORTED', `${where}: unsupported incompat flags 0x${incompatFlags.toString(16)}`, { block: blockNr });
   }
-  const metadataBlockSize = b.readUInt32LE(340);
   if (metadataBlockSize !== 8) {
     throw new DmiError('BAD_INPUT', `${where}: metadata block size ${metadataBlockSize} sectors (expected 8)`, { block: blockNr });
   }
-  const dataBlockSize = b.readUInt32LE(336);
   if (dataBlockSize < MIN_DATA_BLOCK_SECTORS || dataBlockSize > MAX_DATA_BLOCK_SECTORS || dataBlockSize % MIN_DATA_BLOCK_SECTORS !== 0) {
     throw new DmiError('BAD_INPUT', `${where}: bad data block size ${dataBlockSize} sectors`, { block: blockNr });
   }
-  const metadataNrBlocks = u64(b, 344, where, 'metadata_nr_blocks');
   if (!snapshotCopy && (metadataNrBlocks < 1 || metadataNrBlocks > MAX_METADATA_BLOCKS)) {
     throw new DmiError('BAD_INPUT', `${where}: bad metadata size ${metadataNrBlocks} blocks (at most ${MAX_METADATA_BLOCKS})`, { block: blockNr });
   }
-  const flags = b.readUInt32LE(4);
   return {
     blockNr,
     flags,
     needsCheck: (flags & NEEDS_CHECK_FLAG) !== 0,
-    uuid: b.subarray(16, 32).toString('hex'),
+    uuid,
     version,
-    time: b.readUInt32LE(44),
-    transactionId: u64(b, 48, where, 'transaction id'),
-    metadataSnap: u64(b, 56, where, 'metadata_snap'),
-    dataSpaceMapRoot: decodeSmRoot(b, 64, where, 'data space map root'),
-    metadataSpaceMapRoot: decodeSmRoot(b, 192, where, 'metadata space map root'),
-    dataMappingRoot: u64(b, 320, where, 'data mapping root'),
-    deviceDetailsRoot: u64(b, 328, where, 'device details root'),
+    time,
+    transactionId,
+    metadataSnap,
+    dataSpaceMapRoot: decodeSmRoot(dataSmRoot, 0, where, 'data space map root'),
+    metadataSpaceMapRoot: decodeSmRoot(metadataSmRoot, 0, where, 'metadata space map root'),
+    dataMappingRoot,
+    deviceDetailsRoot,
     dataBlockSize,
     metadataBlockSize,
     metadataNrBlocks,
-    compatFlags: b.readUInt32LE(352),
-    compatRoFlags: b.readUInt32LE(356),
+    compatFlags,
+    compatRoFlags,
     incompatFlags,
   };
 }

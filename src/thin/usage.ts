@@ -9,12 +9,13 @@
  * kernel makes on snapshot) is marked shared with all its descendants, once: its leaves give up what
  * they own. Counts saturate at "two", so no per-mapping memory is needed.
  */
+import { TWO32 } from '../io/cursor.js';
+import { blockOfBlockTime } from './block-time.js';
 import { DmiError } from '../errors.js';
 import { decodeNodeHeader, MAX_DEPTH, nodeName, NODE_HEADER_SIZE } from './btree.js';
 
 const PAGE = 65536;
 const SHARED = 0xffffffff;
-const TWO32 = 2 ** 32;
 
 const UNSEEN = 0;
 const ON_STACK = 1;
@@ -71,7 +72,7 @@ export function countExclusive(input: UsageWalkInput): UsageWalkResult {
       if (khi >= 0x200000 || k <= prev || k < lo || k >= hi) badKey(block, what, i, k, prev, lo, hi);
       prev = k;
       const vlo = w[vb + 2 * i]!;
-      const d = w[vb + 2 * i + 1]! * 256 + (vlo >>> 24);
+      const d = blockOfBlockTime(vlo, w[vb + 2 * i + 1]!);
       if (d >= dataNrBlocks) {
         throw new DmiError('BAD_INPUT', `${nodeName(block, what)}: virtual block ${k} maps data block ${d}, past the data device (${dataNrBlocks} blocks)`, { block });
       }
@@ -113,7 +114,7 @@ export function countExclusive(input: UsageWalkInput): UsageWalkResult {
         if (leafOwned[b] === 0) continue;
         const me = b + 1;
         for (let i = 0; i < h.nrEntries; i++) {
-          const d = w[vb + 2 * i + 1]! * 256 + (w[vb + 2 * i]! >>> 24);
+          const d = blockOfBlockTime(w[vb + 2 * i]!, w[vb + 2 * i + 1]!);
           const page = pages[(d / PAGE) | 0];
           if (page !== undefined && page[d & 0xffff] === me) page[d & 0xffff] = SHARED;
         }

@@ -15,13 +15,14 @@ import { CommanderError } from 'commander';
 import { isDmiError } from '../../src/errors.js';
 import { hasThinTools, poolXml, prng, SKIP_MESSAGE, type DeviceSpec, type MappingSpec } from '../thin/helpers.js';
 import { cli, hashFile, type CliResult } from '../support/cli.js';
+import { skipReason } from '../support/tools.js';
 
 export const BS = 64 * 1024;
 const has = (cmd: string, args: string[]) => spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
 /** Why the real-device tests cannot run here, or null. */
-export const SKIP_REASON: string | null = !isRoot
+export const SKIP_REASON: string | null = skipReason(!isRoot
   ? 'not root: the export tests make filesystems and loop-mount them (run as root)'
   : !hasThinTools
     ? SKIP_MESSAGE
@@ -29,7 +30,7 @@ export const SKIP_REASON: string | null = !isRoot
       ? 'mkfs.xfs / mkfs.ext4 (xfsprogs, e2fsprogs) are not installed'
       : !has('losetup', ['--version'])
         ? 'losetup is not installed'
-        : null;
+        : null);
 if (SKIP_REASON) console.warn(`skipping export tests: ${SKIP_REASON}`);
 
 export function sh(cmd: string, args: string[], opts: { allowFail?: boolean } = {}): { code: number; stdout: string; stderr: string } {

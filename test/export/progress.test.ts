@@ -1,6 +1,6 @@
 /** Pure parts of the export command: progress line, flag parsing (no root needed). */
 import { describe, expect, it } from 'vitest';
-import { parseDeviceId, parseSize, progressLine } from '../../src/cli/commands/export.js';
+import { parseDeviceId, parseSize, progressLine } from '../../src/cli/shared.js';
 
 describe('export progress and flags', () => {
   it('progress line: bar, percent, bytes, rate, ETA', () => {

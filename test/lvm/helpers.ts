@@ -9,19 +9,21 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { calcCrc, INITIAL_CRC } from '../../src/lvm/crc.js';
 import { hashFile } from '../support/cli.js';
+import { tool } from '../support/tools.js';
+import { tmpGroup } from '../support/cli.js';
 
 const which = (bin: string): boolean => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore', env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } }).status === 0;
 
 export const isRoot = process.getuid?.() === 0;
-export const hasSfdisk = which('sfdisk');
-export const hasLvm = isRoot && which('pvcreate') && which('losetup') && (() => {
+export const hasSfdisk = tool(which('sfdisk'), 'sfdisk (fdisk) is not installed');
+export const hasLvm = tool(isRoot && which('pvcreate') && which('losetup') && (() => {
   const f = path.join(os.tmpdir(), `dminspect-loopcheck-${process.pid}`);
   fs.writeFileSync(f, Buffer.alloc(1 << 20));
   const r = spawnSync('losetup', ['-f', '--show', f], { encoding: 'utf8' });
   if (r.status === 0) spawnSync('losetup', ['-d', r.stdout.trim()]);
   fs.rmSync(f, { force: true });
   return r.status === 0;
-})();
+})(), 'the LVM disk tests need root, lvm2 (pvcreate…) and loop devices');
 export const LVM_SKIP = 'LVM tests on real disks need root, lvm2 (pvcreate…) and loop devices: skipped';
 
 const ENV = { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin`, LVM_SUPPRESS_FD_WARNINGS: '1' };
@@ -32,17 +34,10 @@ export function sh(cmd: string, args: string[], input?: string): string {
   return r.stdout;
 }
 
-let tmpRoot: string | null = null;
+const scratch = tmpGroup('dminspect-lvm-');
 /** A fresh directory under one per-process root (removeTmp() deletes it all). */
-export function tmp(): string {
-  tmpRoot ??= fs.mkdtempSync(path.join(os.tmpdir(), 'dminspect-lvm-'));
-  return fs.mkdtempSync(path.join(tmpRoot, 't'));
-}
-
-export function removeTmp(): void {
-  if (tmpRoot) fs.rmSync(tmpRoot, { recursive: true, force: true });
-  tmpRoot = null;
-}
+export const tmp = scratch.dir;
+export const removeTmp = scratch.remove;
 
 export function sparse(file: string, bytes: number): string {
   fs.writeFileSync(file, '');

@@ -5,8 +5,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
+import { requireTool } from '../support/tools.js';
+import { tmpDir as makeTmpDir } from '../support/cli.js';
 
 function which(names: string[]): string | null {
   for (const n of names) {
@@ -23,8 +24,8 @@ function which(names: string[]): string | null {
   return null;
 }
 
-export const PROMTOOL = which(['promtool']);
-export const NODE_EXPORTER = which(['prometheus-node-exporter', 'node_exporter']);
+export const PROMTOOL = requireTool(which(['promtool']), !which(['promtool']), 'promtool (prometheus) is not installed');
+export const NODE_EXPORTER = requireTool(which(['prometheus-node-exporter', 'node_exporter']), !which(['prometheus-node-exporter', 'node_exporter']), 'prometheus-node-exporter is not installed');
 export const PROMTOOL_SKIP = 'promtool is not installed (apt-get install prometheus): skipping the promtool checks';
 export const NODE_EXPORTER_SKIP = 'prometheus-node-exporter is not installed (apt-get install prometheus-node-exporter): skipping the node_exporter scrape test';
 
@@ -150,8 +151,7 @@ export async function scrape(url: string): Promise<string> {
   return r.text();
 }
 
+/** A scratch directory readable by node_exporter's user (0755). */
 export function tmpDir(prefix = 'dminspect-metrics-'): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  fs.chmodSync(d, 0o755);
-  return d;
+  return makeTmpDir(prefix, 0o755);
 }

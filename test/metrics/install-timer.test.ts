@@ -6,10 +6,11 @@ import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli/main.js';
 import * as installTimerCmd from '../../src/cli/commands/install-timer.js';
-import { installTimer, serviceUnit, systemdWord, timerUnit } from '../../src/cli/commands/install-timer.js';
+import { installTimer, serviceUnit, systemdWord, timerUnit } from '../../src/audit/timer.js';
 import { EXIT_CODES, isDmiError } from '../../src/errors.js';
 import { REPO, SAMPLE } from '../support/cli.js';
 import { tmpDir } from './helpers.js';
+import { tool } from '../support/tools.js';
 
 /** Runs `dminspect install-timer ...` as main() would (registering the command if main.ts does not yet). */
 async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -30,7 +31,7 @@ async function run(...args: string[]): Promise<{ code: number; stdout: string; s
   }
 }
 
-const hasSystemdAnalyze = spawnSync('systemd-analyze', ['--version'], { stdio: 'ignore' }).status === 0;
+const hasSystemdAnalyze = tool(spawnSync('systemd-analyze', ['--version'], { stdio: 'ignore' }).status === 0, 'systemd-analyze (systemd) is not installed');
 
 describe('install-timer', () => {
   it('the packaged units are what install-timer writes for /usr/local/bin/dminspect', () => {

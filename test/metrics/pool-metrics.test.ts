@@ -27,16 +27,17 @@ function device(over: Partial<PoolDevice>): PoolDevice {
 
 function report(devices: PoolDevice[], over: Partial<PoolReport> = {}): PoolReport {
   const space = { totalBlocks: 10, usedBlocks: 5, freeBlocks: 5, totalBytes: 655360, usedBytes: 327680, freeBytes: 327680, usedPercent: 50 };
+  const metadata = { ...space, allocatedBlocks: 4, reserveBlocks: 1, kernelRule: 'reserve' as const };
   return {
     metadataFile: '/m', dataFile: null, root: '/r', poolName: 'docker-thinpool', metadataSnap: false, version: 2, time: 1, transactionId: 7,
-    needsCheck: false, heldMetadataSnapshot: null, dataBlockSectors: 128, dataBlockBytes: 65536, data: space, metadata: space,
+    needsCheck: false, heldMetadataSnapshot: null, dataBlockSectors: 128, dataBlockBytes: 65536, data: space, metadata,
     devices, findings: [], spaceMapProblems: [], lvm: null, ...over,
   };
 }
 
 /** Builds the CLI once per run (bin/dminspect.js runs dist/). */
 function requireBuilt(): void {
-  if (!fs.existsSync(path.join(REPO, 'dist/inspect/metrics.js'))) throw new Error('dist/ has no metrics: run npm run build first');
+  if (!fs.existsSync(path.join(REPO, 'dist/audit/metrics.js'))) throw new Error('dist/ has no metrics: run npm run build first');
 }
 
 /** A Docker root whose pool cannot be read: no metadata (NOT_FOUND), or a copy of the sample's with a corrupt superblock (BAD_INPUT). */
@@ -128,6 +129,11 @@ describe('pool --format prometheus / --textfile on the sample root', () => {
     expect(value(p, 'dminspect_pool_data_used_bytes', pool)).toBe(rep.data.usedBytes);
     expect(value(p, 'dminspect_pool_metadata_bytes', pool)).toBe(rep.metadata.totalBytes);
     expect(value(p, 'dminspect_pool_metadata_used_bytes', pool)).toBe(rep.metadata.usedBytes);
+    // used (what the alerts read) is the kernel's count: allocated on disk + the kernel's reserve
+    expect(value(p, 'dminspect_pool_metadata_allocated_bytes', pool)).toBe(rep.metadata.allocatedBlocks * 4096);
+    expect(value(p, 'dminspect_pool_metadata_reserve_bytes', pool)).toBe(rep.metadata.reserveBlocks * 4096);
+    expect(rep.metadata.reserveBlocks).toBeGreaterThan(0);
+    expect(value(p, 'dminspect_pool_metadata_used_bytes', pool)).toBe((rep.metadata.allocatedBlocks + rep.metadata.reserveBlocks) * 4096);
     expect(value(p, 'dminspect_pool_transaction_id', pool)).toBe(15);
     expect(value(p, 'dminspect_pool_needs_check', pool)).toBe(0);
     expect(series(p, 'dminspect_device_exclusive_bytes')).toHaveLength(rep.devices.length);

@@ -40,8 +40,23 @@ export function spawnCli(args: string[], opts: { uid?: number } = {}): CliResult
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-export function tmpDir(prefix = 'dminspect-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+/** The one way tests make scratch directories: a fresh one under the system's tmp (`mode`: chmod it, e.g. 0o755). */
+export function tmpDir(prefix = 'dminspect-test-', mode?: number): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  if (mode !== undefined) fs.chmodSync(d, mode);
+  return d;
+}
+
+/** Fresh directories under one per-process root made lazily with tmpDir; `remove()` deletes them all. */
+export function tmpGroup(prefix: string): { dir: () => string; remove: () => void } {
+  let root: string | null = null;
+  return {
+    dir: () => fs.mkdtempSync(path.join((root ??= tmpDir(prefix)), 't')),
+    remove: () => {
+      if (root) fs.rmSync(root, { recursive: true, force: true });
+      root = null;
+    },
+  };
 }
 
 /** sha256 of every file under dir (but those `skip` rejects), to prove a command wrote nothing. */

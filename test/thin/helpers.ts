@@ -4,11 +4,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { blockChecksum, type BlockKind } from '../../src/thin/checksum.js';
+import { tool } from '../support/tools.js';
+import { tmpGroup } from '../support/cli.js';
 
-export const hasThinTools = spawnSync('thin_restore', ['-V'], { stdio: 'ignore' }).status === 0;
+export const hasThinTools = tool(spawnSync('thin_restore', ['-V'], { stdio: 'ignore' }).status === 0, 'thin_restore (thin-provisioning-tools) is not installed');
 export const SKIP_MESSAGE = 'thin_restore (thin-provisioning-tools) is not installed: skipping tests on real metadata';
 if (!hasThinTools) console.warn(SKIP_MESSAGE);
 
@@ -55,16 +56,10 @@ export function poolXml(spec: PoolSpec): string {
   return lines.join('\n') + '\n';
 }
 
-let tmpRoot: string | null = null;
-export function tmpDir(): string {
-  tmpRoot ??= fs.mkdtempSync(path.join(os.tmpdir(), 'dminspect-thin-'));
-  return fs.mkdtempSync(path.join(tmpRoot, 't'));
-}
-
-export function removeTmp(): void {
-  if (tmpRoot) fs.rmSync(tmpRoot, { recursive: true, force: true });
-  tmpRoot = null;
-}
+const scratch = tmpGroup('dminspect-thin-');
+/** A fresh directory under this process's thin scratch root (removeTmp() deletes it all). */
+export const tmpDir = scratch.dir;
+export const removeTmp = scratch.remove;
 
 /** Writes `spec` with thin_restore into a fresh sparse file of `size` bytes; returns its path. */
 export function restore(spec: PoolSpec | string, size = 4 * 1024 * 1024): string {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { attachUsage, containerReportLive, type ContainerReport } from '../../model/container.js';
 import { humanBytes } from '../../util/units.js';
-import { collect } from './pool.js';
+import { collect } from '../shared.js';
 import { addCommonOptions, isHostRoot, namingOptions, openRoot, type CommonOptions } from '../options.js';
 import { keyValues, printJson, short, table, type Out } from '../render.js';
 

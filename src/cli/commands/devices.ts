@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { attachDeviceUsage, listDevices } from '../../model/listing.js';
 import { humanBytes } from '../../util/units.js';
-import { collect } from './pool.js';
+import { collect } from '../shared.js';
 import { addCommonOptions, namingOptions, openRoot, type CommonOptions } from '../options.js';
 import { printJson, printProblems, short, table, type Out } from '../render.js';
 

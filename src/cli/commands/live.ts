@@ -8,7 +8,7 @@ import { DEFAULT_ROOT } from '../../docker/root.js';
 import { DmiError } from '../../errors.js';
 import { addCommonOptions, namingOptions, openRoot, type CommonOptions } from '../options.js';
 import { keyValues, printJson, short, table, type Out } from '../render.js';
-import { exportJson, progressReporter, withInterrupt } from './export.js';
+import { collect, exportJson, parseDeviceId, progressReporter, withInterrupt } from '../shared.js';
 
 interface LiveCliOptions extends CommonOptions {
   id?: string;
@@ -25,12 +25,6 @@ interface LiveCliOptions extends CommonOptions {
   metadata?: string;
   data?: string;
   metadataSnap?: boolean;
-}
-
-function parseId(v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v) || Number(v) > 0xffffff) throw new DmiError('USAGE', `--id ${JSON.stringify(v)}: expected a thin device id 0..16777215`);
-  return Number(v);
 }
 
 function liveOptions(cmd: Command): Command {
@@ -127,7 +121,7 @@ async function mountOfflineCli(io: Out, ref: string, dir: string, opts: LiveCliO
 export function register(program: Command, io: Out): void {
   liveOptions(program.command('snapshot').description("snapshot a container's thin device in Docker's pool and activate it read-only").argument('<ref>', 'container id, prefix or name')).action(
     async (ref: string, opts: LiveCliOptions) => {
-      const r = await snapshotContainer(openRoot(opts), ref, new DmHost(), { ...namingOptions(opts), ...opts, id: parseId(opts.id) });
+      const r = await snapshotContainer(openRoot(opts), ref, new DmHost(), { ...namingOptions(opts), ...opts, id: parseDeviceId(opts.id, '--id') });
       render(io, r, opts.json);
     },
   );
@@ -143,7 +137,7 @@ export function register(program: Command, io: Out): void {
     .option(
       '--image <file>',
       '--offline, repeatable: each file is probed. A filesystem (xfs/ext4/btrfs magic at offset 0) is an image made by dminspect export: mounted as is, never deleted (at most one). Anything else must be a disk image (LVM label or partition table) of a direct-lvm host: the device is exported from the thin pool inside it, through LVM',
-      (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
+      collect,
     )
     .option('--keep-image', '--offline: keep the exported work image at release')
     .option('--work-dir <dir>', '--offline: where the work image is exported', DEFAULT_WORK_DIR)
@@ -155,7 +149,7 @@ export function register(program: Command, io: Out): void {
       for (const [flag, v] of [['--image', opts.image], ['--keep-image', opts.keepImage], ['--metadata', opts.metadata], ['--data', opts.data], ['--metadata-snap', opts.metadataSnap]] as const) {
         if (v !== undefined) throw new DmiError('USAGE', `${flag} applies to mount --offline only`);
       }
-      const r = await snapshotContainer(openRoot(opts), ref, new DmHost(), { ...namingOptions(opts), ...opts, id: parseId(opts.id), dir });
+      const r = await snapshotContainer(openRoot(opts), ref, new DmHost(), { ...namingOptions(opts), ...opts, id: parseDeviceId(opts.id, '--id'), dir });
       render(io, r, opts.json);
     });
 

@@ -3,18 +3,17 @@ import type { Command } from 'commander';
 import { resolveNaming } from '../../docker/naming.js';
 import { DEFAULT_ROOT } from '../../docker/root.js';
 import { DmiError } from '../../errors.js';
-import { lvmListing, type LvmListing } from '../../pool-source/lvm.js';
+import { dockerPoolCheck, lvmListing, type LvmListing } from '../../audit/lvm.js';
 import { humanBytes } from '../../util/units.js';
 import { namingOptions, openRoot, type CommonOptions } from '../options.js';
 import { keyValues, printJson, table, type Out, renderFindings } from '../render.js';
+import { collect } from '../shared.js';
 
 interface LvmCliOptions {
   image?: string[];
   json?: boolean;
   debug?: boolean;
 }
-
-const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
 
 export function renderLvm(r: LvmListing): string {
   const out: string[] = [];
@@ -77,17 +76,9 @@ export function register(program: Command, io: Out): void {
       // With an explicit --root (or --pool), say which thin pool is Docker's and whether the images hold it.
       if (cmd.getOptionValueSource('root') !== 'default' || opts.pool) {
         const naming = opts.pool ? { poolName: opts.pool.replace(/^\/dev\/mapper\//, ''), poolNameSource: 'option' } : resolveNaming(openRoot(opts).root, namingOptions(opts));
-        const found = r.thinPools.some((t) => t.pool.dmName === naming.poolName || `${t.pool.vg}/${t.pool.lv}` === naming.poolName);
-        r.dockerPool = { name: naming.poolName, source: naming.poolNameSource, found };
-        if (!found) {
-          r.findings.push({
-            kind: 'docker-pool-not-found',
-            severity: 'warning',
-            message: `Docker's pool ${naming.poolName} (${naming.poolNameSource}) is not among the thin pools in these images`,
-            evidence: { pool: naming.poolName, thinPools: r.thinPools.map((t) => t.pool.dmName) },
-            remedy: 'add the image of every disk of the volume group, or name the pool with --pool',
-          });
-        }
+        const check = dockerPoolCheck(r, naming.poolName, naming.poolNameSource);
+        r.dockerPool = check.dockerPool;
+        if (check.finding) r.findings.push(check.finding);
       }
       if (opts.json) printJson(io, r);
       else io.out([renderLvm(r), ...(r.dockerPool ? [`Docker's pool: ${r.dockerPool.name} (${r.dockerPool.source})${r.dockerPool.found ? '' : ' — NOT FOUND in these images'}`] : [])].join('\n'));

@@ -5,15 +5,18 @@ import { DockerRoot } from '../../docker/root.js';
 import { DmiError } from '../../errors.js';
 import { errorLabel, readLastSuccess, renderFailureMetrics, renderMetrics, TEXTFILE_NAME, writeTextfileAtomic } from '../../audit/metrics.js';
 import { poolAudit, SORT_FIELDS, sortDevices, type PoolReport, type SortField, type SpaceFacts } from '../../audit/pool.js';
+import { KERNEL_RULES, type KernelRule } from '../../thin/index.js';
 import { humanBytes } from '../../util/units.js';
 import { addCommonOptions, namingOptions, type CommonOptions } from '../options.js';
 import { keyValues, printJson, table, type Out, renderFindings } from '../render.js';
+import { collect } from '../shared.js';
 
 interface PoolCliOptions extends CommonOptions {
   metadata?: string;
   data?: string;
   metadataSnap?: boolean;
   sort: SortField;
+  kernelRule: KernelRule;
   top?: string;
   format: PoolFormat;
   textfile?: string;
@@ -34,7 +37,7 @@ export function renderPool(r: PoolReport): string {
       ['pool', r.poolName ?? '-'],
       ['metadata', `${r.metadataFile}${r.metadataSnap ? ' (held metadata snapshot)' : ''} — version ${r.version}`],
       ['data', spaceLine(r.data, humanBytes(r.dataBlockBytes))],
-      ['metadata space', spaceLine(r.metadata, '4 KiB')],
+      ['metadata space', `${spaceLine(r.metadata, '4 KiB')} as the kernel counts it: ${r.metadata.allocatedBlocks} allocated on disk + ${r.metadata.reserveBlocks} reserved (${r.metadata.kernelRule === 'reserve' ? 'Linux ≥ 4.20 rule' : 'no reserve: --kernel-rule none'})`],
       ['block size', `${r.dataBlockSectors} sectors (${humanBytes(r.dataBlockBytes)})`],
       ['transaction id', r.transactionId],
       ['pool time', r.time],
@@ -62,15 +65,12 @@ export function register(program: Command, io: Out): void {
     .option('--image <file>', 'direct-lvm: a disk image (or block device) holding the LVM thin pool; repeat for a VG on several disks', collect, [])
     .option('--data <file>', 'pool data file or device (default: <root>/devicemapper/devicemapper/data)')
     .option('--metadata-snap', 'read the held metadata snapshot (after dmsetup message <pool> 0 reserve_metadata_snap)')
+    .addOption(new Option('--kernel-rule <rule>', "how the kernel counts metadata space: reserve (Linux >= 4.20: min(total/10, 4096) blocks count as used) or none (older kernels)").choices([...KERNEL_RULES]).default('reserve'))
     .addOption(new Option('--sort <field>', 'sort devices by').choices([...SORT_FIELDS]).default('exclusive'))
     .option('--top <n>', 'show only the first N devices')
     .addOption(new Option('--format <format>', 'output format (--json is --format json)').choices([...POOL_FORMATS]).default('table'))
     .option('--textfile <dir>', `write Prometheus metrics to <dir>/${TEXTFILE_NAME} atomically, for node_exporter's textfile collector (prints nothing else unless --format or --json is given)`)
     .action((opts: PoolCliOptions, cmd: Command) => runPool(opts, cmd, io));
-}
-
-export function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
 }
 
 function openRootFor(opts: PoolCliOptions, cmd: Command): DockerRoot | null {
@@ -108,7 +108,7 @@ function runPool(opts: PoolCliOptions, cmd: Command, io: Out): void {
 
   let report: PoolReport;
   try {
-    report = poolAudit(openRootFor(opts, cmd), { ...namingOptions(opts), metadata: opts.metadata, data: opts.data, metadataSnap: opts.metadataSnap, images: opts.image });
+    report = poolAudit(openRootFor(opts, cmd), { ...namingOptions(opts), metadata: opts.metadata, data: opts.data, metadataSnap: opts.metadataSnap, images: opts.image, kernelRule: opts.kernelRule });
   } catch (e) {
     if (!metricsWanted) throw e;
     // The pool cannot be read: the metrics still say so (dminspect_up 0), and the exit status is the error's.
