@@ -4,10 +4,12 @@
  * (physically adjacent pieces read with one scatter read), then the window written at its image offset and
  * hashed. The sha256 of the image (holes hashed as zeros) is computed while copying, nothing is read back.
  *
- * Two cores do the work: this thread reads and writes (synchronous pread/preadv/pwrite, no thread-pool
- * round trip per block), and a worker thread hashes the windows already read, from a ring of shared buffers
- * (`SLOTS` windows). SHA-256 is the slowest step (one core), so it runs all the time, in parallel with the
- * I/O. Small images (under `HASH_WORKER_MIN_BYTES`) are hashed on this thread: starting a worker costs more.
+ * Two cores do the work: this thread reads and writes, and a worker thread hashes the windows already read,
+ * from a ring of shared buffers (`SLOTS` windows). SHA-256 is the slowest step (one core), so it runs all the
+ * time, in parallel with the I/O. Small images (under `HASH_WORKER_MIN_BYTES`) are hashed on this thread:
+ * starting a worker costs more. Reads are synchronous pread/preadv while the data comes from the page cache (no
+ * thread-pool round trip per block); when a window reads slower than 1 GB/s (a disk), the next windows' reads
+ * are all handed to the thread pool at once, so that the disk has a queue of requests in data order.
  *
  * Memory is bounded by the ring (`SLOTS` × `bufferBytes`, default 3 × 4 MiB), whatever the device size.
  * The data (a file, a block device, or extents of several files) is opened read-only. Between windows the
