@@ -379,24 +379,51 @@ async function execute(plan: CopyPlan, c: ExecContext): Promise<void> {
     if (o.signal?.aborted) throw new DmiError('IO', `${c.outName}: export interrupted`);
   };
   let slot = 0;
-  for (const w of plan.windows) {
-    let at = w.outPos - w.zerosBefore;
-    for (let z = w.zerosBefore; z > 0; ) {
-      await room();
-      const k = Math.min(z, ZERO_JOB);
-      at += k;
-      z -= k;
-      ends.push(at);
-      hasher.zeros(k);
+  // A window whose reads were started ahead (through the thread pool) while the one before it was written.
+  let ahead: { w: CopyWindow; slot: number; filled: Promise<void> } | null = null;
+  const it = plan.windows[Symbol.iterator]();
+  try {
+    for (let cur = it.next(); !cur.done; ) {
+      const w = cur.value;
+      cur = it.next();
+      let at = w.outPos - w.zerosBefore;
+      for (let z = w.zerosBefore; z > 0; ) {
+        await room();
+        const k = Math.min(z, ZERO_JOB);
+        at += k;
+        z -= k;
+        ends.push(at);
+        hasher.zeros(k);
+      }
+      if (w.len === 0) continue;
+      let filled: Promise<void>;
+      if (ahead?.w === w) {
+        // its slot was free when its reads started
+        if (o.signal?.aborted) throw new DmiError('IO', `${c.outName}: export interrupted`);
+        filled = ahead.filled;
+      } else {
+        await room();
+        filled = fillWindow(c, w, slot * W);
+      }
+      ahead = null;
+      await filled;
+      const base = slot * W;
+      ends.push(w.outPos + w.len);
+      hasher.window(base, w.len);
+      // Reading from a disk: start the next window's reads before writing this one, if its slot is free (the
+      // windows not yet hashed are the last ones, and fewer than the ring).
+      const next = cur.done ? null : cur.value;
+      if (!c.reader.sync && next && next.len > 0 && ends.length <= c.slots - 1) {
+        const s2 = (slot + 1) % c.slots;
+        ahead = { w: next, slot: s2, filled: fillWindow(c, next, s2 * W) };
+        ahead.filled.catch(() => {}); // awaited in turn, or below when leaving early
+      }
+      writeWindow(c, w, base);
+      slot = (slot + 1) % c.slots;
     }
-    if (w.len === 0) continue;
-    await room();
-    const base = slot * W;
-    await fillWindow(c, w, base);
-    ends.push(w.outPos + w.len);
-    hasher.window(base, w.len);
-    writeWindow(c, w, base);
-    slot = (slot + 1) % c.slots;
+  } finally {
+    // Never leave reads running on descriptors the caller is about to close.
+    if (ahead) await ahead.filled.catch(() => {});
   }
   await acknowledge(ends.length);
   if (done !== size) throw new Error(`copy planned ${done} bytes, expected ${size}`);
