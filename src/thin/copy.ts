@@ -15,12 +15,13 @@
  */
 import { DmiError } from '../errors.js';
 import type { Extent } from '../io/block-source.js';
-import { checkImageSize, copyRuns, type CopyResult } from '../io/copy-executor.js';
+import { checkImageSize, copyRuns, type CopyProgress, type CopyResult } from '../io/copy-executor.js';
 import type { CopyRun } from '../io/copy-plan.js';
 import type { ThinPool } from './pool.js';
 
+// Callers import these from here, as before the split.
 export { DEFAULT_COPY_BUFFER, type CopyProgress, type CopyResult } from '../io/copy-executor.js';
-import type { CopyProgress } from '../io/copy-executor.js';
+export type { CopyRun } from '../io/copy-plan.js';
 
 export interface CopyDeviceOptions {
   pool: ThinPool;
