@@ -364,12 +364,12 @@ async function execute(plan: CopyPlan, c: ExecContext): Promise<void> {
   /** Takes in the acknowledgements that arrived; waits for at least `need` more. */
   const acknowledge = async (need: number) => {
     if (need > 0) await hasher.whenAcked(seen + need);
-    if (hasher.acked === seen) return;
+    // One report per job (each window, each step of a hole), whenever its acknowledgement is taken in.
     while (seen < hasher.acked) {
       done = ends.shift()!;
       seen++;
+      progress();
     }
-    progress();
   };
   /** Waits until a job can be queued (a slot is free); lets the event loop run (signals, progress). */
   const room = async () => {
