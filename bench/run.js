@@ -4,8 +4,9 @@
  *
  *   node bench/run.js [shared] [frag] [xl] [--reps N] [--dir /tmp/dminspect-bench] [--force] [--thin-only]
  *
- * Then the Docker-records listing (bench/docker-listing.js), the offline export against dd (bench/export.js) and
- * the portable CRC-32C against the native addon (bench/crc.js).
+ * Then the Docker-records listing (bench/docker-listing.js), the offline export (bench/export.js: realistic and
+ * scattered layouts, 1 GiB mapped, against dd, SHA-256, dc3dd and dcfldd in the same run) and the portable CRC-32C
+ * against the native addon (bench/crc.js).
  *
  * Default variants: shared and frag (5M mappings each); xl (20M) on request or with --all.
  * Pools are generated once with thin_restore into --dir (never committed) and re-used.
@@ -59,10 +60,13 @@ for (const v of variants) {
 if (!args.includes('--thin-only')) {
   const { runDockerListingBench } = await import('./docker-listing.js');
   results.push({ label: 'docker-listing', ...runDockerListingBench() });
-  const { runExportBench, formatExportBench } = await import('./export.js');
-  const ex = runExportBench({ reps });
-  console.log(formatExportBench(ex));
-  results.push({ label: 'export', ...ex });
+  const { runExportBench, formatExportBench, LAYOUTS } = await import('./export.js');
+  for (const layout of LAYOUTS) {
+    const ex = runExportBench({ reps, layout });
+    console.log(formatExportBench(ex));
+    results.push({ label: `export-${layout}`, ...ex });
+    if (!ex.sha256Ok) failed = true;
+  }
   const crc = spawnSync(process.execPath, [path.join(root, 'bench/crc.js'), '--reps', String(reps)], { stdio: 'inherit' });
   if (crc.status !== 0) failed = true;
 }
