@@ -23,7 +23,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { DmiError, fsError } from '../errors.js';
 import { ExtentMap, type Extent } from './block-source.js';
-import type { ThinPool } from './pool.js';
+import type { MappingRun, ThinPool } from './pool.js';
 
 export const DEFAULT_COPY_BUFFER = 4 * 1024 * 1024;
 const ZERO = Buffer.alloc(1024 * 1024);
@@ -63,6 +63,11 @@ export interface CopyDeviceOptions {
   bufferBytes?: number;
   onProgress?: (p: CopyProgress) => void;
   signal?: AbortSignal;
+  /**
+   * The mapping runs to copy, in virtual-block order, instead of `pool.mappingRuns(devId)` (a deleted device
+   * rebuilt from stale metadata, stale.ts); `devId` then only names the device in messages.
+   */
+  runs?: Iterable<MappingRun>;
 }
 
 export interface CopyResult {
@@ -118,7 +123,7 @@ export async function copyThinDevice(o: CopyDeviceOptions): Promise<CopyResult> 
   if (!Number.isSafeInteger(size) || size < 0 || size % 512 !== 0) {
     throw new DmiError('BAD_INPUT', `device size ${size} is not a non-negative multiple of 512 bytes`);
   }
-  if (!pool.mappingRoots().some((r) => r.devId === devId)) {
+  if (!o.runs && !pool.mappingRoots().some((r) => r.devId === devId)) {
     throw new DmiError('NOT_FOUND', `thin device ${devId} is not in the pool's mapping tree (${pool.path})`);
   }
   const bs = pool.dataBlockBytes;
@@ -207,7 +212,7 @@ export async function copyThinDevice(o: CopyDeviceOptions): Promise<CopyResult> 
         pos += n;
       }
     };
-    for (const run of pool.mappingRuns(devId)) {
+    for (const run of o.runs ?? pool.mappingRuns(devId)) {
       res.runs++;
       res.mappedBytes += run.length * bs;
       const vStart = run.vblock * bs;
