@@ -143,7 +143,7 @@ class Column<T extends Float64Array | Uint32Array> {
 }
 
 /** The live metadata space map as one bit per block (allocated or not). */
-function metadataAllocated(pool: ThinPool): Uint8Array {
+export function metadataAllocated(pool: ThinPool): Uint8Array {
   const n = pool.metadataNrBlocks;
   const out = new Uint8Array(n);
   const root = pool.liveSuperblock.metadataSpaceMapRoot;
