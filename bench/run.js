@@ -61,6 +61,10 @@ if (!args.includes('--thin-only')) {
   const ex = runExportBench({ reps });
   console.log(formatExportBench(ex));
   results.push({ label: 'export', ...ex });
+  const { runStaleScanBench, formatStaleScanBench } = await import('./stale-scan.js');
+  const st = runStaleScanBench({ variant: variants[0], reps, dir });
+  console.log(formatStaleScanBench(st));
+  results.push({ label: 'stale-scan', ...st });
 }
 if (args.includes('--json')) console.log(JSON.stringify(results, null, 2));
 process.exit(failed ? 1 : 0);
