@@ -49,6 +49,9 @@ export const NODE_LEAF16 = 4;
 export const NODE_LEAF4 = 5;
 
 const TWO32 = 2 ** 32;
+/** flags[]: a valid node points at this block / the block looks like a top-level leaf. */
+const REFERENCED = 1;
+const TOP_LEVEL = 2;
 
 export interface StaleScanOptions {
   /** Called every few thousand blocks with (blocks scanned, total). */
@@ -57,6 +60,8 @@ export interface StaleScanOptions {
   maxVersionsPerDevice?: number;
   /** Node reads allowed for all candidate-tree walks together (default 8 × metadata blocks + 100000). */
   walkBudget?: number;
+  /** Most unattributed trees walked (default 1000). */
+  maxUnattributed?: number;
 }
 
 /** The mappings of one version, in virtual-block order. */
@@ -99,6 +104,13 @@ export interface DeletedDevice {
   lineage: 'ordered' | 'tie-broken' | 'single';
 }
 
+export interface UnattributedTree {
+  root: number;
+  mappedBlocks: number;
+  highestTime: number | null;
+  highestVblock: number;
+}
+
 export interface StaleScanResult {
   metadataBlocks: number;
   /** Valid btree nodes found, and how many of them are free in the live metadata space map. */
@@ -114,6 +126,12 @@ export interface StaleScanResult {
   devices: DeletedDevice[];
   /** Details records of deleted ids for which no mapping tree was found. */
   detailsOnly: DeviceDetails[];
+  /**
+   * Free mapping-tree roots no valid node points at (their top-level entry was overwritten): the device id is
+   * unknown, and one may be an older version of a live device. At most 100 listed; `unattributedCount` all.
+   */
+  unattributed: UnattributedTree[];
+  unattributedCount: number;
   /** The node budget ran out: some candidates were not walked. */
   truncated: boolean;
   nodesWalked: number;
@@ -222,6 +240,7 @@ export function scanStale(pool: ThinPool, opts: StaleScanOptions = {}): StaleSca
   const n = pool.metadataNrBlocks;
   const maxVersions = opts.maxVersionsPerDevice ?? 64;
   let budget = opts.walkBudget ?? 8 * n + 100000;
+  const maxUnattributed = opts.maxUnattributed ?? 1000;
   const liveIds = new Set<number>();
   for (const id of pool.devices().keys()) liveIds.add(id);
   for (const r of pool.mappingRoots()) liveIds.add(r.devId);
@@ -229,6 +248,7 @@ export function scanStale(pool: ThinPool, opts: StaleScanOptions = {}): StaleSca
 
   // ---- pass 1: every block --------------------------------------------------------------------------
   const kind = new Uint8Array(n);
+  const flags = new Uint8Array(n);
   const topBlock = new Column((k) => new Uint32Array(k));
   const topDev = new Column((k) => new Uint32Array(k));
   const topRoot = new Column((k) => new Float64Array(k));
@@ -247,6 +267,13 @@ export function scanStale(pool: ThinPool, opts: StaleScanOptions = {}): StaleSca
     btreeNodes++;
     if (allocated[b] === 0) freeBtreeNodes++;
     const nr = buf.readUInt32LE(16);
+    if (k === NODE_INTERNAL) {
+      const vo = NODE_HEADER_SIZE + 8 * expectedMaxEntries(8);
+      for (let i = 0; i < nr; i++) {
+        const c = u64At(buf, vo + 8 * i);
+        if (c < n) flags[c]! |= REFERENCED;
+      }
+    }
     if (k === NODE_LEAF8 && nr > 0) {
       const vo = NODE_HEADER_SIZE + 8 * expectedMaxEntries(8);
       let ok = true;
@@ -259,8 +286,10 @@ export function scanStale(pool: ThinPool, opts: StaleScanOptions = {}): StaleSca
       }
       if (ok) {
         topLevelLeaves++;
+        flags[b]! |= TOP_LEVEL;
         for (let i = 0; i < nr; i++) {
           const key = u64At(buf, NODE_HEADER_SIZE + 8 * i);
+          flags[u64At(buf, vo + 8 * i)]! |= REFERENCED;
           if (liveIds.has(key)) continue;
           topBlock.push(b);
           topDev.push(key);
@@ -310,6 +339,34 @@ export function scanStale(pool: ThinPool, opts: StaleScanOptions = {}): StaleSca
   const poolTime = pool.liveSuperblock.time;
   let truncated = false;
   let nodesWalked = 0;
+  /** The mappings of the bottom-level tree at `root`; throws DmiError if it is not (any more) a whole valid tree. */
+  const walkTree = (root: number, what: string): { mappings: VersionMappings; allFree: boolean } => {
+    const vb = new Column((k) => new Float64Array(k));
+    const db = new Column((k) => new Float64Array(k));
+    const tm = new Column((k) => new Uint32Array(k));
+    let allFree = true;
+    const read = (blk: number, w: string): Buffer => {
+      if (--budget < 0) throw new DmiError('BAD_INPUT', `${w}: walk budget exhausted`);
+      nodesWalked++;
+      if (kind[blk] !== NODE_INTERNAL && kind[blk] !== NODE_LEAF8) throw new DmiError('BAD_INPUT', `${w}: block ${blk} is not a valid btree node now`);
+      if (allocated[blk]) allFree = false;
+      return pool.node(blk, w);
+    };
+    for (const { buf, header, keys } of leaves(read, root, 8, what)) {
+      const vo = header.valuesOffset;
+      for (let i = 0; i < header.nrEntries; i++) {
+        const lo = buf.readUInt32LE(vo + 8 * i);
+        const d = buf.readUInt32LE(vo + 8 * i + 4) * 256 + (lo >>> 24);
+        const t = lo & 0xffffff;
+        if (d >= dataNr) throw new DmiError('BAD_INPUT', `${what}: data block ${d} past the data device (${dataNr} blocks)`);
+        if (t > poolTime) throw new DmiError('BAD_INPUT', `${what}: block time ${t} after the pool's time ${poolTime}`);
+        vb.push(keys[i]!);
+        db.push(d);
+        tm.push(t);
+      }
+    }
+    return { mappings: { vblocks: vb.done(), dblocks: db.done(), times: tm.done() }, allFree };
+  };
   const devices: DeletedDevice[] = [];
   for (const devId of [...cand.keys()].sort((a, b) => a - b)) {
     const roots = cand.get(devId)!;
@@ -324,37 +381,9 @@ export function scanStale(pool: ThinPool, opts: StaleScanOptions = {}): StaleSca
         dev.dropped++;
         continue;
       }
-      const what = `stale mapping tree of deleted device ${devId} at block ${root}`;
-      const vb = new Column((k) => new Float64Array(k));
-      const db = new Column((k) => new Float64Array(k));
-      const tm = new Column((k) => new Uint32Array(k));
-      let allFree = true;
+      let walked: { mappings: VersionMappings; allFree: boolean };
       try {
-        for (const leaf of leaves(
-          (blk, w) => {
-            if (--budget < 0) throw new DmiError('BAD_INPUT', `${w}: walk budget exhausted`);
-            nodesWalked++;
-            if (kind[blk] !== NODE_INTERNAL && kind[blk] !== NODE_LEAF8) throw new DmiError('BAD_INPUT', `${w}: block ${blk} is not a valid btree node now`);
-            if (allocated[blk]) allFree = false;
-            return pool.node(blk, w);
-          },
-          root,
-          8,
-          what,
-        )) {
-          const { buf, header, keys } = leaf;
-          const vo = header.valuesOffset;
-          for (let i = 0; i < header.nrEntries; i++) {
-            const lo = buf.readUInt32LE(vo + 8 * i);
-            const d = buf.readUInt32LE(vo + 8 * i + 4) * 256 + (lo >>> 24);
-            const t = lo & 0xffffff;
-            if (d >= dataNr) throw new DmiError('BAD_INPUT', `${what}: data block ${d} past the data device (${dataNr} blocks)`);
-            if (t > poolTime) throw new DmiError('BAD_INPUT', `${what}: block time ${t} after the pool's time ${poolTime}`);
-            vb.push(keys[i]!);
-            db.push(d);
-            tm.push(t);
-          }
-        }
+        walked = walkTree(root, `stale mapping tree of deleted device ${devId} at block ${root}`);
       } catch (e) {
         if (!(e instanceof DmiError)) throw e;
         if (e.message.includes('walk budget exhausted')) {
@@ -364,7 +393,7 @@ export function scanStale(pool: ThinPool, opts: StaleScanOptions = {}): StaleSca
         dev.rejected.push({ root, reason: e.message });
         continue;
       }
-      const mappings: VersionMappings = { vblocks: vb.done(), dblocks: db.done(), times: tm.done() };
+      const { mappings, allFree } = walked;
       // Identical content under two roots (a node copied without change) is one version.
       const key = contentKey(mappings);
       const same = seenContent.get(key);
@@ -392,6 +421,29 @@ export function scanStale(pool: ThinPool, opts: StaleScanOptions = {}): StaleSca
     details.delete(devId);
     devices.push(dev);
   }
+  // Free roots nothing valid points at: mapping trees whose top-level entry is gone (device id unknown).
+  const unattributed: UnattributedTree[] = [];
+  let unattributedCount = 0;
+  const known = new Set<string>();
+  for (const d of devices) for (const v of d.versions) known.add(contentKey(v.mappings));
+  for (let b = 1; b < n && !truncated; b++) {
+    if ((kind[b] !== NODE_INTERNAL && kind[b] !== NODE_LEAF8) || allocated[b] || flags[b]) continue;
+    if (unattributedCount >= maxUnattributed) break;
+    let walked: { mappings: VersionMappings; allFree: boolean };
+    try {
+      walked = walkTree(b, `stale mapping tree at block ${b} (device unknown)`);
+    } catch (e) {
+      if (!(e instanceof DmiError)) throw e;
+      if (e.message.includes('walk budget exhausted')) truncated = true;
+      continue;
+    }
+    const m = walked.mappings;
+    if (m.vblocks.length === 0 || known.has(contentKey(m))) continue;
+    unattributedCount++;
+    if (unattributed.length < 100) {
+      unattributed.push({ root: b, mappedBlocks: m.vblocks.length, highestTime: maxOf(m.times), highestVblock: m.vblocks[m.vblocks.length - 1]! });
+    }
+  }
   const detailsOnly = [...details.entries()].sort((a, b) => a[0] - b[0]).flatMap(([, l]) => l);
   let allocatedBlocks = 0;
   for (let i = 0; i < n; i++) allocatedBlocks += allocated[i]!;
@@ -405,6 +457,8 @@ export function scanStale(pool: ThinPool, opts: StaleScanOptions = {}): StaleSca
     liveDeviceIds: [...liveIds].sort((a, b) => a - b),
     devices,
     detailsOnly,
+    unattributed,
+    unattributedCount,
     truncated,
     nodesWalked,
   };

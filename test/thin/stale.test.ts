@@ -21,7 +21,7 @@ const dev2: DeviceSpec = { id: 2, transaction: 1, mappings: [{ v: 0, d: 0, len: 
 const dev1: DeviceSpec = { id: 1, transaction: 2, creationTime: 0, mappings: Array.from({ length: 700 }, (_, i) => ({ v: i * 2, d: 300 + i })) };
 
 /** Pool B with A's nodes copied into B's free blocks. Returns the file and the blocks copied. */
-function staleConstruction(aDevices: DeviceSpec[], bDevices: DeviceSpec[]): { file: string; copied: number[] } {
+function staleConstruction(aDevices: DeviceSpec[], bDevices: DeviceSpec[], moveRoots = true): { file: string; copied: number[] } {
   const a = restore({ time: 1, transaction: 3, devices: aDevices });
   const b = restore({ time: 1, transaction: 4, devices: bDevices });
   const pb = openPool(b);
@@ -39,7 +39,7 @@ function staleConstruction(aDevices: DeviceSpec[], bDevices: DeviceSpec[]): { fi
   // A's top-level and details roots (leaves here) sit where B has its own: the kernel would have shadowed them to
   // a new block, so they are moved the same way (block number field rewritten, checksum recomputed).
   const pa = openPool(a);
-  const roots = [pa.superblock.dataMappingRoot, pa.superblock.deviceDetailsRoot];
+  const roots = moveRoots ? [pa.superblock.dataMappingRoot, pa.superblock.deviceDetailsRoot] : [];
   pa.close();
   let to = n - 1;
   for (const r of roots) {
@@ -138,6 +138,19 @@ describe.skipIf(!hasThinTools)('stale metadata scan (thin_restore + copied nodes
       const unknown = classifyBlocks(v, null, idx);
       expect(unknown.shared).toBe(0);
       expect(unknown.reused).toBe(110);
+    } finally {
+      pool.close();
+    }
+  });
+
+  it('a stale tree whose top-level entry is gone is listed as unattributed (device id unknown)', () => {
+    const { file } = staleConstruction([dev2, dev1], [dev2], false);
+    const pool = openPool(file);
+    try {
+      const r = scanStale(pool);
+      expect(r.devices).toEqual([]);
+      expect(r.unattributedCount).toBe(1);
+      expect(r.unattributed[0]).toMatchObject({ mappedBlocks: 700, highestVblock: 1398, highestTime: 0 });
     } finally {
       pool.close();
     }

@@ -45,7 +45,7 @@ run_root() {
   for i in $(seq 120); do kill -0 $DPID 2>/dev/null || break; sleep 1; done
   wait $DPID || true
   for d in $(dmsetup ls --target thin | awk '$2 ~ /^\(/ {print $1}'); do dmsetup remove "$d"; done
-  for p in $(dmsetup ls --target thin-pool | awk '{print $1}'); do dmsetup remove "$p"; done
+  for p in $(dmsetup ls --target thin-pool | awk '$2 ~ /^\(/ {print $1}'); do dmsetup remove "$p"; done
   for l in $(losetup -j $DL/devicemapper/devicemapper/data | cut -d: -f1) $(losetup -j $DL/devicemapper/devicemapper/metadata | cut -d: -f1); do losetup -d $l; done
   echo "@@ $name data-allocated $(du -B1 $DL/devicemapper/devicemapper/data | cut -f1)"
   tar --sparse --numeric-owner --exclude='*-json.log' -C $DL -czf "$OUT/$name.tar.gz" devicemapper image containers
