@@ -18,6 +18,7 @@ export function buildProgram(io: Out = stdio): Command {
   const program = new Command('dminspect')
     .description("Inspect Docker's devicemapper storage and look inside a container's disk without changing it")
     .version(VERSION)
+    .enablePositionalOptions() // --version after a command is that command's (export --deleted --version V)
     .showHelpAfterError(false)
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();

@@ -8,7 +8,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { REPO, tmpDir } from '../support/cli.js';
+import { execFileSync } from 'node:child_process';
+import { cli, hashFile, REPO, tmpDir } from '../support/cli.js';
 import { checkDeletedRaw, parseMarkers } from '../support/deleted-raw.js';
 
 const CAPTURE = path.join(REPO, 'fixtures', 'captures', 'deleted-raw');
@@ -21,5 +22,40 @@ describe('deleted devices on a kernel-written capture', () => {
     const markers = parseMarkers(fs.readFileSync(path.join(CAPTURE, 'markers.txt'), 'utf8'));
     const f = await checkDeletedRaw(CAPTURE, markers, tmp);
     expect(f.exportSha256).toBe(markers.get('sha256-1')?.[0]);
+  }, 60_000);
+
+  it('bad input is one line and a non-zero exit, never a partial image', async () => {
+    const dir = path.join(tmp, 'errors');
+    fs.mkdirSync(dir);
+    execFileSync('tar', ['--sparse', '-xzf', path.join(CAPTURE, 'a.tar.gz'), '-C', dir]);
+    const meta = path.join(dir, 'metadata');
+    const data = path.join(dir, 'data');
+    const out = path.join(dir, 'out.img');
+    const base = ['export', '--deleted', '--metadata', meta, '--data', data];
+    const cases: [string[], number, RegExp][] = [
+      [[...base, out], 2, /needs --device-id/],
+      [[...base, '--device-id', '1', '--version', '0', out], 2, /--version "0"/],
+      [[...base, '--device-id', '1', '--version', '99', out], 3, /has versions 1\.\.\d+, not 99/],
+      [[...base, '--device-id', '5', out], 3, /no deleted thin device 5/],
+      [['deleted', '--metadata', path.join(CAPTURE, 'markers.txt')], 5, /too small for a thin-pool superblock/],
+    ];
+    for (const [args, code, msg] of cases) {
+      const r = await cli(...args);
+      expect(r.code, args.join(' ')).toBe(code);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(msg);
+      expect(fs.existsSync(out)).toBe(false);
+    }
+    fs.writeFileSync(out, 'keep me');
+    const exists = await cli(...base, '--device-id', '1', out);
+    expect(exists.code).toBe(9);
+    expect(fs.readFileSync(out, 'utf8')).toBe('keep me');
+    // an older version on request
+    const v1 = await cli(...base, '--device-id', '1', '--version', '3', '--force', out, '--json');
+    expect(v1.code, v1.stderr).toBe(0);
+    const j = JSON.parse(v1.stdout);
+    expect(j).toMatchObject({ version: 3, newest: false, sizeFrom: 'highest-mapped-block' });
+    expect(hashFile(out)).toBe(j.sha256);
+    expect(v1.stderr).toMatch(/not the newest/);
   }, 60_000);
 });
