@@ -56,6 +56,8 @@ export interface DeletedVersionView {
   treeFree: boolean;
   /** Stale top-level leaves naming the root. */
   namedBy: number[];
+  /** A details record of the device whose mapped_blocks equals this version's count (the same commit, likely). */
+  details: { mappedBlocks: number; transactionId: number; creationTime: number; snapshottedTime: number } | null;
   blocks: BlockCounts;
 }
 
@@ -210,6 +212,11 @@ function versionStates(v: DeletedVersion, createdAt: number | null, idx: LiveInd
   return { states: s.states, zero, counts: { shared: s.shared, free, discarded, reused: s.reused, intact: s.shared + free } };
 }
 
+function detailsFor(d: DeletedDevice, mapped: number): DeletedVersionView['details'] {
+  const x = d.details.find((r) => r.mappedBlocks === mapped);
+  return x ? { mappedBlocks: x.mappedBlocks, transactionId: x.transactionId, creationTime: x.creationTime, snapshottedTime: x.snapshottedTime } : null;
+}
+
 function createdAtOf(d: DeletedDevice): number | null {
   return d.details.length ? d.details[0]!.creationTime : null;
 }
@@ -270,6 +277,7 @@ function report(root: DockerRoot | null, s: Scanned): DeletedReport {
         highestVblock: v.highestVblock,
         treeFree: v.allFree,
         namedBy: v.namedBy,
+        details: detailsFor(d, v.mappedBlocks),
         blocks: versionStates(v, createdAt, idx, data).counts,
       })),
       rejectedRoots: d.rejected,

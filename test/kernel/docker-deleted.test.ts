@@ -3,6 +3,8 @@
  * (test/kernel/guest/docker-deleted.sh), recovered offline on this host from the archived Docker root:
  * - dm.blkdiscard=false: `dminspect deleted --root` lists the container's thin device (Docker kept no record of
  *   it), and `export --deleted`, mounted read-only, shows the container's files byte for byte;
+ * - direct-lvm (dockerd makes an LVM thin pool on a loop device; no discard by default): the same, read through
+ *   LVM from the disk image with --image;
  * - the default (dm.blkdiscard on, loop-lvm): Docker discarded the device before deleting it, so its own blocks
  *   are reported discarded (zeros) — never as intact evidence — and the export does not hold the file's bytes.
  */
@@ -37,7 +39,7 @@ describe.skipIf(skipWithoutKernel(['docker', 'thin']))('containers removed with 
     const get = (name: string, key: string): string => (m.get(name) ?? []).find((l) => l.startsWith(`${key} `))?.slice(key.length + 1) ?? '';
     const figures: string[] = [];
 
-    for (const name of ['nodiscard', 'discard']) {
+    for (const name of ['nodiscard', 'discard', 'directlvm']) {
       const [idText = '', sizeText = ''] = get(name, 'device').split(' ');
       const deviceId = Number(idText);
       expect(deviceId).toBeGreaterThan(0);
@@ -45,11 +47,17 @@ describe.skipIf(skipWithoutKernel(['docker', 'thin']))('containers removed with 
       const root = path.join(tmp, name);
       fs.mkdirSync(root);
       execFileSync('tar', ['--sparse', '-xzf', path.join(r.scratch, 'out', `${name}.tar.gz`), '-C', root]);
-      const metadata = path.join(root, 'devicemapper', 'devicemapper', 'metadata');
-      const dataFile = path.join(root, 'devicemapper', 'devicemapper', 'data');
-      const evidence = [hashFile(metadata), hashFile(dataFile)];
+      // loop-lvm: the pool's files are in the root; direct-lvm: an LVM thin pool on the disk image
+      let poolArgs: string[] = [];
+      let evidenceFiles = [path.join(root, 'devicemapper', 'devicemapper', 'metadata'), path.join(root, 'devicemapper', 'devicemapper', 'data')];
+      if (name === 'directlvm') {
+        execFileSync('tar', ['--sparse', '-xzf', path.join(r.scratch, 'out', 'directlvm-disk.tar.gz'), '-C', root]);
+        poolArgs = ['--image', path.join(root, 'disk.img')];
+        evidenceFiles = [path.join(root, 'disk.img')];
+      }
+      const evidence = evidenceFiles.map(hashFile);
 
-      const list = await json('deleted', '--root', root);
+      const list = await json('deleted', '--root', root, ...poolArgs);
       expect(list.liveDeviceIds).not.toContain(deviceId);
       const dev = list.devices.find((d: any) => d.deviceId === deviceId);
       expect(dev, JSON.stringify(list.devices.map((d: any) => d.deviceId))).toBeTruthy();
@@ -63,22 +71,23 @@ describe.skipIf(skipWithoutKernel(['docker', 'thin']))('containers removed with 
       expect(newest.blocks.reused).toBe(0);
 
       const img = path.join(tmp, `${name}.img`);
-      const ex = await json('export', '--deleted', '--device-id', String(deviceId), '--root', root, '--size', sizeText, img);
+      const ex = await json('export', '--deleted', '--device-id', String(deviceId), '--root', root, ...poolArgs, '--size', sizeText, img);
       expect(ex.sha256).toBe(hashFile(img));
       expect(ex.sizeFrom).toBe('option');
       const bytes = fs.readFileSync(img);
       const has = bytes.includes(Buffer.from(`${marker} (${name})`));
-      if (name === 'nodiscard') {
+      if (name !== 'discard') {
         expect(newest.blocks.free).toBeGreaterThan(0);
         expect(has).toBe(true);
         if (process.getuid?.() === 0) {
-          expect(readFromImage(img, 'ext4', 'data/evidence.txt')).toBe(`${marker} (${name})\n`);
+          // Docker's devicemapper layout: the container's root is rootfs/ inside the thin device's file system
+          expect(readFromImage(img, 'ext4', 'rootfs/data/evidence.txt')).toBe(`${marker} (${name})\n`);
           const mnt = fs.mkdtempSync(path.join(tmp, 'mnt-'));
           const loop = execFileSync('losetup', ['--find', '--show', '--read-only', img], { encoding: 'utf8' }).trim();
           try {
             execFileSync('mount', ['-t', 'ext4', '-o', 'ro,noload', loop, mnt]);
             try {
-              expect(hashFile(path.join(mnt, 'data', 'blob'))).toBe(get(name, 'blob-sha256'));
+              expect(hashFile(path.join(mnt, 'rootfs', 'data', 'blob'))).toBe(get(name, 'blob-sha256'));
             } finally {
               execFileSync('umount', [mnt]);
             }
@@ -94,7 +103,7 @@ describe.skipIf(skipWithoutKernel(['docker', 'thin']))('containers removed with 
         expect(ex.blocks.intact).toBe(ex.blocks.shared);
         expect(has).toBe(false);
       }
-      expect([hashFile(metadata), hashFile(dataFile)]).toEqual(evidence);
+      expect(evidenceFiles.map(hashFile)).toEqual(evidence);
       figures.push(`${name}: device ${deviceId}, ${dev.versions.length} versions, newest ${JSON.stringify(newest.blocks)}`);
     }
     console.log(`[docker-deleted] guest wall ${r.wallSec}s; ${figures.join('; ')}`);

@@ -75,6 +75,7 @@ export async function checkDeletedRaw(dir: string, markers: Map<string, string[]
   expect(newest[0].mappedBlocks).toBe(before.size);
   expect(newest[0].highestVblock).toBe(Math.max(...before.keys()));
   expect(d1.details[0]).toMatchObject({ mappedBlocks: before.size });
+  expect(newest[0].details).toMatchObject({ mappedBlocks: before.size, creationTime: 0 });
   // earlier versions map fewer blocks (the file system grew commit by commit)
   for (let i = 1; i < d1.versions.length; i++) expect(d1.versions[i].mappedBlocks).toBeGreaterThanOrEqual(d1.versions[i - 1].mappedBlocks);
   // nothing is reused yet: every block is free (intact or zeros)

@@ -4,6 +4,7 @@
 # dockerd after the other:
 #   nodiscard: --storage-opt dm.blkdiscard=false (Docker deletes the thin device without discarding it first)
 #   discard:   the default (dm.blkdiscard=true on loop-lvm: the device is discarded, holes punched in the data file)
+#   directlvm: dm.directlvm_device on a loop device over a sparse disk file (no discard by default); DIRECT_LVM=0 skips
 # Each root is archived (GNU tar --sparse) to $OUT/<name>.tar.gz after a clean stop.
 # Lines starting with "@@ " are meant for the test to parse: "@@ <name> <key> <value>".
 # env: OUT (default /scratch/out), MARKER
@@ -45,14 +46,55 @@ run_root() {
   for i in $(seq 120); do kill -0 $DPID 2>/dev/null || break; sleep 1; done
   wait $DPID || true
   for d in $(dmsetup ls --target thin | awk '$2 ~ /^\(/ {print $1}'); do dmsetup remove "$d"; done
-  for p in $(dmsetup ls --target thin-pool | awk '$2 ~ /^\(/ {print $1}'); do dmsetup remove "$p"; done
-  for l in $(losetup -j $DL/devicemapper/devicemapper/data | cut -d: -f1) $(losetup -j $DL/devicemapper/devicemapper/metadata | cut -d: -f1); do losetup -d $l; done
-  echo "@@ $name data-allocated $(du -B1 $DL/devicemapper/devicemapper/data | cut -f1)"
+  for p in $(dmsetup ls --target thin-pool | awk '$2 ~ /^\(/ && $1 !~ /^docker-thinpool/ {print $1}'); do dmsetup remove "$p"; done
+  if [ -f $DL/devicemapper/devicemapper/data ]; then
+    for l in $(losetup -j $DL/devicemapper/devicemapper/data | cut -d: -f1) $(losetup -j $DL/devicemapper/devicemapper/metadata | cut -d: -f1); do losetup -d $l; done
+    echo "@@ $name data-allocated $(du -B1 $DL/devicemapper/devicemapper/data | cut -f1)"
+  fi
   tar --sparse --numeric-owner --exclude='*-json.log' -C $DL -czf "$OUT/$name.tar.gz" devicemapper image containers
   echo "@@ $name archived $(du -b "$OUT/$name.tar.gz" | cut -f1)"
   umount $DL
 }
 
+# direct-lvm: dockerd makes an LVM thin pool on a loop device (dm.directlvm_device); Docker does not discard there
+# by default. The disk file and the root are archived after a clean stop and vgchange -an.
+run_directlvm() {
+  local name=directlvm
+  export DM_DISABLE_UDEV=1
+  mkdir -p /etc/lvm /run/lock/lvm /run/lvm /run/lvm-meta/backup /run/lvm-meta/archive
+  cat > /etc/lvm/lvm.conf <<'LVM'
+devices {
+  filter = [ "a|^/dev/loop[0-9]+$|", "r|.*|" ]
+  obtain_device_list_from_udev = 0
+  external_device_info_source = "none"
+  use_devicesfile = 0
+}
+activation {
+  udev_sync = 0
+  udev_rules = 0
+  verify_udev_operations = 0
+  monitoring = 0
+}
+global {
+  thin_check_executable = "/usr/sbin/thin_check"
+}
+backup {
+  backup_dir = "/run/lvm-meta/backup"
+  archive_dir = "/run/lvm-meta/archive"
+}
+LVM
+  rm -f /etc/lvm/lvmlocal.conf
+  mkdir -p /disk; mount -t tmpfs -o size=1200m disk /disk
+  truncate -s 1G /disk/disk.img
+  local LOOP; LOOP=$(losetup -f --show /disk/disk.img)
+  run_root $name --storage-opt dm.directlvm_device=$LOOP --storage-opt dm.thinp_percent=95 --storage-opt dm.thinp_metapercent=1
+  vgchange -an docker > /dev/null
+  losetup -d "$LOOP"
+  tar --sparse -C /disk -czf "$OUT/$name-disk.tar.gz" disk.img
+  echo "@@ $name disk-archived $(du -b "$OUT/$name-disk.tar.gz" | cut -f1)"
+}
+
 run_root nodiscard --storage-opt dm.blkdiscard=false
 run_root discard
+[ "${DIRECT_LVM:-1}" = 1 ] && run_directlvm
 echo "@@ done"
