@@ -39,6 +39,11 @@ export interface BlockCounts {
   discarded: number | null;
   /** Owned by another device now: overwritten. */
   reused: number;
+  /**
+   * Of `free`: blocks another deleted device (or version of it) also mapped as a different provisioning (another
+   * virtual block or time): one of the two overwrote the other, so these may not hold this version's bytes.
+   */
+  contested: number;
   /** shared + free. */
   intact: number;
 }
@@ -194,22 +199,50 @@ function dockerJoin(root: DockerRoot | null, rec: DeviceRecord | undefined): Doc
 }
 
 /** Per-mapping states of a version, with free blocks split into intact and discarded when the data is read. */
-function versionStates(v: DeletedVersion, createdAt: number | null, idx: LiveIndex, data: DataReader | null): { states: Uint8Array; counts: BlockCounts; zero: Uint8Array | null } {
-  const s = classifyBlocks(v, createdAt, idx);
-  let discarded: number | null = null;
-  let zero: Uint8Array | null = null;
-  if (data) {
-    discarded = 0;
-    zero = new Uint8Array(s.states.length);
-    for (let i = 0; i < s.states.length; i++) {
-      if (s.states[i] === BLOCK_FREE && data.isZero(v.mappings.dblocks[i]!)) {
-        zero[i] = 1;
-        discarded++;
+/** data block → the (device, virtual block, time) mappings every stale version has of it (a few per block). */
+type StaleOwners = Map<number, { dev: number; v: number; t: number }[]>;
+
+function staleOwners(devices: DeletedDevice[]): StaleOwners {
+  const out: StaleOwners = new Map();
+  for (const d of devices) {
+    for (const ver of d.versions) {
+      const m = ver.mappings;
+      for (let i = 0; i < m.dblocks.length; i++) {
+        const b = m.dblocks[i]!;
+        const list = out.get(b) ?? [];
+        const v = m.vblocks[i]!;
+        const t = m.times[i]!;
+        if (list.length < 8 && !list.some((x) => x.dev === d.devId && x.v === v && x.t === t)) list.push({ dev: d.devId, v, t });
+        out.set(b, list);
       }
     }
   }
-  const free = s.free - (discarded ?? 0);
-  return { states: s.states, zero, counts: { shared: s.shared, free, discarded, reused: s.reused, intact: s.shared + free } };
+  return out;
+}
+
+function versionStates(
+  v: DeletedVersion, createdAt: number | null, idx: LiveIndex, data: DataReader | null, owners: StaleOwners,
+): { states: Uint8Array; counts: BlockCounts; zero: Uint8Array | null } {
+  const s = classifyBlocks(v, createdAt, idx);
+  const zero: Uint8Array | null = data ? new Uint8Array(s.states.length) : null;
+  let zeros = 0;
+  let contested = 0;
+  for (let i = 0; i < s.states.length; i++) {
+    if (s.states[i] !== BLOCK_FREE) continue;
+    const d = v.mappings.dblocks[i]!;
+    if (data && zero && data.isZero(d)) {
+      zero[i] = 1;
+      zeros++;
+      continue;
+    }
+    const vb = v.mappings.vblocks[i]!;
+    const t = v.mappings.times[i]!;
+    // another stale mapping of the block at another virtual block or time: a different provisioning of it
+    if ((owners.get(d) ?? []).some((x) => x.v !== vb || x.t !== t)) contested++;
+  }
+  const discarded = data ? zeros : null;
+  const free = s.free - zeros;
+  return { states: s.states, zero, counts: { shared: s.shared, free, discarded, reused: s.reused, contested, intact: s.shared + free } };
 }
 
 function detailsFor(d: DeletedDevice, mapped: number): DeletedVersionView['details'] {
@@ -258,6 +291,7 @@ function report(root: DockerRoot | null, s: Scanned): DeletedReport {
   const pool = src.pool;
   const bs = pool.dataBlockBytes;
   const byId = recordsById(root);
+  const owners = staleOwners(scan.devices);
   const devices: DeletedDeviceView[] = scan.devices.map((d) => {
     const docker = dockerJoin(root, byId.get(d.devId));
     const createdAt = createdAtOf(d);
@@ -278,7 +312,7 @@ function report(root: DockerRoot | null, s: Scanned): DeletedReport {
         treeFree: v.allFree,
         namedBy: v.namedBy,
         details: detailsFor(d, v.mappedBlocks),
-        blocks: versionStates(v, createdAt, idx, data).counts,
+        blocks: versionStates(v, createdAt, idx, data, owners).counts,
       })),
       rejectedRoots: d.rejected,
       droppedVersions: d.dropped,
@@ -400,7 +434,8 @@ export async function exportDeleted(root: DockerRoot | null, imagePath: string, 
       sizeFrom = 'highest-mapped-block';
       warnings.push(`no Docker record and no --size: the image ends after the highest mapped block (${size} bytes); the device may have been larger`);
     }
-    const st = versionStates(v, createdAtOf(dev), s.idx, data);
+    const st = versionStates(v, createdAtOf(dev), s.idx, data, staleOwners(s.scan.devices));
+    if (st.counts.contested > 0) warnings.push(`${st.counts.contested} free block(s) were also mapped differently by another deleted device or version: they may hold other bytes`);
     if (st.counts.reused > 0) warnings.push(`${st.counts.reused} block(s) are owned by another device now: left as holes (see reusedRanges)`);
     if (!v.newest) warnings.push(`version ${v.version} is not the newest (${dev.versions.length})`);
     if (fs.existsSync(image) && !opts.force) throw new DmiError('CONFLICT', `${image}: exists (pass --force to overwrite it)`, { path: image });

@@ -52,6 +52,9 @@ const TWO32 = 2 ** 32;
 /** flags[]: a valid node points at this block / the block looks like a top-level leaf. */
 const REFERENCED = 1;
 const TOP_LEVEL = 2;
+/** Bounds on what hostile metadata can make the scan keep: candidate top-level entries, details records. */
+const MAX_CANDIDATES = 1 << 22;
+const MAX_DETAILS = 1 << 20;
 
 export interface StaleScanOptions {
   /** Called every few thousand blocks with (blocks scanned, total). */
@@ -132,7 +135,7 @@ export interface StaleScanResult {
    */
   unattributed: UnattributedTree[];
   unattributedCount: number;
-  /** The node budget ran out: some candidates were not walked. */
+  /** A bound was reached (node walk budget, candidate entries, details records): some candidates were not kept or walked. */
   truncated: boolean;
   nodesWalked: number;
 }
@@ -253,6 +256,8 @@ export function scanStale(pool: ThinPool, opts: StaleScanOptions = {}): StaleSca
   const topDev = new Column((k) => new Uint32Array(k));
   const topRoot = new Column((k) => new Float64Array(k));
   const details = new Map<number, DeviceDetails[]>();
+  let nDetails = 0;
+  let truncated = false;
   let btreeNodes = 0;
   let freeBtreeNodes = 0;
   let topLevelLeaves = 0;
@@ -291,6 +296,10 @@ export function scanStale(pool: ThinPool, opts: StaleScanOptions = {}): StaleSca
           const key = u64At(buf, NODE_HEADER_SIZE + 8 * i);
           flags[u64At(buf, vo + 8 * i)]! |= REFERENCED;
           if (liveIds.has(key)) continue;
+          if (topDev.length >= MAX_CANDIDATES) {
+            truncated = true;
+            break;
+          }
           topBlock.push(b);
           topDev.push(key);
           topRoot.push(u64At(buf, vo + 8 * i));
@@ -313,7 +322,9 @@ export function scanStale(pool: ThinPool, opts: StaleScanOptions = {}): StaleSca
         }
         const list = details.get(key) ?? [];
         if (!list.some((x) => x.mappedBlocks === d.mappedBlocks && x.transactionId === d.transactionId && x.creationTime === d.creationTime && x.snapshottedTime === d.snapshottedTime)) {
-          if (list.length < 64) list.push(d);
+          if (list.length >= 64 || nDetails >= MAX_DETAILS) continue;
+          list.push(d);
+          nDetails++;
           details.set(key, list);
         }
       }
@@ -337,7 +348,6 @@ export function scanStale(pool: ThinPool, opts: StaleScanOptions = {}): StaleSca
 
   const dataNr = pool.dataNrBlocks;
   const poolTime = pool.liveSuperblock.time;
-  let truncated = false;
   let nodesWalked = 0;
   /** The mappings of the bottom-level tree at `root`; throws DmiError if it is not (any more) a whole valid tree. */
   const walkTree = (root: number, what: string): { mappings: VersionMappings; allFree: boolean } => {

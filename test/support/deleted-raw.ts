@@ -80,6 +80,7 @@ export async function checkDeletedRaw(dir: string, markers: Map<string, string[]
   for (let i = 1; i < d1.versions.length; i++) expect(d1.versions[i].mappedBlocks).toBeGreaterThanOrEqual(d1.versions[i - 1].mappedBlocks);
   // nothing is reused yet: every block is free (intact or zeros)
   expect(newest[0].blocks.reused).toBe(0);
+  expect(newest[0].blocks.contested).toBe(0);
   expect(newest[0].blocks.shared).toBe(0);
   expect(newest[0].blocks.free + newest[0].blocks.discarded).toBe(before.size);
 

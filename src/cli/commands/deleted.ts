@@ -43,7 +43,7 @@ export function renderDeleted(r: DeletedReport): string {
     const n = (x: number | null): string => (x === null ? '-' : String(x));
     out.push(
       table(
-        ['DEVICE', 'OWNER', 'VERSION', 'MAPPED', 'MAX TIME', 'SHARED', 'FREE', 'DISCARDED', 'REUSED', 'ROOT'],
+        ['DEVICE', 'OWNER', 'VERSION', 'MAPPED', 'MAX TIME', 'SHARED', 'FREE', 'DISCARDED', 'REUSED', 'CONTESTED', 'ROOT'],
         r.devices.flatMap((d) =>
           d.versions.map((v) => [
             d.deviceId,
@@ -55,6 +55,7 @@ export function renderDeleted(r: DeletedReport): string {
             v.blocks.free,
             n(v.blocks.discarded),
             v.blocks.reused,
+            v.blocks.contested,
             v.root,
           ]),
         ),
