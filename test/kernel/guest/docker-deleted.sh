@@ -25,14 +25,20 @@ run_root() {
   local name=$1; shift
   local DL=/var/lib/docker-$name
   mkdir -p $DL; mount -t tmpfs -o size=1200m,mode=711 "dl-$name" $DL
-  dockerd --data-root $DL --exec-root /run/docker-$name --pidfile /run/docker-$name.pid -H unix:///run/docker-$name.sock \
-    --storage-driver devicemapper --storage-opt dm.loopdatasize=1G --storage-opt dm.loopmetadatasize=16M \
-    --storage-opt dm.basesize=64M --storage-opt dm.fs=ext4 --storage-opt dm.override_udev_sync_check=true "$@" \
-    --iptables=false --ip-masq=false --bridge=none --ip-forward=false --exec-opt native.cgroupdriver=cgroupfs \
-    > /tmp/dockerd-$name.log 2>&1 < /dev/null &
-  local DPID=$!
-  local D="docker -H unix:///run/docker-$name.sock"
-  for i in $(seq 180); do $D info >/dev/null 2>&1 && break; kill -0 $DPID 2>/dev/null || break; sleep 1; done
+  local D="docker -H unix:///run/docker-$name.sock" DPID=
+  # on a busy host (TCG) dockerd sometimes gives up waiting for its containerd: try again
+  for attempt in 1 2 3; do
+    dockerd --data-root $DL --exec-root /run/docker-$name --pidfile /run/docker-$name.pid -H unix:///run/docker-$name.sock \
+      --storage-driver devicemapper --storage-opt dm.loopdatasize=1G --storage-opt dm.loopmetadatasize=16M \
+      --storage-opt dm.basesize=64M --storage-opt dm.fs=ext4 --storage-opt dm.override_udev_sync_check=true "$@" \
+      --iptables=false --ip-masq=false --bridge=none --ip-forward=false --exec-opt native.cgroupdriver=cgroupfs \
+      >> /tmp/dockerd-$name.log 2>&1 < /dev/null &
+    DPID=$!
+    for i in $(seq 240); do $D info >/dev/null 2>&1 && break; kill -0 $DPID 2>/dev/null || break; sleep 1; done
+    $D info >/dev/null 2>&1 && break
+    echo "@@ $name dockerd-retry $attempt"
+    kill -TERM $DPID 2>/dev/null || true; wait $DPID 2>/dev/null || true
+  done
   $D import -c 'CMD ["/bin/sh"]' /tmp/rootfs.tar dminspect/busybox:deleted > /dev/null
   # the container writes its file (in its own blocks: the RW layer), then exits
   $D run --name victim --network none -e "MSG=$MARKER ($name)" dminspect/busybox:deleted \
