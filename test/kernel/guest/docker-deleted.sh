@@ -4,7 +4,8 @@
 # dockerd after the other:
 #   nodiscard: --storage-opt dm.blkdiscard=false (Docker deletes the thin device without discarding it first)
 #   discard:   the default (dm.blkdiscard=true on loop-lvm: the device is discarded, holes punched in the data file)
-#   directlvm: dm.directlvm_device on a loop device over a sparse disk file (no discard by default); DIRECT_LVM=0 skips
+#   directlvm: an LVM thin pool made by hand on a loop device over a sparse disk file, dm.thinpooldev (Docker does not
+#              discard then); DIRECT_LVM=0 skips
 # Each root is archived (GNU tar --sparse) to $OUT/<name>.tar.gz after a clean stop.
 # Lines starting with "@@ " are meant for the test to parse: "@@ <name> <key> <value>".
 # env: OUT (default /scratch/out), MARKER
@@ -93,7 +94,14 @@ LVM
   mkdir -p /disk; mount -t tmpfs -o size=1200m disk /disk
   truncate -s 1G /disk/disk.img
   local LOOP; LOOP=$(losetup -f --show /disk/disk.img)
-  run_root $name --storage-opt dm.directlvm_device=$LOOP --storage-opt dm.thinp_percent=95 --storage-opt dm.thinp_metapercent=1
+  # the pool made by hand and passed with dm.thinpooldev (Docker's "configure direct-lvm mode manually"): Docker
+  # then does not discard on delete. (With dm.directlvm_device Docker 20.10 keeps blkdiscard on: it checks for a
+  # thin pool device before its own direct-lvm setup names one; the blocks are then reported discarded.)
+  pvcreate -q -f "$LOOP" > /dev/null; vgcreate -q docker "$LOOP" > /dev/null
+  lvcreate -q --wipesignatures y -n thinpool docker --extents 95%VG > /dev/null
+  lvcreate -q --wipesignatures y -n thinpoolmeta docker --extents 1%VG > /dev/null
+  lvconvert -q -y --zero n -c 512K --thinpool docker/thinpool --poolmetadata docker/thinpoolmeta > /dev/null
+  run_root $name --storage-opt dm.thinpooldev=/dev/mapper/docker-thinpool --storage-opt dm.use_deferred_removal=false
   vgchange -an docker > /dev/null
   losetup -d "$LOOP"
   tar --sparse -C /disk -czf "$OUT/$name-disk.tar.gz" disk.img
