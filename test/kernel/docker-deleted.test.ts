@@ -3,8 +3,8 @@
  * (test/kernel/guest/docker-deleted.sh), recovered offline on this host from the archived Docker root:
  * - dm.blkdiscard=false: `dminspect deleted --root` lists the container's thin device (Docker kept no record of
  *   it), and `export --deleted`, mounted read-only, shows the container's files byte for byte;
- * - direct-lvm (an LVM thin pool made by hand on a loop device, dm.thinpooldev: Docker does not discard by default
- *   there): the same, read through LVM from the disk image with --image;
+ * - direct-lvm (dockerd makes the LVM thin pool on a loop device; dm.blkdiscard=false, since Docker 20.10 leaves it
+ *   on with dm.directlvm_device): the same, read through LVM from the disk image with --image;
  * - the default (dm.blkdiscard on, loop-lvm): Docker discarded the device before deleting it, so its own blocks
  *   are reported discarded (zeros) — never as intact evidence — and the export does not hold the file's bytes.
  */
