@@ -62,8 +62,8 @@ run_root() {
   umount $DL
 }
 
-# direct-lvm: dockerd makes an LVM thin pool on a loop device (dm.directlvm_device); Docker does not discard there
-# by default. The disk file and the root are archived after a clean stop and vgchange -an.
+# direct-lvm: dockerd makes an LVM thin pool on a loop device (dm.directlvm_device); discard turned off (see below).
+# The disk file and the root are archived after a clean stop and vgchange -an.
 run_directlvm() {
   local name=directlvm
   export DM_DISABLE_UDEV=1
