@@ -350,7 +350,7 @@ export function scanStale(pool: ThinPool, opts: StaleScanOptions = {}): StaleSca
   const poolTime = pool.liveSuperblock.time;
   let nodesWalked = 0;
   /** The mappings of the bottom-level tree at `root`; throws DmiError if it is not (any more) a whole valid tree. */
-  const walkTree = (root: number, what: string): { mappings: VersionMappings; allFree: boolean } => {
+  const walkTree = (root: number, what: string, refuseTopLevel = false): { mappings: VersionMappings; allFree: boolean } => {
     const vb = new Column((k) => new Float64Array(k));
     const db = new Column((k) => new Float64Array(k));
     const tm = new Column((k) => new Uint32Array(k));
@@ -360,6 +360,8 @@ export function scanStale(pool: ThinPool, opts: StaleScanOptions = {}): StaleSca
       nodesWalked++;
       if (kind[blk] !== NODE_INTERNAL && kind[blk] !== NODE_LEAF8) throw new DmiError('BAD_INPUT', `${w}: block ${blk} is not a valid btree node now`);
       if (allocated[blk]) allFree = false;
+      // an orphan internal node of an old top-level tree would read its device-id leaves as mappings
+      if (refuseTopLevel && flags[blk]! & TOP_LEVEL) throw new DmiError('BAD_INPUT', `${w}: block ${blk} looks like a top-level leaf`);
       return pool.node(blk, w);
     };
     for (const { buf, header, keys } of leaves(read, root, 8, what)) {
@@ -441,7 +443,7 @@ export function scanStale(pool: ThinPool, opts: StaleScanOptions = {}): StaleSca
     if (unattributedCount >= maxUnattributed) break;
     let walked: { mappings: VersionMappings; allFree: boolean };
     try {
-      walked = walkTree(b, `stale mapping tree at block ${b} (device unknown)`);
+      walked = walkTree(b, `stale mapping tree at block ${b} (device unknown)`, true);
     } catch (e) {
       if (!(e instanceof DmiError)) throw e;
       if (e.message.includes('walk budget exhausted')) truncated = true;
