@@ -29,7 +29,7 @@ describe.skipIf(skipWithoutKernel(['docker', 'thin']))('containers removed with 
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('dm.blkdiscard=false: listed and exported with its files; default loop-lvm: reported discarded', async () => {
+  it('dm.blkdiscard=false and direct-lvm: listed and exported with its files; default loop-lvm: reported discarded', async () => {
     const marker = `deleted container ${process.pid}`;
     const r = await runInGuest({ script: guestScript('docker-deleted.sh'), env: { OUT: '/scratch/out', MARKER: marker }, timeoutSec: 1000, memMB: 2048 });
     runs.push(r);
