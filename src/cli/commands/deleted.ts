@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
+import { DmHost } from '../../dm/host.js';
 import { DockerRoot } from '../../docker/root.js';
 import { DmiError } from '../../errors.js';
 import { exportDeleted, listDeleted, type DeletedReport, type ExportDeletedResult } from '../../recover/deleted.js';
+import { mountDeleted, type MountDeletedResult } from '../../recover/mount.js';
 import { humanBytes } from '../../util/units.js';
 import { addCommonOptions, namingOptions, type CommonOptions } from '../options.js';
 import { keyValues, printJson, table, type Out } from '../render.js';
@@ -138,6 +140,86 @@ export async function runExportDeleted(io: Out, image: string, opts: ExportDelet
   for (const w of r.warnings) io.err(`warning: ${w}`);
   if (opts.json) printJson(io, r);
   else io.out(renderExportDeleted(r));
+}
+
+export interface MountDeletedCli {
+  root: string;
+  pool?: string;
+  daemonConfig?: string;
+  metadata?: string;
+  data?: string;
+  image?: string[];
+  version?: string;
+  size?: string;
+  json?: boolean;
+  offline?: boolean;
+  stateDir: string;
+  workDir?: string;
+  keepImage?: boolean;
+  name?: string;
+  fs?: 'xfs' | 'ext4';
+  dryRun?: boolean;
+  metadataSnap?: boolean;
+}
+
+/** `mount --offline --deleted <thin-id> <dir>` (called from the mount command). */
+export async function mountDeletedCli(io: Out, ref: string, dir: string, opts: MountDeletedCli, cmd: Command): Promise<void> {
+  if (!opts.offline) throw new DmiError('USAGE', '--deleted needs --offline: a deleted device is only in the stale metadata, not in the pool');
+  if (opts.metadataSnap) throw new DmiError('USAGE', '--metadata-snap does not apply to --deleted');
+  const deviceId = parseDeviceId(ref, '<ref> (the deleted thin id)');
+  if (deviceId === undefined) throw new DmiError('USAGE', 'mount --offline --deleted <thin-id> <dir>');
+  let version: number | undefined;
+  if (opts.version !== undefined) {
+    if (!/^[1-9]\d*$/.test(opts.version)) throw new DmiError('USAGE', `--version ${JSON.stringify(opts.version)}: expected a version number from dminspect deleted`);
+    version = Number(opts.version);
+  }
+  const root = openOptionalRoot({ root: opts.root, metadata: opts.metadata, image: opts.image }, cmd);
+  const progress = progressReporter(!opts.json && process.stderr.isTTY === true);
+  let r: MountDeletedResult;
+  try {
+    r = await withInterrupt((signal) =>
+      mountDeleted(root, new DmHost(), {
+        ...namingOptions({ root: opts.root, pool: opts.pool, daemonConfig: opts.daemonConfig }),
+        metadata: opts.metadata,
+        data: opts.data,
+        images: opts.image ?? [],
+        deviceId,
+        version,
+        size: parseSize(opts.size),
+        dir,
+        stateDir: opts.stateDir,
+        workDir: opts.workDir,
+        keepImage: opts.keepImage,
+        name: opts.name,
+        fs: opts.fs,
+        dryRun: opts.dryRun,
+        onProgress: progress.onProgress,
+        signal,
+      }),
+    );
+  } finally {
+    progress.finish();
+  }
+  for (const w of r.export?.warnings ?? []) io.err(`warning: ${w}`);
+  if (opts.json) {
+    printJson(io, { dryRun: r.dryRun, commands: r.plan.split('\n').filter((l) => !l.startsWith('#')), snapshot: r.state, rootfs: r.rootfs, export: r.export });
+    return;
+  }
+  if (r.dryRun || !r.export) {
+    io.out(r.plan);
+    return;
+  }
+  io.out(
+    keyValues([
+      ['image', `${r.state.image!.path} on ${r.state.image!.loop} (read-only)${r.state.image!.keep ? ', kept at release' : ', deleted at release'}`],
+      ['sha256', r.export.sha256],
+      ['of', `deleted thin device ${deviceId}, version ${r.export.version}${r.export.newest ? ' (newest)' : ''}`],
+      ['blocks', `${r.export.blocks.intact} intact, ${r.export.blocks.discarded ?? '?'} discarded, ${r.export.blocks.reused} reused (holes)`],
+      ['mounted', `${r.state.mountPoint} (${r.state.fsType}, read-only)`],
+      ['rootfs', `${r.rootfs} (Docker's layout; a raw thin device's files are at the mount point)`],
+      ['release with', `dminspect release ${r.state.mountPoint}`],
+    ]),
+  );
 }
 
 export function register(program: Command, io: Out): void {
