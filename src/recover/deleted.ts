@@ -113,6 +113,9 @@ export interface DeletedReport {
   devices: DeletedDeviceView[];
   /** Details records of deleted device ids whose mapping trees are gone. */
   detailsOnly: { deviceId: number; mappedBlocks: number; transactionId: number; creationTime: number; snapshottedTime: number }[];
+  /** Free mapping trees whose top-level entry is gone: device id unknown (may be an old version of a live device). */
+  unattributed: { root: number; mappedBlocks: number; highestTime: number | null; highestVblock: number }[];
+  unattributedCount: number;
 }
 
 /** Reads data blocks (read-only) from the pool's data file or an LVM data LV's extents. */
@@ -339,6 +342,8 @@ function report(root: DockerRoot | null, s: Scanned): DeletedReport {
     },
     liveDeviceIds: scan.liveDeviceIds,
     devices,
+    unattributed: scan.unattributed,
+    unattributedCount: scan.unattributedCount,
     detailsOnly: scan.detailsOnly.map(({ devId, mappedBlocks, transactionId, creationTime, snapshottedTime }) => ({ deviceId: devId, mappedBlocks, transactionId, creationTime, snapshottedTime })),
   };
 }

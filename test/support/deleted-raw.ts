@@ -64,6 +64,7 @@ export async function checkDeletedRaw(dir: string, markers: Map<string, string[]
   const evidence = [hashFile(a.metadata), hashFile(a.data)];
   const la = await json('deleted', '--metadata', a.metadata, '--data', a.data);
   expect(la.liveDeviceIds).toEqual([2]);
+  expect(la).toMatchObject({ unattributedCount: 0, unattributed: [], detailsOnly: [] });
   expect(la.devices.map((d: any) => d.deviceId)).toEqual([1]);
   const d1 = la.devices[0];
   expect(d1.owner).toBe('unknown');

@@ -74,6 +74,9 @@ export function renderDeleted(r: DeletedReport): string {
       out.push(`device ${d.deviceId}: ${facts.join('; ')}`);
     }
   }
+  if (r.unattributedCount) {
+    out.push(`${r.unattributedCount} unattributed mapping tree(s) (top-level entry gone, device id unknown; may be old versions of live devices): ${r.unattributed.slice(0, 10).map((t) => `root ${t.root} (${t.mappedBlocks} blocks)`).join(', ')}${r.unattributedCount > 10 ? ', …' : ''}`);
+  }
   if (r.detailsOnly.length) out.push(`details only (mapping tree gone): ${r.detailsOnly.map((d) => `device ${d.deviceId}`).join(', ')}`);
   return out.join('\n');
 }
