@@ -93,8 +93,8 @@ LVM
   mkdir -p /disk; mount -t tmpfs -o size=1200m disk /disk
   truncate -s 1G /disk/disk.img
   local LOOP; LOOP=$(losetup -f --show /disk/disk.img)
-  # dockerd makes the LVM thin pool itself (dm.directlvm_device). Docker 20.10 keeps dm.blkdiscard on there: it
-  # decides before its direct-lvm setup names the pool (seen in a run: the container's blocks were all zeros, and
+  # dockerd makes the LVM thin pool itself (dm.directlvm_device). Docker 20.10 kept dm.blkdiscard on there (it seems to
+  # decide before its direct-lvm setup names the pool: in a run the container's blocks were all zeros, and
   # dminspect reported them discarded). Turned off here, as with a pool passed by dm.thinpooldev.
   run_root $name --storage-opt dm.directlvm_device=$LOOP --storage-opt dm.thinp_percent=95 --storage-opt dm.thinp_metapercent=1 \
     --storage-opt dm.blkdiscard=false
