@@ -69,6 +69,10 @@ if (!args.includes('--thin-only')) {
   }
   const crc = spawnSync(process.execPath, [path.join(root, 'bench/crc.js'), '--reps', String(reps)], { stdio: 'inherit' });
   if (crc.status !== 0) failed = true;
+  const { runStaleScanBench, formatStaleScanBench } = await import('./stale-scan.js');
+  const st = runStaleScanBench({ variant: variants[0], reps, dir });
+  console.log(formatStaleScanBench(st));
+  results.push({ label: 'stale-scan', ...st });
 }
 if (args.includes('--json')) console.log(JSON.stringify(results, null, 2));
 process.exit(failed ? 1 : 0);

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { DmiError, EXIT_CODES, isDmiError } from '../errors.js';
 import * as containerCmd from './commands/container.js';
 import * as containersCmd from './commands/containers.js';
+import * as deletedCmd from './commands/deleted.js';
 import * as devicesCmd from './commands/devices.js';
 import * as exportCmd from './commands/export.js';
 import * as installTimerCmd from './commands/install-timer.js';
@@ -18,10 +19,11 @@ export function buildProgram(io: Out = stdio): Command {
   const program = new Command('dminspect')
     .description("Inspect Docker's devicemapper storage and look inside a container's disk without changing it")
     .version(versionText(VERSION), '-V, --version', 'print the version, the runtime and the build')
+    .enablePositionalOptions() // --version after a command is that command's (export --deleted --version V)
     .showHelpAfterError(false)
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
-  for (const cmd of [containerCmd, containersCmd, devicesCmd, poolCmd, exportCmd, liveCmd, lvmCmd, installTimerCmd]) cmd.register(program, io);
+  for (const cmd of [containerCmd, containersCmd, devicesCmd, poolCmd, exportCmd, liveCmd, lvmCmd, installTimerCmd, deletedCmd]) cmd.register(program, io);
   for (const c of program.commands) c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   return program;
 }

@@ -151,7 +151,7 @@ function isInside(child: string, parent: string): boolean {
 }
 
 /** Refuses an output that would overwrite evidence, land under the Docker root, or replace a file without force. */
-function checkOutput(image: string, t: ExportTarget, force: boolean): void {
+export function checkOutput(image: string, t: { root: string | null; pool: PoolLocation }, force: boolean): void {
   const dir = realDir(path.dirname(image));
   if (t.root && isInside(path.join(dir, path.basename(image)), realDir(t.root))) {
     throw new DmiError('USAGE', `${image}: refusing to write under the Docker root ${t.root} (evidence is never written)`);

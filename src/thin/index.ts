@@ -16,7 +16,13 @@
  *   pool.maxDeviceId(): number | null; pool.nextFreeDeviceId(from = 0): number | null
  *   pool.dataRefCount(dataBlock): number               data space map reference count
  *   pool.stats: { blocksVerified, reads, bytesRead }; pool.usageStats (nodes, sharedNodes, mappings)
+ *   pool.rawBlock(n): Buffer                           block n as stored, unverified (for whole-device scans)
  *   pool.close()
+ *
+ * Stale metadata (stale.ts): scanStale(pool, { onProgress?, walkBudget? }) — one pass over every metadata block:
+ * deleted devices (ids the live pool does not have) with every intact version of their mapping tree, details
+ * records, unattributed trees; buildLiveIndex(pool, devices) + classifyBlocks(version, createdAt, index): each
+ * mapping's data block shared / free / reused now; versionRuns(mappings) for the exporter (copyThinDevice `runs`).
  *
  * Errors are DmiError: BAD_INPUT for corrupt or hostile metadata (the message names the block),
  * NOT_FOUND (missing file, unknown device, no metadata snapshot), UNSUPPORTED (unknown version or
@@ -41,3 +47,8 @@ export type { SmRoot, IndexEntry, BitmapCounts } from './space-map.js';
 export { countExclusive } from './usage.js';
 export { kernelMetadataAccounting, metadataReserve, KERNEL_RULES, MAX_METADATA_RESERVE } from './reserve.js';
 export type { KernelRule, MetadataAccounting } from './reserve.js';
+export {
+  scanStale, buildLiveIndex, classifyBlocks, versionRuns, lineageCompare, classifyNode, metadataAllocated,
+  BLOCK_SHARED, BLOCK_FREE, BLOCK_REUSED,
+} from './stale.js';
+export type { StaleScanOptions, StaleScanResult, DeletedDevice, DeletedVersion, VersionMappings, LiveIndex, BlockStatus, UnattributedTree } from './stale.js';

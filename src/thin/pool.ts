@@ -153,6 +153,14 @@ export class ThinPool {
     return buf;
   }
 
+  /**
+   * Block `n` as stored, nothing verified (a view valid until the next read): for scans of every block,
+   * e.g. the stale-node scan in stale.ts. Throws BAD_INPUT past the end.
+   */
+  rawBlock(n: number): Buffer {
+    return this.src.read(n, 'metadata scan');
+  }
+
   /** Reader for btree walks. */
   readonly node = (n: number, what: string): Buffer => this.block(n, 'btree', what);
 

@@ -5,6 +5,7 @@ import { exportDevice, resolveExportTarget, type ExportResult } from '../../fore
 import { namingOptions } from '../options.js';
 import { printJson, type Out } from '../render.js';
 import { collect, exportJson, parseDeviceId, parseSize, progressReporter, renderExport, withInterrupt } from '../shared.js';
+import { runExportDeleted } from './deleted.js';
 
 interface ExportCliOptions {
   root: string;
@@ -41,7 +42,14 @@ export function register(program: Command, io: Out): void {
     .option('--force', 'overwrite an existing image file')
     .option('--json', 'print JSON (shape documented in the README)')
     .option('--debug', 'show stack traces on errors')
-    .action(async (first: string, second: string | undefined, opts: ExportCliOptions) => {
+    .option('--deleted', 'export a DELETED thin device (--device-id N) rebuilt from stale metadata; see dminspect deleted')
+    .option('--version <n>', '--deleted: which version of the device (default: the newest)')
+    .action(async (first: string, second: string | undefined, opts: ExportCliOptions & { deleted?: boolean; version?: string }, cmd: Command) => {
+      if (opts.deleted) {
+        if (second !== undefined) throw new DmiError('USAGE', 'export --deleted --device-id N <image>: give only the image file');
+        return runExportDeleted(io, first, opts, cmd);
+      }
+      if (opts.version !== undefined) throw new DmiError('USAGE', '--version applies to export --deleted only');
       const deviceId = parseDeviceId(opts.deviceId);
       let ref: string | null = first;
       let image = second;

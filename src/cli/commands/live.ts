@@ -9,6 +9,7 @@ import { DmiError } from '../../errors.js';
 import { addCommonOptions, namingOptions, openRoot, type CommonOptions } from '../options.js';
 import { keyValues, printJson, short, table, type Out } from '../render.js';
 import { collect, exportJson, parseDeviceId, progressReporter, withInterrupt } from '../shared.js';
+import { mountDeletedCli } from './deleted.js';
 
 interface LiveCliOptions extends CommonOptions {
   id?: string;
@@ -144,7 +145,11 @@ export function register(program: Command, io: Out): void {
     .option('--metadata <file>', '--offline: pool metadata file (default: <root>/devicemapper/devicemapper/metadata)')
     .option('--data <file>', '--offline: pool data file (default: <root>/devicemapper/devicemapper/data)')
     .option('--metadata-snap', "--offline: read the pool's held metadata snapshot")
-    .action(async (ref: string, dir: string, opts: LiveCliOptions) => {
+    .option('--deleted', '--offline: <ref> is the thin id of a DELETED device, rebuilt from stale metadata (see dminspect deleted)')
+    .option('--version <n>', '--offline --deleted: which version (default: the newest)')
+    .option('--size <bytes>', '--offline --deleted: image size when no Docker record has it')
+    .action(async (ref: string, dir: string, opts: LiveCliOptions & { deleted?: boolean; version?: string; size?: string }, cmd: Command) => {
+      if (opts.deleted) return mountDeletedCli(io, ref, dir, opts, cmd);
       if (opts.offline) return mountOfflineCli(io, ref, dir, opts);
       for (const [flag, v] of [['--image', opts.image], ['--keep-image', opts.keepImage], ['--metadata', opts.metadata], ['--data', opts.data], ['--metadata-snap', opts.metadataSnap]] as const) {
         if (v !== undefined) throw new DmiError('USAGE', `${flag} applies to mount --offline only`);
