@@ -1,0 +1,80 @@
+/**
+ * `pool` on a live host: when the kernel has the root's pool active (or the one `--pool` names), the audit reads
+ * it through a held metadata snapshot (pool-source/live.ts) and shows the kernel's own figures; otherwise it
+ * reads the files offline (audit/pool.ts).
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { DockerRoot } from '../docker/root.js';
+import { resolveNaming } from '../docker/naming.js';
+import type { DmHost } from '../dm/host.js';
+import { withPool } from '../pool-source/index.js';
+import { holdPlan, locateLive, withHeldSnapshot, type LiveLocation } from '../pool-source/live.js';
+import { liveMetadataSplit } from './live-rules.js';
+import { auditSource, poolAudit, type PoolOptions, type PoolReport } from './pool.js';
+
+export interface LivePoolOptions extends PoolOptions {
+  /** Ask the kernel (default true); false: read the files as they lie on disk. */
+  live?: boolean;
+  /** Hold records (default /run/dminspect). */
+  stateDir: string;
+  dryRun?: boolean;
+  /** Test hook (DMINSPECT_TEST_HOLD_MS): wait this long while holding, before reading. */
+  holdDelayMs?: number;
+  stepTimeoutMs?: number;
+  log?: (line: string) => void;
+  /** `uname -r` (tests). */
+  kernelRelease?: string;
+  /** sysfs root (tests). */
+  sysfs?: string;
+}
+
+export type LivePoolResult = { dryRun: false; report: PoolReport } | { dryRun: true; plan: string; live: boolean };
+
+/**
+ * The pool the live path would ask the kernel about: `--pool`, or the root's (naming); null when the options
+ * name files (`--metadata`, `--image`) or nothing names a pool.
+ */
+export function livePoolName(root: DockerRoot | null, opts: LivePoolOptions): string | null {
+  if (opts.live === false || opts.metadata !== undefined || (opts.images?.length ?? 0) > 0) return null;
+  if (opts.pool) return opts.pool.replace(/^\/dev\/mapper\//, '');
+  if (!root || !fs.existsSync(path.join(root.root, 'devicemapper'))) return null;
+  try {
+    return resolveNaming(root.root, opts).poolName;
+  } catch {
+    return null;
+  }
+}
+
+/** Where the pool is: live (the kernel answers) or null (offline). */
+export async function locateLivePool(root: DockerRoot | null, opts: LivePoolOptions, host: DmHost): Promise<LiveLocation | null> {
+  const name = livePoolName(root, opts);
+  if (name === null || !host.hasDeviceMapper()) return null;
+  return locateLive(host, name, { stepTimeoutMs: opts.stepTimeoutMs, log: opts.log, sysfs: opts.sysfs });
+}
+
+export async function poolAuditLive(root: DockerRoot | null, opts: LivePoolOptions, host: DmHost): Promise<LivePoolResult> {
+  const loc = await locateLivePool(root, opts, host);
+  if (opts.dryRun) {
+    if (!loc) return { dryRun: true, live: false, plan: '# the pool is not active in the kernel: its files are read offline, read-only; nothing on the system changes' };
+    return { dryRun: true, live: true, plan: holdPlan(loc, opts.stateDir, opts.metadataSnap) };
+  }
+  if (!loc) return { dryRun: false, report: poolAudit(root, opts) };
+  const kernelRelease = opts.kernelRelease ?? os.release();
+  const held = await withHeldSnapshot(host, loc, { stateDir: opts.stateDir, useHeld: opts.metadataSnap, holdDelayMs: opts.holdDelayMs, stepTimeoutMs: opts.stepTimeoutMs, log: opts.log }, (v) =>
+    withPool(loc, { metadataSnap: v.heldRoot !== null }, (src) =>
+      auditSource(src, root, opts, {
+        location: loc,
+        status: v.status,
+        statusBefore: v.statusBefore,
+        heldRoot: v.heldRoot,
+        reserved: v.reserved,
+        staleCleared: v.staleCleared,
+        metadata: liveMetadataSplit(v.status, kernelRelease),
+        kernelRelease,
+      }),
+    ),
+  );
+  return { dryRun: false, report: held.value };
+}
