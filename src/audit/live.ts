@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import type { DockerRoot } from '../docker/root.js';
 import { resolveNaming } from '../docker/naming.js';
 import type { DmHost } from '../dm/host.js';
+import { DmiError } from '../errors.js';
 import { withPool } from '../pool-source/index.js';
 import { holdPlan, locateLive, withHeldSnapshot, type LiveLocation } from '../pool-source/live.js';
 import { liveMetadataSplit } from './live-rules.js';
@@ -51,7 +52,17 @@ export function livePoolName(root: DockerRoot | null, opts: LivePoolOptions): st
 export async function locateLivePool(root: DockerRoot | null, opts: LivePoolOptions, host: DmHost): Promise<LiveLocation | null> {
   const name = livePoolName(root, opts);
   if (name === null || !host.hasDeviceMapper()) return null;
-  return locateLive(host, name, { stepTimeoutMs: opts.stepTimeoutMs, log: opts.log, sysfs: opts.sysfs });
+  try {
+    return await locateLive(host, name, { stepTimeoutMs: opts.stepTimeoutMs, log: opts.log, sysfs: opts.sysfs });
+  } catch (e) {
+    // Not root, or no dmsetup: the kernel cannot be asked; the files are read as before (the report says
+    // `live: null`). An explicit --pool the kernel should answer for is an error the user needs to see.
+    if (e instanceof DmiError && (e.code === 'PERMISSION' || e.code === 'UNSUPPORTED') && !opts.pool) {
+      opts.log?.(`not read live: ${e.message}`);
+      return null;
+    }
+    throw e;
+  }
 }
 
 export async function poolAuditLive(root: DockerRoot | null, opts: LivePoolOptions, host: DmHost): Promise<LivePoolResult> {

@@ -195,9 +195,16 @@ async function dmsetupLines(host: DmHost, verb: 'status' | 'table', pool: string
 
 /** `dmsetup status <pool>` as a thin-pool status, or null when the kernel has no such device. */
 export async function liveStatus(host: DmHost, pool: string, timeoutMs = 30_000, log?: (l: string) => void): Promise<ThinPoolStatus | null> {
-  const r = await dmsetupLines(host, 'status', pool, timeoutMs, log);
+  let r: RunResult;
+  try {
+    r = await dmsetupLines(host, 'status', pool, timeoutMs, log);
+  } catch (e) {
+    if (e instanceof DmiError) throw e;
+    throw new DmiError('UNSUPPORTED', `dmsetup status ${pool}: ${e instanceof Error ? e.message : String(e)}`); // no dmsetup
+  }
   if (r.code !== 0) {
     if (/No such device|not found|does not exist/i.test(r.stderr)) return null;
+    if (/Permission denied|Operation not permitted/i.test(r.stderr)) throw new DmiError('PERMISSION', `dmsetup status ${pool}: ${firstUsefulLine(r.stderr) ?? 'permission denied'} (reading a live pool needs root)`);
     throw new DmiError('UNSUPPORTED', `dmsetup status ${pool}: ${firstUsefulLine(r.stderr) ?? `exit ${r.code}`}`);
   }
   const line = parseTable(r.stdout)[0];

@@ -15,6 +15,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { poolAuditLive } from '../../src/audit/live.js';
 import { renderMetrics } from '../../src/audit/metrics.js';
 import { DmHost } from '../../src/dm/host.js';
+import { DockerRoot } from '../../src/docker/root.js';
 import type { RunResult } from '../../src/dm/plan.js';
 import { DmiError } from '../../src/errors.js';
 import { holdFile, readHold } from '../../src/pool-source/live.js';
@@ -255,6 +256,26 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
     const r = await poolAuditLive(null, opts, k.host());
     if (r.dryRun) throw new Error('not a dry run');
     expect(r.report.findings.find((x) => x.kind === 'table-block-size-differs')).toMatchObject({ severity: 'critical', evidence: { tableBlockSectors: 256 } });
+  });
+
+  it('not root (dmsetup: permission denied): the root’s files are read offline; an explicit --pool is an error', async () => {
+    const root = tmpDir();
+    fs.mkdirSync(path.join(root, 'devicemapper', 'devicemapper'), { recursive: true });
+    fs.mkdirSync(path.join(root, 'devicemapper', 'metadata'));
+    fs.copyFileSync(restore(randomPool(4)), path.join(root, 'devicemapper', 'devicemapper', 'metadata'));
+    const calls: string[][] = [];
+    const host = new DmHost(async (argv) => {
+      calls.push(argv);
+      return { code: 1, stdout: '', stderr: '/dev/mapper/control: open failed: Permission denied\nFailure to communicate with kernel device-mapper driver.' };
+    });
+    host.hasDeviceMapper = () => true;
+    const stateDir = path.join(tmpDir(), 'state');
+    const r = await poolAuditLive(DockerRoot.open(root), { stateDir }, host);
+    if (r.dryRun) throw new Error('not a dry run');
+    expect(r.report.live).toBeNull();
+    expect(r.report.metadata.kernelRule).toBe('reserve');
+    expect(calls.map((c) => c.slice(0, 2).join(' '))).toEqual(['dmsetup status']);
+    await expect(poolAuditLive(DockerRoot.open(root), { stateDir, pool: POOL }, host)).rejects.toThrow(/needs root/);
   });
 
   it('a pool the kernel does not have: read offline (no messages, no hold)', async () => {
