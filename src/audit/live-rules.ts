@@ -7,6 +7,7 @@ import type { ThinPoolStatus } from '../dm/dmsetup.js';
 import type { Finding } from '../finding.js';
 import type { LiveLocation, StaleHoldCleared } from '../pool-source/live.js';
 import { metadataReserve, type Superblock } from '../thin/index.js';
+import type { DaemonPoolView } from './daemon-view.js';
 import type { SpaceFacts } from './findings.js';
 
 export type LiveFindingKind =
@@ -17,7 +18,8 @@ export type LiveFindingKind =
   | 'table-block-size-differs'
   | 'table-size-differs'
   | 'table-features-differ'
-  | 'stale-hold-cleared';
+  | 'stale-hold-cleared'
+  | 'daemon-disagrees';
 
 /** Every live kind with the severities it can have (metrics: each series exists at 0). */
 export const LIVE_FINDING_SEVERITIES = {
@@ -29,6 +31,7 @@ export const LIVE_FINDING_SEVERITIES = {
   'table-size-differs': ['warning'],
   'table-features-differ': ['info'],
   'stale-hold-cleared': ['info'],
+  'daemon-disagrees': ['warning'],
 } as const;
 
 /** What the held read gave the audit. */
@@ -150,6 +153,8 @@ export interface LiveReport {
   statusBefore: { transactionId: number; usedDataBlocks: number; usedMetadataBlocks: number; heldMetadataRoot: number | null };
   table: { blockSectors: number; lowWaterMark: number; features: string[] };
   staleHoldCleared: StaleHoldCleared | null;
+  /** `docker info`'s DriverStatus beside the kernel's figures, when a daemon using this pool answers. */
+  daemon: DaemonPoolView | null;
 }
 
 export function liveReport(l: LiveFacts, held: Superblock): LiveReport {
@@ -181,5 +186,6 @@ export function liveReport(l: LiveFacts, held: Superblock): LiveReport {
     statusBefore: { transactionId: l.statusBefore.transactionId, usedDataBlocks: l.statusBefore.usedDataBlocks, usedMetadataBlocks: l.statusBefore.usedMetadataBlocks, heldMetadataRoot: l.statusBefore.heldMetadataRoot },
     table: { blockSectors: l.location.table.blockSectors, lowWaterMark: l.location.table.lowWaterMark, features: l.location.table.features },
     staleHoldCleared: l.staleCleared,
+    daemon: null,
   };
 }

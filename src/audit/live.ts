@@ -11,7 +11,10 @@ import { resolveNaming } from '../docker/naming.js';
 import type { DmHost } from '../dm/host.js';
 import { DmiError } from '../errors.js';
 import { withPool } from '../pool-source/index.js';
-import { holdPlan, locateLive, withHeldSnapshot, type LiveLocation } from '../pool-source/live.js';
+import { holdPlan, liveStatus, locateLive, withHeldSnapshot, type LiveLocation } from '../pool-source/live.js';
+import { connectDaemon, type Daemon } from '../docker/daemon.js';
+import { sortFindings } from '../finding.js';
+import { compareWithDaemon, statusBytes } from './daemon-view.js';
 import { liveMetadataSplit } from './live-rules.js';
 import { auditSource, poolAudit, type PoolOptions, type PoolReport } from './pool.js';
 
@@ -29,6 +32,8 @@ export interface LivePoolOptions extends PoolOptions {
   kernelRelease?: string;
   /** sysfs root (tests). */
   sysfs?: string;
+  /** How to reach the Docker daemon (default: DOCKER_HOST or the default socket); null: do not ask. */
+  daemon?: (() => Promise<Daemon | null>) | null;
 }
 
 export type LivePoolResult = { dryRun: false; report: PoolReport } | { dryRun: true; plan: string; live: boolean };
@@ -87,5 +92,20 @@ export async function poolAuditLive(root: DockerRoot | null, opts: LivePoolOptio
       }),
     ),
   );
-  return { dryRun: false, report: held.value };
+  const report = held.value;
+  if (report.live && opts.daemon !== null) await addDaemonView(report, loc, host, opts);
+  return { dryRun: false, report };
+}
+
+/** `docker info` beside the kernel's figures, when the daemon that answers uses this pool. */
+async function addDaemonView(report: PoolReport, loc: LiveLocation, host: DmHost, opts: LivePoolOptions): Promise<void> {
+  const daemon = await (opts.daemon ?? (() => connectDaemon()))().catch(() => null);
+  if (!daemon || daemon.info.driverStatus['Pool Name'] !== loc.pool) return;
+  const fresh = await liveStatus(host, loc.pool, opts.stepTimeoutMs, opts.log).catch(() => null);
+  const s = report.live!.status;
+  const ours = { dataUsed: s.usedDataBlocks * report.dataBlockBytes, dataTotal: s.totalDataBlocks * report.dataBlockBytes, metadataUsed: s.usedMetadataBlocks * 4096, metadataTotal: s.totalMetadataBlocks * 4096 };
+  const { view, findings } = compareWithDaemon(daemon.info, ours, fresh && !fresh.fail ? statusBytes(fresh, report.dataBlockBytes) : null, loc.pool);
+  report.live!.daemon = view;
+  report.findings.push(...findings);
+  sortFindings(report.findings);
 }

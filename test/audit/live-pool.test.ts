@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { poolAuditLive } from '../../src/audit/live.js';
+import { dockerHumanSize } from '../../src/audit/daemon-view.js';
 import { renderMetrics } from '../../src/audit/metrics.js';
 import { DmHost } from '../../src/dm/host.js';
 import { DockerRoot } from '../../src/docker/root.js';
@@ -118,7 +119,7 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
     const meta = restore(randomPool(3), 8 * 1024 * 1024);
     const k = new FakeThinKernel(meta, st);
     const stateDir = path.join(tmpDir(), 'run-dminspect');
-    const opts = { pool: POOL, stateDir, sysfs: k.sysfs, kernelRelease: '6.1.0-57-amd64' };
+    const opts = { pool: POOL, stateDir, sysfs: k.sysfs, kernelRelease: '6.1.0-57-amd64', daemon: null };
     return { meta, k, stateDir, opts };
   };
 
@@ -276,6 +277,30 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
     expect(r.report.metadata.kernelRule).toBe('reserve');
     expect(calls.map((c) => c.slice(0, 2).join(' '))).toEqual(['dmsetup status']);
     await expect(poolAuditLive(DockerRoot.open(root), { stateDir, pool: POOL }, host)).rejects.toThrow(/needs root/);
+  });
+
+  it('docker info beside the kernel’s figures (a FAKE daemon answer): equal as Docker prints them, or daemon-disagrees', async () => {
+    expect(['0B', '999B', '1kB', '65.54kB', '11.53MB', '2.147GB', '107.4GB']).toEqual([0, 999, 1000, 65536, 11534336, 2147483648, 107374182400].map(dockerHumanSize));
+    const { k, opts } = setup();
+    const f = (k as any).figures();
+    const bs = f.bs * 512;
+    const fakeDaemon = (over: Record<string, string>) => async () => ({
+      info: {
+        host: 'unix:///fake.sock', serverVersion: '20.10.24+dfsg1', driver: 'devicemapper', dockerRootDir: '/var/lib/docker',
+        driverStatus: { 'Pool Name': POOL, 'Data Space Used': dockerHumanSize(f.ud * bs), 'Data Space Total': dockerHumanSize(f.td * bs), 'Metadata Space Used': dockerHumanSize(f.um * 4096), 'Metadata Space Total': dockerHumanSize(f.tm * 4096), ...over },
+      },
+      container: async () => null,
+    });
+    const r = await poolAuditLive(null, { ...opts, daemon: fakeDaemon({}) }, k.host());
+    if (r.dryRun) throw new Error('not a dry run');
+    expect(r.report.live!.daemon!.compared.map((c) => [c.field, c.agree])).toEqual([['Data Space Used', true], ['Data Space Total', true], ['Metadata Space Used', true], ['Metadata Space Total', true]]);
+    expect(r.report.findings.map((x) => x.kind)).not.toContain('daemon-disagrees');
+    const bad = await poolAuditLive(null, { ...opts, daemon: fakeDaemon({ 'Metadata Space Used': dockerHumanSize((f.um + 1000) * 4096) }) }, k.host());
+    if (bad.dryRun) throw new Error('not a dry run');
+    expect(bad.report.findings.find((x) => x.kind === 'daemon-disagrees')).toMatchObject({ severity: 'warning', message: expect.stringContaining('Metadata Space Used') });
+    const other = await poolAuditLive(null, { ...opts, daemon: fakeDaemon({ 'Pool Name': 'docker-thinpool' }) }, k.host());
+    if (other.dryRun) throw new Error('not a dry run');
+    expect(other.report.live!.daemon, 'a daemon on another pool is not compared').toBeNull();
   });
 
   it('a pool the kernel does not have: read offline (no messages, no hold)', async () => {

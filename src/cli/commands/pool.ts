@@ -47,6 +47,7 @@ function liveLines(r: PoolReport): [string, string | number][] {
     ['source', `live: active in the kernel (${l.kernelRelease}); ${l.heldRoot === null ? `read without a hold (a ${s.mode} pool takes no messages and commits nothing)` : `read through ${l.reservedByDminspect ? "dminspect's own held metadata snapshot (released)" : 'the metadata snapshot another holder holds (--metadata-snap)'} at block ${l.heldRoot}`}, from ${l.coherence === 'loop-backing-file' ? "the loop's backing file" : 'the block device after blockdev --flushbufs'}`],
     ['mode', `${s.mode}${s.needsCheck ? ', needs_check' : ''}${s.noSpace ? `, ${s.noSpace}` : ''}${s.discardPassdown === null ? '' : s.discardPassdown ? ', discard_passdown' : ', no_discard_passdown'}`],
     ['kernel status', `transaction ${s.transactionId}; data ${s.usedDataBlocks}/${s.totalDataBlocks}; metadata ${s.usedMetadataBlocks}/${s.totalMetadataBlocks}; held root ${s.heldMetadataRoot ?? '-'}; metadata low water mark ${s.metadataLowWatermark ?? '-'}`],
+    ...(l.daemon ? ([['docker info', `${l.daemon.serverVersion ?? '?'}: ${l.daemon.compared.map((c) => `${c.field} ${c.docker}${c.agree ? '' : ` (kernel: ${c.dminspect})`}`).join(', ')}`]] as [string, string][]) : []),
     ['kernel table', `block ${l.table.blockSectors} sectors, low water mark ${l.table.lowWaterMark}, features ${l.table.features.join(' ') || '-'} (metadata ${l.metadataDevice}, data ${l.dataDevice})`],
   ];
 }
