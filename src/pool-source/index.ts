@@ -28,6 +28,8 @@ export interface PoolSourceOptions extends NamingOptions {
   data?: string;
   /** Read the held metadata snapshot's trees. */
   metadataSnap?: boolean;
+  /** A location decided already (a live pool held by the caller: live.ts): locatePool returns it as is. */
+  location?: PoolLocation;
 }
 
 /** Where a pool is, decided but not opened. */
@@ -79,6 +81,7 @@ function naming(rootDir: string, opts: NamingOptions): ReturnType<typeof resolve
  * loop-lvm metadata.
  */
 export function locatePool(rootDir: string | null, opts: PoolSourceOptions = {}): PoolLocation {
+  if (opts.location) return opts.location;
   const images = (opts.images ?? []).map((i) => path.resolve(i));
   if (images.length > 0) {
     if (opts.metadata !== undefined || opts.data !== undefined) {
@@ -114,7 +117,7 @@ export function locatePool(rootDir: string | null, opts: PoolSourceOptions = {})
 
 /** True when `locatePool` would find a pool without failing (a root without loop files and no options: false). */
 export function hasPool(rootDir: string, opts: PoolSourceOptions = {}): boolean {
-  return opts.metadata !== undefined || (opts.images?.length ?? 0) > 0 || fs.existsSync(loopFiles(rootDir).metadata);
+  return opts.location !== undefined || opts.metadata !== undefined || (opts.images?.length ?? 0) > 0 || fs.existsSync(loopFiles(rootDir).metadata);
 }
 
 /** Metadata errors name the block; the user also needs the file. */

@@ -29,6 +29,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseTable, parseThinPoolStatus, parseThinPoolTable, type ThinPoolStatus, type ThinPoolTable } from '../dm/dmsetup.js';
 import type { DmHost } from '../dm/host.js';
+import { resolveNaming } from '../docker/naming.js';
 import { firstUsefulLine, shellLine, type RunResult } from '../dm/plan.js';
 import { DmiError, fsError } from '../errors.js';
 
@@ -442,4 +443,60 @@ function readWithRetry<T>(fn: () => T, tries = 3): T {
       if (i >= tries || !(e instanceof DmiError) || e.code !== 'BAD_INPUT' || (block !== 0 && block !== undefined)) throw e;
     }
   }
+}
+
+/** What decides whether a root's pool is read live. */
+export interface LiveChoice {
+  pool?: string | undefined;
+  daemonConfig?: string | null | undefined;
+  metadata?: string | undefined;
+  images?: string[] | undefined;
+  /** false: read the files as they lie on disk (`--no-live`). */
+  live?: boolean | undefined;
+  stepTimeoutMs?: number | undefined;
+  sysfs?: string | undefined;
+  log?: ((line: string) => void) | undefined;
+}
+
+/**
+ * The pool the live path would ask the kernel about: `--pool`, or the root's (naming); null when the options
+ * name files (`--metadata`, `--image`), `--no-live`, or nothing names a pool.
+ */
+export function livePoolName(rootDir: string | null, opts: LiveChoice): string | null {
+  if (opts.live === false || opts.metadata !== undefined || (opts.images?.length ?? 0) > 0) return null;
+  if (opts.pool) return opts.pool.replace(/^\/dev\/mapper\//, '');
+  if (rootDir === null || !fs.existsSync(path.join(rootDir, 'devicemapper'))) return null;
+  try {
+    return resolveNaming(rootDir, opts).poolName;
+  } catch {
+    return null;
+  }
+}
+
+/** Where the root's pool is when the kernel has it active; null: read the files (not active, or cannot ask). */
+export async function locateRootLive(rootDir: string | null, opts: LiveChoice, host: DmHost): Promise<LiveLocation | null> {
+  const name = livePoolName(rootDir, opts);
+  if (name === null || !host.hasDeviceMapper()) return null;
+  try {
+    return await locateLive(host, name, { stepTimeoutMs: opts.stepTimeoutMs, log: opts.log, sysfs: opts.sysfs });
+  } catch (e) {
+    // Not root, or no dmsetup: the kernel cannot be asked; the files are read as before (reports say so).
+    // An explicit --pool the kernel should answer for is an error the user needs to see.
+    if (e instanceof DmiError && (e.code === 'PERMISSION' || e.code === 'UNSUPPORTED') && !opts.pool) {
+      opts.log?.(`not read live: ${e.message}`);
+      return null;
+    }
+    throw e;
+  }
+}
+
+/**
+ * Runs `fn` on the root's pool: live, inside a held snapshot (`fn` gets the location and whether a snapshot root
+ * is held), or with null (read the files). For `container` and `devices`, whose pool reads are synchronous.
+ */
+export async function withRootPool<T>(host: DmHost, rootDir: string | null, opts: LiveChoice & { stateDir: string }, fn: (loc: LiveLocation | null, held: boolean) => T): Promise<T> {
+  const loc = await locateRootLive(rootDir, opts, host);
+  if (!loc) return fn(null, false);
+  const r = await withHeldSnapshot(host, loc, { stateDir: opts.stateDir, stepTimeoutMs: opts.stepTimeoutMs, log: opts.log }, (v) => fn(loc, v.heldRoot !== null));
+  return r.value;
 }

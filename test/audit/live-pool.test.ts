@@ -19,7 +19,8 @@ import { DmHost } from '../../src/dm/host.js';
 import { DockerRoot } from '../../src/docker/root.js';
 import type { RunResult } from '../../src/dm/plan.js';
 import { DmiError } from '../../src/errors.js';
-import { holdFile, readHold } from '../../src/pool-source/live.js';
+import { holdFile, readHold, withRootPool } from '../../src/pool-source/live.js';
+import { deviceUsage } from '../../src/model/usage.js';
 import { openPool } from '../../src/thin/index.js';
 import { hasThinTools, patchBlock, randomPool, readBlock, removeTmp, restore, thinLs, tmpDir, writeBlock } from '../thin/helpers.js';
 
@@ -301,6 +302,26 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
     const other = await poolAuditLive(null, { ...opts, daemon: fakeDaemon({ 'Pool Name': 'docker-thinpool' }) }, k.host());
     if (other.dryRun) throw new Error('not a dry run');
     expect(other.report.live!.daemon, 'a daemon on another pool is not compared').toBeNull();
+  });
+
+  it('container / devices usage reads the same way: inside the held snapshot (withRootPool + deviceUsage)', async () => {
+    const { meta, k, stateDir } = setup();
+    const root = tmpDir();
+    fs.mkdirSync(path.join(root, 'devicemapper', 'metadata'), { recursive: true });
+    const ls = thinLs(meta);
+    const usage = await withRootPool(k.host(), root, { pool: POOL, stateDir, sysfs: k.sysfs }, (loc, held) => {
+      expect(loc?.kind).toBe('live');
+      expect(k.heldRoot, 'held while the usage is read').not.toBeNull();
+      return deviceUsage(DockerRoot.open(root), [...ls.keys(), 999], { location: loc!, metadataSnap: held });
+    });
+    expect(k.messages()).toEqual(['reserve_metadata_snap', 'release_metadata_snap']);
+    expect(k.heldRoot).toBeNull();
+    for (const [id, row] of ls) expect([usage!.get(id)!.mappedBlocks, usage!.get(id)!.exclusiveBlocks]).toEqual([row.mapped, row.exclusive]);
+    expect(usage!.get(999)).toBeNull();
+    // --no-live: the callback gets no location, nothing is asked
+    k.calls = [];
+    expect(await withRootPool(k.host(), root, { pool: POOL, stateDir, live: false }, (loc) => loc)).toBeNull();
+    expect(k.calls).toEqual([]);
   });
 
   it('a pool the kernel does not have: read offline (no messages, no hold)', async () => {
