@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { describeRun, guestScript, markers, PROJECT_ROOT, runInGuest, skipWithoutKernel, type GuestResult } from './harness.js';
+import { CAPTURES_DIR, describeRun, guestScript, markers, PROJECT_ROOT, runInGuest, skipWithoutKernel, type GuestResult } from './harness.js';
 
 const RUNS = Number(process.env.DMI_LIVE_RUNS ?? 50);
 
@@ -22,7 +22,10 @@ function status(line: string) {
   return { txn: Number(txn), um: um!, tm: tm!, ud: ud!, td: td!, held: held!, mode: mode! };
 }
 
-describe.skipIf(skipWithoutKernel(['thin']))('pool on a live loop-lvm pool, real kernel', () => {
+/** DMI_LIVE_DOCKER=0 skips the real-dockerd phase (D). */
+const DOCKER = process.env.DMI_LIVE_DOCKER !== '0';
+
+describe.skipIf(skipWithoutKernel(DOCKER ? ['thin', 'docker'] : ['thin']))('pool on a live loop-lvm pool, real kernel', () => {
   let r: GuestResult;
   let m: Map<string, string[]>;
   const one = (k: string) => m.get(k)?.[0] ?? '';
@@ -30,7 +33,7 @@ describe.skipIf(skipWithoutKernel(['thin']))('pool on a live loop-lvm pool, real
 
   beforeAll(async () => {
     await execa('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: PROJECT_ROOT });
-    r = await runInGuest({ script: guestScript('live-pool.sh'), env: { PROJECT: PROJECT_ROOT, RUNS: String(RUNS) }, timeoutSec: 1500 });
+    r = await runInGuest({ script: guestScript('live-pool.sh'), env: { PROJECT: PROJECT_ROOT, RUNS: String(RUNS), ...(DOCKER ? { CAPTURE: path.join(CAPTURES_DIR, 'xfs') } : {}) }, timeoutSec: 1500 });
     m = markers(r.stdout);
     console.warn(`[live-pool] VM wall ${r.wallSec}s; ${one('L-runs')}; quiet run ${one('Q-ms')} ms; kernel ${one('kernel')}`);
   }, 1_700_000);
@@ -127,5 +130,24 @@ describe.skipIf(skipWithoutKernel(['thin']))('pool on a live loop-lvm pool, real
     }
     expect(moved, 'the pool changed during most runs').toBeGreaterThan(RUNS / 2);
     expect(one('L-held-after')).toBe('- holds=0');
+  });
+
+  it.skipIf(!DOCKER)('a real dockerd 20.10 loop-lvm pool: pool --json equals dmsetup status and docker info', () => {
+    const pool = one('D-pool');
+    expect(pool).toMatch(/^docker-\d+:\d+-\d+-pool$/);
+    const [b, a] = one('D-status').split('|').map(status) as [ReturnType<typeof status>, ReturnType<typeof status>];
+    expect(a, 'the pool was quiet').toEqual(b);
+    const p = json('d/pool.json');
+    expect(p.poolName).toBe(pool);
+    expect([p.transactionId, p.data.usedBlocks, p.data.totalBlocks, p.metadata.usedBlocks, p.metadata.totalBlocks]).toEqual([b.txn, b.ud, b.td, b.um, b.tm]);
+    const ds = new Map<string, string>(json('d/driver-status.json'));
+    const compared = p.live.daemon.compared as { field: string; docker: string; dminspect: string; agree: boolean }[];
+    expect(compared.map((c) => c.field)).toEqual(['Data Space Used', 'Data Space Total', 'Metadata Space Used', 'Metadata Space Total']);
+    for (const c of compared) {
+      expect(c.docker).toBe(ds.get(c.field));
+      expect(c.dminspect, c.field).toBe(c.docker);
+    }
+    expect(p.findings.map((f: { kind: string }) => f.kind)).not.toContain('daemon-disagrees');
+    expect(one('D-held-after')).toBe('- holds=0');
   });
 });

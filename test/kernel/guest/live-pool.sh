@@ -114,4 +114,27 @@ echo "@@ L-status $SL0 | $(status)"
 echo "@@ L-runs $RUNS seconds=$((LT1 - LT0)) work-devices=$(( ($(cat /tmp/work-id) - 100) / 2 ))"
 echo "@@ L-held-after $(held) holds=$(holds)"
 dmsetup remove "$POOL"; losetup -d $DLOOP $MLOOP
+
+# ---------------------------------------------------------------- D: a real dockerd 20.10 (CAPTURE set)
+if [ -n "${CAPTURE:-}" ]; then
+  umount $DL; mount -t tmpfs -o size=1500m,mode=711 dockerlib $DL
+  tar --sparse -xzf "$CAPTURE/docker-root.tar.gz" -C /var/lib
+  for m in xfs ext4; do modprobe $m; done
+  mkdir -p /etc/docker /scratch/d
+  OPTS=($(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).dockerdArgs.join(" "))' "$CAPTURE/engine.json"))
+  dockerd "${OPTS[@]}" > /tmp/dockerd.log 2>&1 < /dev/null &
+  DPID=$!
+  for i in $(seq 180); do docker info >/dev/null 2>&1 && break; kill -0 $DPID 2>/dev/null || { echo "dockerd died" >&2; tail /tmp/dockerd.log >&2; exit 20; }; sleep 1; done
+  DPOOL=$(docker info --format '{{range .DriverStatus}}{{if eq (index . 0) "Pool Name"}}{{index . 1}}{{end}}{{end}}')
+  echo "@@ D-pool $DPOOL"
+  D0=$(dmsetup status "$DPOOL" | awk '{print $4, $5, $6, $7, $8}')
+  docker info --format '{{json .DriverStatus}}' > /scratch/d/driver-status.json
+  "${DMI[@]}" pool --root $DL --json > /scratch/d/pool.json
+  D1=$(dmsetup status "$DPOOL" | awk '{print $4, $5, $6, $7, $8}')
+  echo "@@ D-status $D0 | $D1"
+  echo "@@ D-held-after $(dmsetup status "$DPOOL" | awk '{print $7}') holds=$(holds)"
+  kill -TERM $DPID
+  for i in $(seq 120); do kill -0 $DPID 2>/dev/null || break; sleep 1; done
+  wait $DPID || true
+fi
 echo "@@ done"
