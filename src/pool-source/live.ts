@@ -179,12 +179,17 @@ export function messageArgv(pool: string, msg: 'reserve_metadata_snap' | 'releas
 
 async function run(host: DmHost, argv: string[], timeoutMs: number, log?: (l: string) => void): Promise<RunResult> {
   log?.(`+ ${shellLine(argv)}`);
+  return timed(host.run(argv), argv, timeoutMs);
+}
+
+/** The command's result, or CONFLICT when it gives no answer in time (the command itself keeps running). */
+async function timed(p: Promise<RunResult>, argv: string[], timeoutMs: number): Promise<RunResult> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new DmiError('CONFLICT', `${shellLine(argv)}: no answer after ${timeoutMs / 1000} s (is the pool suspended?)`, { step: argv, timeout: true })), timeoutMs);
   });
   try {
-    return await Promise.race([host.run(argv), timeout]);
+    return await Promise.race([p, timeout]);
   } finally {
     clearTimeout(timer);
   }
@@ -366,7 +371,16 @@ export async function withHeldSnapshot<T>(host: DmHost, loc: LiveLocation, opts:
 
   const statusBefore = status;
   let reserved = false;
+  /** The reserve command, once issued: a signal or a timeout can come while it is in flight. */
+  let reserveCall: Promise<RunResult> | null = null;
   const releaseNow = async (): Promise<void> => {
+    if (!reserved && reserveCall) {
+      // In flight or unanswered: it holds only if it succeeds. Still no answer: keep the record (this pid will be
+      // dead), so the next run releases whatever the reserve took.
+      const ok = await timed(reserveCall, messageArgv(loc.pool, 'reserve_metadata_snap'), t).then((r) => r.code === 0, (e: unknown) => (e instanceof DmiError && e.details?.timeout ? null : false));
+      if (ok === null) throw new DmiError('CONFLICT', `pool ${loc.pool}: reserve_metadata_snap got no answer; the hold record ${holdFile(opts.stateDir, loc.pool)} stays and the next dminspect run releases the snapshot`);
+      reserved = ok;
+    }
     if (!reserved) {
       removeHold(opts.stateDir, loc.pool);
       return;
@@ -393,11 +407,10 @@ export async function withHeldSnapshot<T>(host: DmHost, loc: LiveLocation, opts:
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const r = await run(host, messageArgv(loc.pool, 'reserve_metadata_snap'), t, opts.log).catch(async (e: unknown) => {
-      // No answer in time: the reserve may still land; release whatever it took.
-      reserved = true;
-      throw e;
-    });
+    const argv = messageArgv(loc.pool, 'reserve_metadata_snap');
+    opts.log?.(`+ ${shellLine(argv)}`);
+    reserveCall = host.run(argv);
+    const r = await timed(reserveCall, argv, t);
     if (r.code !== 0) {
       const why = firstUsefulLine(r.stderr) ?? `exit ${r.code}`;
       if (/busy/i.test(why)) throw new DmiError('CONFLICT', `pool ${loc.pool}: the kernel refused reserve_metadata_snap (${why}): another holder took the snapshot; pass --metadata-snap to read it`);

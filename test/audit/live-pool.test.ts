@@ -11,7 +11,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { poolAuditLive } from '../../src/audit/live.js';
 import { dockerHumanSize } from '../../src/audit/daemon-view.js';
 import { renderMetrics } from '../../src/audit/metrics.js';
@@ -161,6 +161,48 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
     expect(k.messages()).toEqual(['reserve_metadata_snap', 'release_metadata_snap']);
     expect(k.heldRoot).toBeNull();
     expect(fs.existsSync(holdFile(stateDir, POOL))).toBe(false);
+  });
+
+  it('SIGTERM while holding: released once, then exit 143', async () => {
+    const { k, stateDir, opts } = setup();
+    const exit = vi.spyOn(process, 'exit').mockImplementation((() => undefined) as never);
+    try {
+      const run = poolAuditLive(null, { ...opts, holdDelayMs: 400 }, k.host());
+      for (let i = 0; i < 100 && k.heldRoot === null; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(k.heldRoot).not.toBeNull();
+      process.emit('SIGTERM', 'SIGTERM');
+      await run.catch(() => null);
+      for (let i = 0; i < 50 && exit.mock.calls.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(exit).toHaveBeenCalledWith(143);
+      expect(k.messages()).toEqual(['reserve_metadata_snap', 'release_metadata_snap']);
+      expect(k.heldRoot).toBeNull();
+      expect(fs.existsSync(holdFile(stateDir, POOL))).toBe(false);
+      expect(process.listenerCount('SIGTERM')).toBe(0);
+    } finally {
+      exit.mockRestore();
+    }
+  });
+
+  it('a reserve that never answers: CONFLICT after the step timeout, the record stays for the next run', async () => {
+    const { k, stateDir, opts } = setup();
+    const host = k.host();
+    const real = host.run;
+    let hung: (() => void) | null = null;
+    (host as { run: typeof real }).run = (argv) => (argv[4] === 'reserve_metadata_snap' ? new Promise((res) => (hung = () => void real(argv).then(res))) : real(argv));
+    const e = await poolAuditLive(null, { ...opts, stepTimeoutMs: 150 }, host).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(DmiError);
+    expect((e as DmiError).message).toMatch(/reserve_metadata_snap got no answer; the hold record .* stays/);
+    expect(readHold(stateDir, POOL)?.pid).toBe(process.pid);
+    // the reserve lands later; the run is gone (its pid dead): the next run releases it and goes on
+    hung!();
+    for (let i = 0; i < 50 && k.heldRoot === null; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(k.heldRoot).not.toBeNull();
+    fs.writeFileSync(holdFile(stateDir, POOL), JSON.stringify({ ...readHold(stateDir, POOL), pid: deadPid() }));
+    const r = await poolAuditLive(null, opts, k.host());
+    if (r.dryRun) throw new Error('not a dry run');
+    expect(r.report.live!.staleHoldCleared).toMatchObject({ released: true });
+    expect(k.heldRoot).toBeNull();
+    expect(readHold(stateDir, POOL)).toBeNull();
   });
 
   it('a hold left by a killed run (dead pid) is released and its record removed, then the run goes on', async () => {
