@@ -37,10 +37,13 @@ export const LIVE_FINDING_SEVERITIES = {
 /** What the held read gave the audit. */
 export interface LiveFacts {
   location: LiveLocation;
-  /** `dmsetup status` while the snapshot was held: the figures shown. */
+  /**
+   * The figures shown: `dmsetup status` just before dminspect's reserve (the pool as it is without dminspect's own
+   * hold, which costs a metadata block or more), or, reading another holder's snapshot, the status at the read.
+   */
   status: ThinPoolStatus;
-  /** `dmsetup status` before the reserve. */
-  statusBefore: ThinPoolStatus;
+  /** `dmsetup status` while the snapshot was held (its held root is the one read). */
+  statusHeld: ThinPoolStatus;
   /** The held root read; null: a read-only or failed pool, read without a hold. */
   heldRoot: number | null;
   /** dminspect reserved the snapshot itself (false: --metadata-snap, someone else's). */
@@ -150,7 +153,8 @@ export interface LiveReport {
     discardPassdown: boolean | null;
     metadataLowWatermark: number | null;
   };
-  statusBefore: { transactionId: number; usedDataBlocks: number; usedMetadataBlocks: number; heldMetadataRoot: number | null };
+  /** `dmsetup status` while dminspect held the snapshot (metadata used includes the hold's own blocks). */
+  statusWhileHeld: { transactionId: number; usedDataBlocks: number; usedMetadataBlocks: number; heldMetadataRoot: number | null };
   table: { blockSectors: number; lowWaterMark: number; features: string[] };
   staleHoldCleared: StaleHoldCleared | null;
   /** `docker info`'s DriverStatus beside the kernel's figures, when a daemon using this pool answers. */
@@ -183,7 +187,7 @@ export function liveReport(l: LiveFacts, held: Superblock): LiveReport {
       discardPassdown: s.discardPassdown,
       metadataLowWatermark: s.metadataLowWatermark,
     },
-    statusBefore: { transactionId: l.statusBefore.transactionId, usedDataBlocks: l.statusBefore.usedDataBlocks, usedMetadataBlocks: l.statusBefore.usedMetadataBlocks, heldMetadataRoot: l.statusBefore.heldMetadataRoot },
+    statusWhileHeld: { transactionId: l.statusHeld.transactionId, usedDataBlocks: l.statusHeld.usedDataBlocks, usedMetadataBlocks: l.statusHeld.usedMetadataBlocks, heldMetadataRoot: l.statusHeld.heldMetadataRoot },
     table: { blockSectors: l.location.table.blockSectors, lowWaterMark: l.location.table.lowWaterMark, features: l.location.table.features },
     staleHoldCleared: l.staleCleared,
     daemon: null,

@@ -46,12 +46,12 @@ export async function poolAuditLive(root: DockerRoot | null, opts: LivePoolOptio
     withPool(loc, { metadataSnap: v.heldRoot !== null }, (src) =>
       auditSource(src, root, opts, {
         location: loc,
-        status: v.status,
-        statusBefore: v.statusBefore,
+        status: v.reserved ? v.statusBefore : v.status,
+        statusHeld: v.status,
         heldRoot: v.heldRoot,
         reserved: v.reserved,
         staleCleared: v.staleCleared,
-        metadata: liveMetadataSplit(v.status, kernelRelease),
+        metadata: liveMetadataSplit(v.reserved ? v.statusBefore : v.status, kernelRelease),
         kernelRelease,
       }),
     ),

@@ -153,7 +153,7 @@ function audit(src: PoolSource, root: DockerRoot | null, opts: PoolOptions, live
     transactionId: factsSb.transactionId,
     needsCheck: factsSb.needsCheck,
     // live: a snapshot held by someone else (dminspect's own hold is in live.heldRoot, released by now)
-    heldMetadataSnapshot: live ? (live.reserved ? live.statusBefore.heldMetadataRoot : live.status.heldMetadataRoot) : pool.liveSuperblock.metadataSnap || null,
+    heldMetadataSnapshot: live ? live.status.heldMetadataRoot : pool.liveSuperblock.metadataSnap || null,
     dataBlockSectors: pool.dataBlockSectors,
     dataBlockBytes: bs,
     data,
