@@ -87,7 +87,7 @@ export function register(program: Command, io: Out): void {
     .option('--metadata <file>', 'pool metadata file or device (default: <root>/devicemapper/devicemapper/metadata)')
     .option('--image <file>', 'direct-lvm: a disk image (or block device) holding the LVM thin pool; repeat for a VG on several disks', collect, [])
     .option('--data <file>', 'pool data file or device (default: <root>/devicemapper/devicemapper/data)')
-    .option('--metadata-snap', 'read the held metadata snapshot (after dmsetup message <pool> 0 reserve_metadata_snap)')
+    .option('--metadata-snap', 'read the metadata snapshot someone else holds (dmsetup message <pool> 0 reserve_metadata_snap), without reserving or releasing; on a live pool dminspect otherwise holds its own')
     .addOption(new Option('--kernel-rule <rule>', "how the kernel counts metadata space: reserve (Linux >= 4.20: min(total/10, 4096) blocks count as used) or none (older kernels)").choices([...KERNEL_RULES]).default('reserve'))
     .addOption(new Option('--sort <field>', 'sort devices by').choices([...SORT_FIELDS]).default('exclusive'))
     .option('--top <n>', 'show only the first N devices')
