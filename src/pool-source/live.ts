@@ -302,7 +302,10 @@ export function holdPlan(loc: LiveLocation, stateDir: string, useHeld = false): 
 /** Clears a hold a dead dminspect run left: release the snapshot (if still held) and remove the record. */
 async function clearStale(host: DmHost, loc: LiveLocation, rec: HoldRecord, status: ThinPoolStatus, opts: LiveOptions, t: number): Promise<StaleHoldCleared> {
   let released = false;
-  if (status.heldMetadataRoot !== null) {
+  // The dead run's own hold: the root it recorded (or none recorded yet: it died between the reserve and the
+  // update). A different held root is someone else's snapshot, taken after the dead run's was gone: not touched.
+  const ours = status.heldMetadataRoot !== null && (rec.heldRoot === null || rec.heldRoot === status.heldMetadataRoot);
+  if (ours) {
     const r = await run(host, messageArgv(loc.pool, 'release_metadata_snap'), t, opts.log);
     if (r.code !== 0) {
       throw new DmiError('CONFLICT', `pool ${loc.pool}: a run that died (pid ${rec.pid}) left the metadata snapshot held, and releasing it failed: ${firstUsefulLine(r.stderr) ?? `exit ${r.code}`}`);

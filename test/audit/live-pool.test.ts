@@ -223,6 +223,19 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
     expect(readHold(stateDir, POOL)).toBeNull();
   });
 
+  it('a dead run’s record naming another root: the current hold is someone else’s and is not released', async () => {
+    const { k, stateDir, opts } = setup();
+    await k.runner(['dmsetup', 'message', POOL, '0', 'reserve_metadata_snap']);
+    const theirs = k.heldRoot!;
+    k.calls = [];
+    fs.mkdirSync(stateDir, { recursive: true });
+    fs.writeFileSync(holdFile(stateDir, POOL), JSON.stringify({ version: 1, pool: POOL, pid: deadPid(), processStart: 1, startedAt: 'then', heldRoot: theirs + 1 }));
+    await expect(poolAuditLive(null, opts, k.host())).rejects.toThrow(/held already .* by another tool/);
+    expect(k.messages()).toEqual([]);
+    expect(k.heldRoot).toBe(theirs);
+    expect(readHold(stateDir, POOL), 'the stale record is gone').toBeNull();
+  });
+
   it('another holder: CONFLICT in one line, nothing reserved or released; --metadata-snap reads theirs and leaves it held', async () => {
     const { k, stateDir, opts } = setup();
     await k.runner(['dmsetup', 'message', POOL, '0', 'reserve_metadata_snap']);
