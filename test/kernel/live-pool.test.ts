@@ -147,6 +147,7 @@ describe.skipIf(skipWithoutKernel(DOCKER ? ['thin', 'docker'] : ['thin']))('pool
     expect(p.poolName).toBe(pool);
     expect([p.transactionId, p.data.usedBlocks, p.data.totalBlocks, p.metadata.usedBlocks, p.metadata.totalBlocks]).toEqual([b.txn, b.ud, b.td, b.um, b.tm]);
     const ds = new Map<string, string>(json('d/driver-status.json'));
+    console.warn(`[live-pool] dockerd ${pool}: dmsetup status txn ${b.txn} data ${b.ud}/${b.td} metadata ${b.um}/${b.tm}; docker info ${['Data Space Used', 'Data Space Total', 'Metadata Space Used', 'Metadata Space Total'].map((f) => `${f} ${ds.get(f)}`).join(', ')}`);
     const compared = p.live.daemon.compared as { field: string; docker: string; dminspect: string; agree: boolean }[];
     expect(compared.map((c) => c.field)).toEqual(['Data Space Used', 'Data Space Total', 'Metadata Space Used', 'Metadata Space Total']);
     for (const c of compared) {
