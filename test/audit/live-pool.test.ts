@@ -15,6 +15,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { poolAuditLive } from '../../src/audit/live.js';
 import { dockerHumanSize } from '../../src/audit/daemon-view.js';
 import { renderMetrics } from '../../src/audit/metrics.js';
+import { renderPool } from '../../src/cli/commands/pool.js';
 import { DmHost } from '../../src/dm/host.js';
 import { DockerRoot } from '../../src/docker/root.js';
 import type { RunResult } from '../../src/dm/plan.js';
@@ -150,6 +151,11 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
       expect([d.mappedBlocks, d.exclusiveBlocks, d.sharedBlocks]).toEqual([row.mapped, row.exclusive, row.shared]);
     }
     expect(rep.findings.map((x) => x.kind)).not.toContain('table-block-size-differs');
+    const text = renderPool(rep);
+    expect(text).toMatch(/^source: +live: active in the kernel \(6\.1\.0-57-amd64\); read through dminspect's own held metadata snapshot \(released\) at block \d+, from the loop's backing file$/m);
+    expect(text).toMatch(/^mode: +rw, queue_if_no_space, discard_passdown$/m);
+    expect(text).toContain(`transaction ${f.txn}; data ${f.ud}/${f.td}; metadata ${f.um}/${f.tm}; held root -; metadata low water mark 1024`);
+    expect(text).toContain('kernel (dmsetup status)');
     const prom = renderMetrics(rep, { durationSeconds: 1, lastSuccessSeconds: 1 });
     expect(prom).toContain(`dminspect_pool_live{pool="${POOL}"} 1`);
     expect(prom).toContain(`dminspect_pool_mode{pool="${POOL}",mode="rw"} 1`);
