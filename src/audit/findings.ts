@@ -11,6 +11,7 @@ import type { KernelRule, Superblock } from '../thin/index.js';
 import { humanBytes } from '../util/units.js';
 import type { Model } from '../model/join.js';
 import { poolDeviceOwner } from '../model/owner.js';
+import type { LiveFindingKind } from './live-rules.js';
 import type { LvmFindingKind } from './lvm.js';
 
 export type PoolFindingKind =
@@ -30,7 +31,7 @@ export type PoolFindingKind =
   | 'bad-record';
 
 /** Every kind the audit can report. */
-export type FindingKind = PoolFindingKind | LvmFindingKind;
+export type FindingKind = PoolFindingKind | LvmFindingKind | LiveFindingKind;
 
 export type PoolFinding = Finding<FindingKind>;
 
@@ -53,8 +54,11 @@ export interface MetadataSpaceFacts extends SpaceFacts {
   allocatedBlocks: number;
   /** Blocks the kernel holds back and reports as used (0 under the `none` rule). */
   reserveBlocks: number;
-  /** Which rule gave `usedBlocks`: `reserve` (Linux ≥ 4.20), `none` (older kernels). */
-  kernelRule: KernelRule;
+  /**
+   * Which rule gave `usedBlocks`: `reserve` (Linux ≥ 4.20), `none` (older kernels), or `kernel`: a live pool,
+   * `usedBlocks` is the kernel's own figure (`dmsetup status`) and `allocatedBlocks` = used − reserve.
+   */
+  kernelRule: KernelRule | 'kernel';
 }
 
 /** A thin device as the rules see it. */

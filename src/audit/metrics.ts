@@ -11,6 +11,7 @@ import { DmiError, type ErrorCode } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { Severity } from '../finding.js';
 import type { PoolFindingKind } from './findings.js';
+import { LIVE_FINDING_SEVERITIES, type LiveFindingKind } from './live-rules.js';
 import type { PoolDevice, PoolReport } from './pool.js';
 
 /** The textfile collector reads `*.prom`; the temporary file does not end in `.prom`, so it is never read. */
@@ -32,7 +33,11 @@ export const FINDING_SEVERITIES = {
   'next-device-id-behind': ['info'],
   'mnt-without-record': ['info'],
   'stale-tmp-file': ['info'],
-} as const satisfies Record<PoolFindingKind, readonly Severity[]>;
+  ...LIVE_FINDING_SEVERITIES,
+} as const satisfies Record<PoolFindingKind | LiveFindingKind, readonly Severity[]>;
+
+/** `mode` label values of dminspect_pool_mode (a live pool: dmsetup status). */
+export const POOL_MODES = ['rw', 'ro', 'out_of_data_space', 'fail'] as const;
 
 /** `role` label values: Docker's role of a thin device (`unknown` only without a Docker root: `--metadata` alone). */
 export const ROLE_LABELS = ['container', 'image_layer', 'init', 'base', 'orphan', 'unreferenced', 'unknown'] as const;
@@ -136,7 +141,7 @@ export function renderMetrics(r: PoolReport, run: RunFacts, poolName: string | n
   const counts = new Map<string, number>();
   for (const f of r.findings) counts.set(`${f.kind}\0${f.severity}`, (counts.get(`${f.kind}\0${f.severity}`) ?? 0) + 1);
   const findings: Sample[] = [];
-  for (const [kind, severities] of Object.entries(FINDING_SEVERITIES) as [PoolFindingKind, readonly Severity[]][]) {
+  for (const [kind, severities] of Object.entries(FINDING_SEVERITIES) as [PoolFindingKind | LiveFindingKind, readonly Severity[]][]) {
     for (const severity of severities) {
       findings.push({ labels: [...pool, ['kind', kind], ['severity', severity]], value: counts.get(`${kind}\0${severity}`) ?? 0 });
       counts.delete(`${kind}\0${severity}`);
@@ -161,6 +166,17 @@ export function renderMetrics(r: PoolReport, run: RunFacts, poolName: string | n
     g('dminspect_pool_needs_check', 'Whether the kernel set needs_check on the pool (1): it stays read-only until repaired.', r.needsCheck ? 1 : 0),
     g('dminspect_pool_metadata_snapshot_held', 'Whether a metadata snapshot is held (reserve_metadata_snap) (1) or not (0).', r.heldMetadataSnapshot === null ? 0 : 1),
     g('dminspect_pool_thin_devices', 'Number of thin devices in the pool.', r.devices.length),
+    g('dminspect_pool_live', 'Whether the pool was read live (1: active in the kernel, through a held metadata snapshot, figures from dmsetup status) or from its files (0).', r.live ? 1 : 0),
+    ...(r.live
+      ? [
+          {
+            name: 'dminspect_pool_mode',
+            help: "The live pool's mode as dmsetup status says it (1 for the current mode): rw, ro, out_of_data_space, fail.",
+            samples: POOL_MODES.map((m) => ({ labels: [...pool, ['mode', m]] as Labels, value: r.live!.status.mode === m ? 1 : 0 })),
+          },
+          g('dminspect_pool_queue_if_no_space', 'Whether the live pool queues writes when out of data space (1: queue_if_no_space, writes hang) or errors them (0).', r.live.status.noSpace === 'queue_if_no_space' ? 1 : 0),
+        ]
+      : []),
     {
       name: 'dminspect_device_mapped_bytes',
       help: 'Bytes mapped by a thin device (thin_ls MAPPED_BLOCKS × block size), with its role to Docker.',

@@ -15,6 +15,8 @@ import { poolDeviceOwner, type OwnerRole } from '../model/owner.js';
 import { usageView, type DeviceUsageView } from '../model/usage.js';
 import { POOL_RULES, type AuditFacts, type MetadataSpaceFacts, type PoolFinding, type SpaceFacts } from './findings.js';
 import { lvmPoolFindings } from './lvm.js';
+import type { LiveFacts, LiveReport } from './live-rules.js';
+import { liveRules, liveReport } from './live-rules.js';
 
 export type { FindingKind, MetadataSpaceFacts, SpaceFacts } from './findings.js';
 export type Finding = PoolFinding;
@@ -54,6 +56,8 @@ export interface PoolReport {
   spaceMapProblems: string[];
   /** Direct-lvm: the LVM thin pool the metadata was read from (`--image`). */
   lvm: { vg: string; lv: string; dmName: string; transactionId: number; chunkSizeBytes: number; metadataLv: string; dataLv: string } | null;
+  /** A live pool (active in the kernel), read through a held metadata snapshot: the kernel's facts; null offline. */
+  live: LiveReport | null;
 }
 
 export interface PoolOptions extends PoolSourceOptions {
@@ -76,13 +80,21 @@ export function poolAudit(root: DockerRoot | null, opts: PoolOptions = {}): Pool
   return withPool(locatePool(root?.root ?? null, opts), { metadataSnap: opts.metadataSnap }, (src) => audit(src, root, opts));
 }
 
-function audit(src: PoolSource, root: DockerRoot | null, opts: PoolOptions): PoolReport {
+/**
+ * The audit of an opened pool. `live`: the pool is active in the kernel and `src` reads its held snapshot; the
+ * space figures and the transaction id are then the kernel's (`dmsetup status`), the live space maps are not read.
+ */
+export function auditSource(src: PoolSource, root: DockerRoot | null, opts: PoolOptions, live?: LiveFacts): PoolReport {
+  return audit(src, root, opts, live);
+}
+
+function audit(src: PoolSource, root: DockerRoot | null, opts: PoolOptions, live?: LiveFacts): PoolReport {
   const { pool, metadataFile, lvm } = src;
   const sb = pool.superblock;
   const bs = pool.dataBlockBytes;
   const details = pool.devices();
   const usage = pool.usage();
-  const sm = pool.spaceMaps();
+  const sm = live ? null : pool.spaceMaps();
   const model = root ? loadModel(root) : null;
   const records = root ? root.recordSet() : null;
   const byId = new Map<number, DeviceRecord>();
@@ -110,41 +122,48 @@ function audit(src: PoolSource, root: DockerRoot | null, opts: PoolOptions): Poo
     });
   }
 
-  const data = space(sm.data.nrBlocks, sm.data.used, bs);
-  const acct = kernelMetadataAccounting(sm.metadata.nrBlocks, sm.metadata.used, opts.kernelRule ?? 'reserve');
-  const metadata: MetadataSpaceFacts = {
-    ...space(acct.totalBlocks, acct.usedBlocks, 4096),
-    allocatedBlocks: acct.allocatedBlocks,
-    reserveBlocks: acct.reserveBlocks,
-    kernelRule: acct.rule,
-  };
+  let data: SpaceFacts;
+  let metadata: MetadataSpaceFacts;
+  if (live) {
+    data = space(live.status.totalDataBlocks, live.status.usedDataBlocks, bs);
+    metadata = { ...space(live.status.totalMetadataBlocks, live.status.usedMetadataBlocks, 4096), allocatedBlocks: live.metadata.allocatedBlocks, reserveBlocks: live.metadata.reserveBlocks, kernelRule: 'kernel' };
+  } else {
+    const acct = kernelMetadataAccounting(sm!.metadata.nrBlocks, sm!.metadata.used, opts.kernelRule ?? 'reserve');
+    data = space(sm!.data.nrBlocks, sm!.data.used, bs);
+    metadata = { ...space(acct.totalBlocks, acct.usedBlocks, 4096), allocatedBlocks: acct.allocatedBlocks, reserveBlocks: acct.reserveBlocks, kernelRule: acct.rule };
+  }
+  // Live: the kernel's transaction id and needs_check (the held copy is the same moment, give or take a commit).
+  const factsSb = live ? { ...sb, transactionId: live.status.transactionId, needsCheck: sb.needsCheck || live.status.needsCheck } : sb;
   const facts: AuditFacts = {
-    superblock: sb, poolName: naming?.poolName ?? '<pool>', data, metadata, minFreeFraction: opts.minFreeFraction ?? 0.1,
+    superblock: factsSb, poolName: live?.location.pool ?? naming?.poolName ?? '<pool>', data, metadata, minFreeFraction: opts.minFreeFraction ?? 0.1,
     devices, inPool, dataBlockBytes: bs, root, model, records,
   };
   const findings: Finding[] = POOL_RULES.flatMap((rule) => rule(facts));
-  if (lvm) findings.push(...src.lvmFindings, ...lvmPoolFindings(lvm, pool, acct.rule).findings);
+  if (lvm) findings.push(...src.lvmFindings, ...lvmPoolFindings(lvm, pool, metadata.kernelRule === 'none' ? 'none' : 'reserve').findings);
+  if (live) findings.push(...liveRules(live, { superblock: sb, dataNrBlocks: pool.dataNrBlocks, metadataNrBlocks: pool.metadataNrBlocks, data, minFreeFraction: facts.minFreeFraction }));
   sortFindings(findings);
   return {
     metadataFile,
     dataFile: src.data?.label ?? null,
     root: root?.root ?? null,
-    poolName: lvm?.dmName ?? naming?.poolName ?? null,
-    metadataSnap: !!opts.metadataSnap,
+    poolName: live?.location.pool ?? lvm?.dmName ?? naming?.poolName ?? null,
+    metadataSnap: !!opts.metadataSnap || !!live,
     version: sb.version,
     time: sb.time,
-    transactionId: sb.transactionId,
-    needsCheck: sb.needsCheck,
-    heldMetadataSnapshot: pool.liveSuperblock.metadataSnap || null,
+    transactionId: factsSb.transactionId,
+    needsCheck: factsSb.needsCheck,
+    // live: a snapshot held by someone else (dminspect's own hold is in live.heldRoot, released by now)
+    heldMetadataSnapshot: live ? live.status.heldMetadataRoot : pool.liveSuperblock.metadataSnap || null,
     dataBlockSectors: pool.dataBlockSectors,
     dataBlockBytes: bs,
     data,
     metadata,
     devices,
     findings,
-    spaceMapProblems: [...sm.data.problems, ...sm.metadata.problems],
+    spaceMapProblems: sm ? [...sm.data.problems, ...sm.metadata.problems] : [],
     lvm: lvm ? { vg: lvm.vg, lv: lvm.lv, dmName: lvm.dmName, transactionId: lvm.transactionId, chunkSizeBytes: lvm.chunkSizeBytes, metadataLv: lvm.metadataLv, dataLv: lvm.dataLv } : null,
-  }
+    live: live ? liveReport(live, sb) : null,
+  };
 }
 
 export function sortDevices(devices: PoolDevice[], field: SortField): PoolDevice[] {

@@ -4,6 +4,7 @@
  *   loop-lvm        `<root>/devicemapper/devicemapper/{metadata,data}` (Docker's sparse loop files)
  *   --metadata      a metadata file or device (a `_tmeta` copy, a dm.thinpooldev's metadata), with --data
  *   --image DISK…   an LVM thin pool inside disk images (direct-lvm): `_tmeta` / `_tdata` through LVM's extents
+ *   live            a pool the kernel has active: read through a held metadata snapshot (live.ts, async)
  *
  * `locatePool` only decides (no pool is opened, nothing is read but Docker's naming): commands call it early so
  * a wrong option fails before any work. `openPoolSource` opens the metadata (`ThinPool`) and says where the data
@@ -15,6 +16,7 @@ import { resolveNaming, type NamingOptions } from '../docker/naming.js';
 import { DmiError } from '../errors.js';
 import type { Extent } from '../io/extents.js';
 import { openPool, type ThinPool } from '../thin/index.js';
+import type { LiveLocation } from './live.js';
 import { locateLvmPool, openLvmPoolMetadata, type LvmLocateFinding, type LvmThinPool } from './lvm.js';
 
 export interface PoolSourceOptions extends NamingOptions {
@@ -26,12 +28,16 @@ export interface PoolSourceOptions extends NamingOptions {
   data?: string;
   /** Read the held metadata snapshot's trees. */
   metadataSnap?: boolean;
+  /** A location decided already (a live pool held by the caller: live.ts): locatePool returns it as is. */
+  location?: PoolLocation;
 }
 
 /** Where a pool is, decided but not opened. */
 export type PoolLocation =
   | { kind: 'files'; metadata: string; data: string | null }
-  | { kind: 'lvm'; images: string[]; /** dm name or vg/lv to look for; null: the only thin pool */ pool: string | null };
+  | { kind: 'lvm'; images: string[]; /** dm name or vg/lv to look for; null: the only thin pool */ pool: string | null }
+  /** Active in the kernel; opened only inside live.ts `withHeldSnapshot` (its trees are read from the held root). */
+  | LiveLocation;
 
 /** The data of an open pool: a file or device, or byte extents of disk images (LVM `_tdata`). */
 export interface PoolData {
@@ -75,6 +81,7 @@ function naming(rootDir: string, opts: NamingOptions): ReturnType<typeof resolve
  * loop-lvm metadata.
  */
 export function locatePool(rootDir: string | null, opts: PoolSourceOptions = {}): PoolLocation {
+  if (opts.location) return opts.location;
   const images = (opts.images ?? []).map((i) => path.resolve(i));
   if (images.length > 0) {
     if (opts.metadata !== undefined || opts.data !== undefined) {
@@ -110,7 +117,7 @@ export function locatePool(rootDir: string | null, opts: PoolSourceOptions = {})
 
 /** True when `locatePool` would find a pool without failing (a root without loop files and no options: false). */
 export function hasPool(rootDir: string, opts: PoolSourceOptions = {}): boolean {
-  return opts.metadata !== undefined || (opts.images?.length ?? 0) > 0 || fs.existsSync(loopFiles(rootDir).metadata);
+  return opts.location !== undefined || opts.metadata !== undefined || (opts.images?.length ?? 0) > 0 || fs.existsSync(loopFiles(rootDir).metadata);
 }
 
 /** Metadata errors name the block; the user also needs the file. */
@@ -140,6 +147,17 @@ export function openPoolSource(loc: PoolLocation, opts: { metadataSnap?: boolean
     const data = lvm.data ? { path: lvm.data.path, extents: lvm.data.extents, label: lvm.data.label } : null;
     return { pool, location: loc, metadataFile: label, data, lvm, lvmFindings: findings, close: () => pool.close() };
   }
+  if (loc.kind === 'live') {
+    // The held snapshot's trees: the caller holds it (live.ts withHeldSnapshot).
+    let pool: ThinPool;
+    try {
+      pool = openPool(loc.metadata, { metadataSnap: opts.metadataSnap ?? true });
+    } catch (e) {
+      throw namingFile(e, loc.metadata);
+    }
+    const data = loc.data !== null ? { path: loc.data, label: loc.data } : null;
+    return { pool, location: loc, metadataFile: loc.metadata, data, lvm: null, lvmFindings: [], close: () => pool.close() };
+  }
   if (opts.requireData) {
     if (!fs.existsSync(loc.metadata)) {
       throw new DmiError('NOT_FOUND', `${loc.metadata}: no pool metadata file (a direct-lvm pool keeps metadata and data on LVM volumes: pass --image <disk image>, or --metadata and --data)`, { path: loc.metadata });
@@ -161,7 +179,7 @@ export function openPoolSource(loc: PoolLocation, opts: { metadataSnap?: boolean
 
 /** The files a read or export must never write: the pool's metadata, data and disk images. */
 export function evidenceFiles(loc: PoolLocation): string[] {
-  return loc.kind === 'lvm' ? loc.images : [loc.metadata, ...(loc.data !== null ? [loc.data] : [])];
+  return loc.kind === 'lvm' ? loc.images : [loc.metadata, ...(loc.data !== null ? [loc.data] : [])]; // live: the same two
 }
 
 /** Runs `fn` on the opened pool and closes it; errors name the metadata file. */
@@ -179,5 +197,6 @@ export function withPool<T>(loc: PoolLocation, opts: { metadataSnap?: boolean; r
 /** The dminspect options that name this pool again (for printed commands: `--dry-run`). */
 export function poolSourceArgs(loc: PoolLocation): string[] {
   if (loc.kind === 'lvm') return [...loc.images.flatMap((i) => ['--image', i]), ...(loc.pool ? ['--pool', loc.pool] : [])];
+  if (loc.kind === 'live') return ['--pool', loc.pool];
   return ['--metadata', loc.metadata, ...(loc.data !== null ? ['--data', loc.data] : [])];
 }

@@ -31,7 +31,7 @@ function report(devices: PoolDevice[], over: Partial<PoolReport> = {}): PoolRepo
   return {
     metadataFile: '/m', dataFile: null, root: '/r', poolName: 'docker-thinpool', metadataSnap: false, version: 2, time: 1, transactionId: 7,
     needsCheck: false, heldMetadataSnapshot: null, dataBlockSectors: 128, dataBlockBytes: 65536, data: space, metadata,
-    devices, findings: [], spaceMapProblems: [], lvm: null, ...over,
+    devices, findings: [], spaceMapProblems: [], lvm: null, live: null, ...over,
   };
 }
 

@@ -1,4 +1,8 @@
+import * as path from 'node:path';
 import type { Command } from 'commander';
+import { DmHost } from '../../dm/host.js';
+import { DEFAULT_STATE_DIR } from '../../forensics/state.js';
+import { withRootPool } from '../../pool-source/live.js';
 import { attachUsage, containerReportLive, type ContainerReport } from '../../model/container.js';
 import { humanBytes } from '../../util/units.js';
 import { collect } from '../shared.js';
@@ -49,10 +53,17 @@ export function register(program: Command, io: Out): void {
     .option('--no-daemon', 'do not ask the live daemon')
     .option('--metadata <file>', 'pool metadata for the usage figures (default: the loop-lvm file of --root)')
     .option('--image <file>', 'direct-lvm: a disk image holding the LVM thin pool (repeatable)', collect, [])
-    .action(async (ref: string, opts: CommonOptions & { host?: string; daemon: boolean; metadata?: string; image: string[] }) => {
+    .option('--no-live', 'read the pool files as they lie on disk even when the kernel has the pool active')
+    .option('--state-dir <dir>', 'where dminspect records its metadata-snapshot hold (live pool)', DEFAULT_STATE_DIR)
+    .action(async (ref: string, opts: CommonOptions & { host?: string; daemon: boolean; metadata?: string; image: string[]; live: boolean; stateDir: string }) => {
     const root = openRoot(opts);
     const useDaemon = opts.daemon && (opts.host !== undefined || isHostRoot(opts));
-    const report = attachUsage(await containerReportLive(root, ref, { ...namingOptions(opts), host: opts.host, useDaemon }), root, { ...namingOptions(opts), metadata: opts.metadata, images: opts.image });
+    const base = await containerReportLive(root, ref, { ...namingOptions(opts), host: opts.host, useDaemon });
+    // The usage figures: a live pool is read through a held metadata snapshot (pool-source/live.ts), else the files.
+    const choice = { ...namingOptions(opts), metadata: opts.metadata, images: opts.image, live: opts.live, stateDir: path.resolve(opts.stateDir) };
+    const report = await withRootPool(new DmHost(), root.root, choice, (loc, held) =>
+      attachUsage(base, root, { ...namingOptions(opts), metadata: opts.metadata, images: opts.image, ...(loc ? { location: loc, metadataSnap: held } : {}) }),
+    );
     if (opts.json) printJson(io, report);
     else io.out(renderContainer(report));
   });

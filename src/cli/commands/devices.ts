@@ -1,4 +1,8 @@
+import * as path from 'node:path';
 import type { Command } from 'commander';
+import { DmHost } from '../../dm/host.js';
+import { DEFAULT_STATE_DIR } from '../../forensics/state.js';
+import { withRootPool } from '../../pool-source/live.js';
 import { attachDeviceUsage, listDevices } from '../../model/listing.js';
 import { humanBytes } from '../../util/units.js';
 import { collect } from '../shared.js';
@@ -9,9 +13,15 @@ export function register(program: Command, io: Out): void {
   addCommonOptions(program.command('devices').description("list Docker's device records and what each one is"))
     .option('--metadata <file>', 'pool metadata for the usage columns (default: the loop-lvm file of --root)')
     .option('--image <file>', 'direct-lvm: a disk image holding the LVM thin pool (repeatable)', collect, [])
-    .action((opts: CommonOptions & { metadata?: string; image: string[] }) => {
+    .option('--no-live', 'read the pool files as they lie on disk even when the kernel has the pool active')
+    .option('--state-dir <dir>', 'where dminspect records its metadata-snapshot hold (live pool)', DEFAULT_STATE_DIR)
+    .action(async (opts: CommonOptions & { metadata?: string; image: string[]; live: boolean; stateDir: string }) => {
     const root = openRoot(opts);
-    const list = attachDeviceUsage(listDevices(root, namingOptions(opts)), root, { ...namingOptions(opts), metadata: opts.metadata, images: opts.image });
+    const choice = { ...namingOptions(opts), metadata: opts.metadata, images: opts.image, live: opts.live, stateDir: path.resolve(opts.stateDir) };
+    // A live pool is read through a held metadata snapshot (pool-source/live.ts), else the files.
+    const list = await withRootPool(new DmHost(), root.root, choice, (loc, held) =>
+      attachDeviceUsage(listDevices(root, namingOptions(opts)), root, { ...namingOptions(opts), metadata: opts.metadata, images: opts.image, ...(loc ? { location: loc, metadataSnap: held } : {}) }),
+    );
     if (opts.json) {
       printJson(io, list);
       return;

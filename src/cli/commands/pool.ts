@@ -4,7 +4,10 @@ import { resolveNaming } from '../../docker/naming.js';
 import { DockerRoot } from '../../docker/root.js';
 import { DmiError } from '../../errors.js';
 import { errorLabel, readLastSuccess, renderFailureMetrics, renderMetrics, TEXTFILE_NAME, writeTextfileAtomic } from '../../audit/metrics.js';
-import { poolAudit, SORT_FIELDS, sortDevices, type PoolReport, type SortField, type SpaceFacts } from '../../audit/pool.js';
+import { poolAuditLive } from '../../audit/live.js';
+import { DmHost } from '../../dm/host.js';
+import { DEFAULT_STATE_DIR } from '../../forensics/state.js';
+import { SORT_FIELDS, sortDevices, type PoolReport, type SortField, type SpaceFacts } from '../../audit/pool.js';
 import { KERNEL_RULES, type KernelRule } from '../../thin/index.js';
 import { humanBytes } from '../../util/units.js';
 import { addCommonOptions, namingOptions, type CommonOptions } from '../options.js';
@@ -21,7 +24,13 @@ interface PoolCliOptions extends CommonOptions {
   format: PoolFormat;
   textfile?: string;
   image: string[];
+  live: boolean;
+  dryRun?: boolean;
+  stateDir: string;
 }
+
+/** Test hook for the kernel suite: hold the metadata snapshot this many ms before reading (a run killed meanwhile). */
+const HOLD_HOOK = 'DMINSPECT_TEST_HOLD_MS';
 
 export const POOL_FORMATS = ['table', 'json', 'prometheus'] as const;
 export type PoolFormat = (typeof POOL_FORMATS)[number];
@@ -30,14 +39,28 @@ function spaceLine(s: SpaceFacts, unit: string): string {
   return `${humanBytes(s.usedBytes)} of ${humanBytes(s.totalBytes)} used (${s.usedPercent}%), ${humanBytes(s.freeBytes)} free — ${s.usedBlocks}/${s.totalBlocks} ${unit} blocks`;
 }
 
+function liveLines(r: PoolReport): [string, string | number][] {
+  const l = r.live;
+  if (!l) return [['source', 'files (not active in the kernel, or --no-live): read as they lie on disk']];
+  const s = l.status;
+  return [
+    ['source', `live: active in the kernel (${l.kernelRelease}); ${l.heldRoot === null ? `read without a hold (a ${s.mode} pool takes no messages and commits nothing)` : `read through ${l.reservedByDminspect ? "dminspect's own held metadata snapshot (released)" : 'the metadata snapshot another holder holds (--metadata-snap)'} at block ${l.heldRoot}`}, from ${l.coherence === 'loop-backing-file' ? "the loop's backing file" : 'the block device after blockdev --flushbufs'}`],
+    ['mode', `${s.mode}${s.needsCheck ? ', needs_check' : ''}${s.noSpace ? `, ${s.noSpace}` : ''}${s.discardPassdown === null ? '' : s.discardPassdown ? ', discard_passdown' : ', no_discard_passdown'}`],
+    ['kernel status', `transaction ${s.transactionId}; data ${s.usedDataBlocks}/${s.totalDataBlocks}; metadata ${s.usedMetadataBlocks}/${s.totalMetadataBlocks}; held root ${s.heldMetadataRoot ?? '-'}; metadata low water mark ${s.metadataLowWatermark ?? '-'}`],
+    ...(l.daemon ? ([['docker info', `${l.daemon.serverVersion ?? '?'}: ${l.daemon.compared.map((c) => `${c.field} ${c.docker}${c.agree ? '' : ` (kernel: ${c.dminspect})`}`).join(', ')}`]] as [string, string][]) : []),
+    ['kernel table', `block ${l.table.blockSectors} sectors, low water mark ${l.table.lowWaterMark}, features ${l.table.features.join(' ') || '-'} (metadata ${l.metadataDevice}, data ${l.dataDevice})`],
+  ];
+}
+
 export function renderPool(r: PoolReport): string {
   const out: string[] = [];
   out.push(
     keyValues([
       ['pool', r.poolName ?? '-'],
+      ...liveLines(r),
       ['metadata', `${r.metadataFile}${r.metadataSnap ? ' (held metadata snapshot)' : ''} — version ${r.version}`],
       ['data', spaceLine(r.data, humanBytes(r.dataBlockBytes))],
-      ['metadata space', `${spaceLine(r.metadata, '4 KiB')} as the kernel counts it: ${r.metadata.allocatedBlocks} allocated on disk + ${r.metadata.reserveBlocks} reserved (${r.metadata.kernelRule === 'reserve' ? 'Linux ≥ 4.20 rule' : 'no reserve: --kernel-rule none'})`],
+      ['metadata space', `${spaceLine(r.metadata, '4 KiB')} as the kernel counts it: ${r.metadata.allocatedBlocks} allocated on disk + ${r.metadata.reserveBlocks} reserved (${r.metadata.kernelRule === 'kernel' ? 'kernel (dmsetup status)' : r.metadata.kernelRule === 'reserve' ? 'Linux ≥ 4.20 rule' : 'no reserve: --kernel-rule none'})`],
       ['block size', `${r.dataBlockSectors} sectors (${humanBytes(r.dataBlockBytes)})`],
       ['transaction id', r.transactionId],
       ['pool time', r.time],
@@ -64,18 +87,21 @@ export function register(program: Command, io: Out): void {
     .option('--metadata <file>', 'pool metadata file or device (default: <root>/devicemapper/devicemapper/metadata)')
     .option('--image <file>', 'direct-lvm: a disk image (or block device) holding the LVM thin pool; repeat for a VG on several disks', collect, [])
     .option('--data <file>', 'pool data file or device (default: <root>/devicemapper/devicemapper/data)')
-    .option('--metadata-snap', 'read the held metadata snapshot (after dmsetup message <pool> 0 reserve_metadata_snap)')
+    .option('--metadata-snap', 'read the metadata snapshot someone else holds (dmsetup message <pool> 0 reserve_metadata_snap), without reserving or releasing; on a live pool dminspect otherwise holds its own')
     .addOption(new Option('--kernel-rule <rule>', "how the kernel counts metadata space: reserve (Linux >= 4.20: min(total/10, 4096) blocks count as used) or none (older kernels)").choices([...KERNEL_RULES]).default('reserve'))
     .addOption(new Option('--sort <field>', 'sort devices by').choices([...SORT_FIELDS]).default('exclusive'))
     .option('--top <n>', 'show only the first N devices')
     .addOption(new Option('--format <format>', 'output format (--json is --format json)').choices([...POOL_FORMATS]).default('table'))
+    .option('--no-live', 'read the pool files as they lie on disk even when the kernel has the pool active')
+    .option('--dry-run', 'print the commands a live read runs (reserve / release the metadata snapshot) and change nothing')
+    .option('--state-dir <dir>', 'where dminspect records its metadata-snapshot hold', DEFAULT_STATE_DIR)
     .option('--textfile <dir>', `write Prometheus metrics to <dir>/${TEXTFILE_NAME} atomically, for node_exporter's textfile collector (prints nothing else unless --format or --json is given)`)
     .action((opts: PoolCliOptions, cmd: Command) => runPool(opts, cmd, io));
 }
 
 function openRootFor(opts: PoolCliOptions, cmd: Command): DockerRoot | null {
   const rootGiven = cmd.getOptionValueSource('root') !== 'default';
-  if (rootGiven || (!opts.metadata && !opts.image.length)) return DockerRoot.open(opts.root);
+  if (rootGiven || (!opts.metadata && !opts.image.length && !opts.pool)) return DockerRoot.open(opts.root);
   try {
     return DockerRoot.open(opts.root);
   } catch {
@@ -94,7 +120,7 @@ function poolNameAfterFailure(opts: PoolCliOptions, cmd: Command): string | null
   return opts.pool ?? null;
 }
 
-function runPool(opts: PoolCliOptions, cmd: Command, io: Out): void {
+async function runPool(opts: PoolCliOptions, cmd: Command, io: Out): Promise<void> {
   const started = process.hrtime.bigint();
   const formatGiven = cmd.getOptionValueSource('format') === 'cli' || !!opts.json;
   if (opts.json && cmd.getOptionValueSource('format') === 'cli' && opts.format !== 'json') {
@@ -108,7 +134,22 @@ function runPool(opts: PoolCliOptions, cmd: Command, io: Out): void {
 
   let report: PoolReport;
   try {
-    report = poolAudit(openRootFor(opts, cmd), { ...namingOptions(opts), metadata: opts.metadata, data: opts.data, metadataSnap: opts.metadataSnap, images: opts.image, kernelRule: opts.kernelRule });
+    const hold = process.env[HOLD_HOOK];
+    const r = await poolAuditLive(
+      openRootFor(opts, cmd),
+      {
+        ...namingOptions(opts), metadata: opts.metadata, data: opts.data, metadataSnap: opts.metadataSnap, images: opts.image, kernelRule: opts.kernelRule,
+        live: opts.live, dryRun: opts.dryRun, stateDir: path.resolve(opts.stateDir), holdDelayMs: hold && /^\d+$/.test(hold) ? Number(hold) : undefined,
+        log: opts.debug ? (l) => io.err(l) : undefined,
+      },
+      new DmHost(),
+    );
+    if (r.dryRun) {
+      if (opts.json) printJson(io, { dryRun: true, live: r.live, plan: r.plan });
+      else io.out(r.plan);
+      return;
+    }
+    report = r.report;
   } catch (e) {
     if (!metricsWanted) throw e;
     // The pool cannot be read: the metrics still say so (dminspect_up 0), and the exit status is the error's.
