@@ -4,14 +4,16 @@
  *
  *   node bench/run.js [shared] [frag] [xl] [--reps N] [--dir /tmp/dminspect-bench] [--force] [--thin-only]
  *
- * Then the Docker-records listing (bench/docker-listing.js) and the offline export (bench/export.js: realistic and
- * scattered layouts, 1 GiB mapped, against dd, SHA-256, dc3dd and dcfldd in the same run).
+ * Then the Docker-records listing (bench/docker-listing.js), the offline export (bench/export.js: realistic and
+ * scattered layouts, 1 GiB mapped, against dd, SHA-256, dc3dd and dcfldd in the same run) and the portable CRC-32C
+ * against the native addon (bench/crc.js).
  *
  * Default variants: shared and frag (5M mappings each); xl (20M) on request or with --all.
  * Pools are generated once with thin_restore into --dir (never committed) and re-used.
  * Builds dist/ first (tsc -p tsconfig.build.json) when dist/thin is missing or older than src/thin.
  * Targets (issue 4): ratio ≤ 0.25 vs thin_ls, peak RSS ≤ 150 MB, identical numbers.
  */
+import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureBuild, hasTool } from './common.js';
@@ -65,6 +67,8 @@ if (!args.includes('--thin-only')) {
     results.push({ label: `export-${layout}`, ...ex });
     if (!ex.sha256Ok) failed = true;
   }
+  const crc = spawnSync(process.execPath, [path.join(root, 'bench/crc.js'), '--reps', String(reps)], { stdio: 'inherit' });
+  if (crc.status !== 0) failed = true;
 }
 if (args.includes('--json')) console.log(JSON.stringify(results, null, 2));
 process.exit(failed ? 1 : 0);

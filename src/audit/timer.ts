@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { execaRunner, shellLine, type Runner } from '../dm/plan.js';
 import { DmiError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { isStandaloneBinary } from '../util/build-info.js';
 
 export const SERVICE_NAME = 'dminspect-textfile.service';
 export const TIMER_NAME = 'dminspect-textfile.timer';
@@ -54,9 +55,17 @@ export function serviceUnit(o: UnitOptions): string {
     'Nice=10',
     'IOSchedulingClass=idle',
     '# dminspect only reads the Docker root and the pool metadata; it writes the textfile directory only.',
+    '# Safe on systemd 219 (CentOS 7, Amazon Linux 2) and on current systemd: 219 knows ProtectSystem= yes/full,',
+    '# ProtectHome=, Read*Directories=, PrivateTmp=, PrivateNetwork=, NoNewPrivileges=; it ignores, with a warning,',
+    '# ProtectSystem=strict and ReadWritePaths= (systemd 231/232), so the lines for both are here.',
+    'ProtectSystem=full',
+    '# systemd >= 232: the whole tree read-only but ReadWritePaths= (the last ProtectSystem= wins; 219 keeps full).',
     'ProtectSystem=strict',
     'ProtectHome=read-only',
+    '# the evidence, read-only on every systemd (ProtectSystem=full leaves /var writable)',
+    `ReadOnlyDirectories=${o.root}`,
     `ReadWritePaths=${o.textfileDir}`,
+    `ReadWriteDirectories=${o.textfileDir}`,
     'PrivateTmp=yes',
     'PrivateNetwork=yes',
     'NoNewPrivileges=yes',
@@ -80,8 +89,12 @@ export function timerUnit(): string {
   ].join('\n');
 }
 
-/** How to run this dminspect: node and the package's own bin script (systemd's PATH may not have node). */
+/**
+ * How to run this dminspect: the single-file binary itself, or node and the package's own bin script (systemd's
+ * PATH may not have node).
+ */
 export function defaultExec(): string[] {
+  if (isStandaloneBinary()) return [process.execPath];
   const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'dminspect.js');
   return [process.execPath, bin];
 }

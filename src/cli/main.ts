@@ -10,13 +10,14 @@ import * as liveCmd from './commands/live.js';
 import * as lvmCmd from './commands/lvm.js';
 import * as poolCmd from './commands/pool.js';
 import { stdio, type Out } from './render.js';
+import { versionText } from '../util/build-info.js';
 
 export const VERSION = '0.1.0';
 
 export function buildProgram(io: Out = stdio): Command {
   const program = new Command('dminspect')
     .description("Inspect Docker's devicemapper storage and look inside a container's disk without changing it")
-    .version(VERSION)
+    .version(versionText(VERSION), '-V, --version', 'print the version, the runtime and the build')
     .showHelpAfterError(false)
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();

@@ -103,10 +103,13 @@ export function isDirectory(path: string): boolean {
   }
 }
 
-/** Directory entries, or [] when the directory does not exist. Other failures are errors. */
+/** Orders names as Node's readdir does (libuv sorts by strcmp); Bun returns the kernel's order. */
+export const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Directory entries sorted by name, or [] when the directory does not exist. Other failures are errors. */
 export function listDir(path: string): fs.Dirent[] {
   try {
-    return fs.readdirSync(path, { withFileTypes: true });
+    return fs.readdirSync(path, { withFileTypes: true }).sort((a, b) => byName(a.name, b.name));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw fsError(e, path, 'list');

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DmiError, fsError, isDmiError } from '../errors.js';
 import { listContainerIds, readContainer, type ContainerRecord } from './containers.js';
-import { exists, fileContains, isDirectory } from './files.js';
+import { byName, exists, fileContains, isDirectory } from './files.js';
 import { readImages, type ImageSet } from './images.js';
 import { listLayerChainIds, listMountIds, readLayer, readMount, type LayerRecord, type MountRecord } from './layerdb.js';
 import { readDeviceRecord, readRecordSet, type DeviceRecord, type Problem, type RecordSet } from './records.js';
@@ -147,7 +147,7 @@ export class DockerRoot {
   /** `mnt/<hash>` directories under the driver home. */
   mntDirs(): string[] {
     try {
-      return fs.readdirSync(path.join(this.driverHome, 'mnt'));
+      return fs.readdirSync(path.join(this.driverHome, 'mnt')).sort(byName);
     } catch {
       return [];
     }

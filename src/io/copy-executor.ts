@@ -25,7 +25,7 @@ import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { DmiError, fsError } from '../errors.js';
-import { ExtentMap, type Extent } from './block-source.js';
+import { ExtentMap, type Extent } from './extents.js';
 import { pastEndError, planCopy, type CopyPlan, type CopyRun, type CopyWindow, type PlannedRead } from './copy-plan.js';
 
 /** Bytes per window (one buffer of the ring). */

@@ -19,7 +19,7 @@
  * data (when its size is known), a byte offset past 2^53.
  */
 import { DmiError } from '../errors.js';
-import type { ExtentMap } from './block-source.js';
+import type { ExtentMap } from './extents.js';
 
 /** `length` blocks mapped: virtual blocks [vblock, vblock + length) are data blocks [dblock, dblock + length). */
 export interface CopyRun {

@@ -1,7 +1,7 @@
 /** A disk image (or block device) opened read-only, read at byte offsets. */
 import * as fs from 'node:fs';
 import { DmiError, fsError } from '../errors.js';
-import { probeSize } from '../io/block-source.js';
+import { probeSize } from '../io/size.js';
 
 export class ImageFile {
   readonly path: string;

@@ -2,7 +2,7 @@
  * Partition tables of a disk image: MBR (with extended / logical partitions) and GPT (512- or 4096-byte
  * sectors; header and entry-array CRC-32 checked). Enough to find the partition that holds an LVM PV.
  */
-import { crc32 } from '@node-rs/crc32';
+import { crc32 } from '../util/crc32c.js';
 import { DmiError } from '../errors.js';
 
 export interface Partition {

@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { resolveNaming, type NamingOptions } from '../docker/naming.js';
 import { DmiError } from '../errors.js';
-import type { Extent } from '../io/block-source.js';
+import type { Extent } from '../io/extents.js';
 import { openPool, type ThinPool } from '../thin/index.js';
 import { locateLvmPool, openLvmPoolMetadata, type LvmLocateFinding, type LvmThinPool } from './lvm.js';
 

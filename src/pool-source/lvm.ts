@@ -9,7 +9,7 @@ import {
   dmName, findVg, locateLv, lvBytes, scanImages, SECTOR, splitDmName,
   type LocatedLv, type LvmProblem, type LvmProblemKind, type LvmScan, type ScannedVg,
 } from '../lvm/index.js';
-import type { Extent } from '../io/block-source.js';
+import type { Extent } from '../io/extents.js';
 import { openPool, type ThinPool } from '../thin/index.js';
 
 /** What locating a pool in disk images can find wrong: the scan's problems, and an LV that cannot be mapped. */

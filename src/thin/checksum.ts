@@ -3,7 +3,7 @@
  * with a standard crc32c that inverts at the end: `crc32c(bytes[4..]) ^ 0xFFFFFFFF ^ salt`).
  * Facts: kernel dm-block-manager.c `dm_bm_checksum` and the validators; thin-provisioning-tools checksum.rs.
  */
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from '../util/crc32c.js';
 import { DmiError } from '../errors.js';
 
 import { BLOCK_SIZE } from '../io/block-source.js';

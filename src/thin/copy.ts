@@ -14,7 +14,7 @@
  * removes the partial output).
  */
 import { DmiError } from '../errors.js';
-import type { Extent } from '../io/block-source.js';
+import type { Extent } from '../io/extents.js';
 import { checkImageSize, copyRuns, type CopyProgress, type CopyResult } from '../io/copy-executor.js';
 import type { CopyRun } from '../io/copy-plan.js';
 import type { ThinPool } from './pool.js';

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/errors.js';
 import { classifyImages } from '../../src/forensics/offline.js';
 import { locateLvmPool, openLvmPoolMetadata } from '../../src/pool-source/lvm.js';
-import { ExtentMap } from '../../src/io/block-source.js';
+import { ExtentMap } from '../../src/io/extents.js';
 import { copyThinDevice } from '../../src/thin/copy.js';
 import { attach, detachAll, hasLvm, linear, lvm, pvsJson, restoreVg, vgBackup, withLvs, removeTmp } from '../lvm/helpers.js';
 import { buildFixture, loopsOf, mountedAt, run, sh, sha256File, SKIP_REASON, type Fixture } from './helpers.js';

@@ -5,7 +5,7 @@
  * (and the bytes it would write) with the image built naively block by block.
  */
 import { describe, expect, it } from 'vitest';
-import { ExtentMap } from '../../src/io/block-source.js';
+import { ExtentMap } from '../../src/io/extents.js';
 import { MAX_IOV, planCopy, type CopyPlanOptions, type CopyRun, type CopyWindow } from '../../src/io/copy-plan.js';
 
 const KB = 1024;

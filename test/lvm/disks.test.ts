@@ -14,7 +14,7 @@ import { EXIT_CODES, isDmiError } from '../../src/errors.js';
 import { checkLvmPool, lvmListing } from '../../src/audit/lvm.js';
 import { findThinPool, locateLvmPool, openLvmPoolMetadata } from '../../src/pool-source/lvm.js';
 import { locateLv, parseLvmText, readVolumeGroup, scanImages } from '../../src/lvm/index.js';
-import { ExtentMap } from '../../src/io/block-source.js';
+import { ExtentMap } from '../../src/io/extents.js';
 import { openPool } from '../../src/thin/index.js';
 import { hasThinTools, restore, thinLs, type PoolSpec } from '../thin/helpers.js';
 import { removeTmp as removeThinTmp } from '../thin/helpers.js';

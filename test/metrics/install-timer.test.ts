@@ -89,6 +89,44 @@ describe('install-timer', () => {
     expect(systemdWord('a "b"\\')).toBe('"a \\"b\\"\\\\"');
   });
 
+  it('systemd 219 (CentOS 7, Amazon Linux 2) keeps the hardening: what it ignores has a counterpart it knows', () => {
+    // Settings systemd 219 knows (systemd.exec/service/unit/timer man pages of v219), and the values it accepts for
+    // the enums used here. 219 logs "Unknown lvalue" / "Failed to parse ..., ignoring" for anything else and goes on.
+    const known219 = new Set([
+      'Description', 'Documentation', 'After', 'Type', 'ExecStart', 'TimeoutStartSec', 'Nice', 'IOSchedulingClass',
+      'ProtectSystem', 'ProtectHome', 'ReadOnlyDirectories', 'ReadWriteDirectories', 'InaccessibleDirectories',
+      'PrivateTmp', 'PrivateNetwork', 'PrivateDevices', 'NoNewPrivileges', 'CapabilityBoundingSet',
+      'OnCalendar', 'AccuracySec', 'Unit', 'WantedBy',
+    ]);
+    const values219: Record<string, string[]> = { ProtectSystem: ['yes', 'no', 'true', 'false', 'full'], ProtectHome: ['yes', 'no', 'true', 'false', 'read-only'] };
+    /** The settings as systemd 219 ends up with them: unknown keys and values dropped, the last of a scalar wins. */
+    function as219(unit: string): Map<string, string[]> {
+      const m = new Map<string, string[]>();
+      for (const line of unit.split('\n')) {
+        const eq = line.indexOf('=');
+        if (line.startsWith('#') || line.startsWith('[') || eq < 0) continue;
+        const [k, v] = [line.slice(0, eq), line.slice(eq + 1)];
+        if (!known219.has(k) || (values219[k] && !values219[k].includes(v))) continue;
+        m.set(k, k.endsWith('Directories') ? [...(m.get(k) ?? []), v] : [v]);
+      }
+      return m;
+    }
+    const o = { exec: ['/usr/local/bin/dminspect'], root: '/var/lib/docker', textfileDir: '/var/lib/prometheus/node-exporter' };
+    const unit = serviceUnit(o);
+    const old = as219(unit);
+    expect(old.get('ProtectSystem')).toEqual(['full']);
+    expect(old.get('ProtectHome')).toEqual(['read-only']);
+    expect(old.get('ReadOnlyDirectories')).toEqual(['/var/lib/docker']);
+    expect(old.get('ReadWriteDirectories')).toEqual(['/var/lib/prometheus/node-exporter']);
+    expect([old.get('PrivateTmp'), old.get('PrivateNetwork'), old.get('NoNewPrivileges')]).toEqual([['yes'], ['yes'], ['yes']]);
+    // the only settings 219 drops are the newer spellings of what it keeps
+    const dropped = unit.split('\n').filter((l) => /^[A-Za-z]+=/.test(l) && !known219.has(l.slice(0, l.indexOf('='))));
+    expect(dropped).toEqual(['ReadWritePaths=/var/lib/prometheus/node-exporter']);
+    // and on current systemd the last ProtectSystem= wins: strict
+    expect(unit.match(/^ProtectSystem=.*$/gm)?.at(-1)).toBe('ProtectSystem=strict');
+    for (const l of timerUnit().split('\n')) if (/^[A-Za-z]+=/.test(l)) expect(known219.has(l.slice(0, l.indexOf('='))), l).toBe(true);
+  });
+
   it.skipIf(!hasSystemdAnalyze)('systemd-analyze verify accepts the units it writes', async () => {
     const d = tmpDir();
     expect((await run('--unit-dir', d, '--textfile-dir', d, '--root', SAMPLE)).code).toBe(0);

@@ -13,7 +13,7 @@ export function register(program: Command, io: Out): void {
     .option('--root <dir>', 'Docker root directory the timer audits', DEFAULT_ROOT)
     .option('--pool <name>', 'thin-pool device-mapper name, passed on to dminspect pool')
     .option('--unit-dir <dir>', 'where to write the unit files', DEFAULT_UNIT_DIR)
-    .option('--exec <path>', 'absolute path of the dminspect executable for ExecStart (default: this node and this package\'s bin/dminspect.js)')
+    .option('--exec <path>', 'absolute path of the dminspect executable for ExecStart (default: this binary, or this node and this package\'s bin/dminspect.js)')
     .option('--dry-run', 'print the unit files and the commands; write nothing')
     .option('--enable', `also run: ${ENABLE_COMMANDS.map(shellLine).join(' && ')}`)
     .option('--force', 'replace unit files that exist with other content')

@@ -12,7 +12,9 @@
 set -Eeuo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 : "${CAPTURE:?}" "${PROJECT:?}" "${WRONG_FS:?}"
-DMI=(node "$PROJECT/bin/dminspect.js")
+# DMI_BIN: run the single-file binary instead of node (binary-live.test.ts), under DMI_WRAP (the Linux-3.10 launcher)
+# when set; ONLY_A: stop after part A; ONLY_NAME: one container
+if [ -n "${DMI_BIN:-}" ]; then DMI=(${DMI_WRAP:+"$DMI_WRAP" --} "$DMI_BIN"); else DMI=(node "$PROJECT/bin/dminspect.js"); fi
 DL=/var/lib/docker
 trap 'rc=$?; echo "live: failed (rc=$rc) at line $LINENO: $BASH_COMMAND" >&2; [ -f /tmp/dockerd.log ] && tail -30 /tmp/dockerd.log >&2; exit $rc' ERR
 for m in loop dm-thin-pool xfs ext4; do modprobe $m; done
@@ -22,6 +24,8 @@ META=$DL/devicemapper/devicemapper/metadata
 # "name path" for each container
 node -e 'for (const c of JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).containers) console.log(c.name, c.file.path)' \
   "$CAPTURE/engine.json" > /tmp/containers.txt
+# ONLY_NAME: part A for that one container
+if [ -n "${ONLY_NAME:-}" ]; then grep "^$ONLY_NAME " /tmp/containers.txt > /tmp/one.txt; mv /tmp/one.txt /tmp/containers.txt; fi
 
 # the pool's device ids and transaction id, read by the reference tools from the (inactive) metadata file
 pool_facts() {
@@ -55,11 +59,13 @@ DATA=$(losetup -f --show $DL/devicemapper/devicemapper/data); MLOOP=$(losetup -f
 dmsetup create chkpool --table "0 $(( $(blockdev --getsize64 $DATA) / 512 )) thin-pool $MLOOP $DATA 128 32768 2 skip_block_zeroing read_only"
 node -e 'for (const c of JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).containers) console.log(c.name, c.device.id, c.device.bytes)' "$CAPTURE/engine.json" |
 while read -r name id bytes; do
+  [ -n "${ONLY_NAME:-}" ] && [ "$name" != "$ONLY_NAME" ] && continue
   dmsetup create chk-$name --readonly --table "0 $((bytes / 512)) thin /dev/mapper/chkpool $id"
   echo "@@ A-origin $name $(dd if=/dev/mapper/chk-$name bs=1M status=none | sha256sum | cut -d' ' -f1)"
   dmsetup remove chk-$name
 done
 dmsetup remove chkpool; losetup -d $DATA $MLOOP
+if [ -n "${ONLY_A:-}" ]; then echo "@@ done"; exit 0; fi
 
 # ---------------------------------------------------------------- B: a running dockerd
 OPTS=($(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).dockerdArgs.join(" "))' "$CAPTURE/engine.json"))

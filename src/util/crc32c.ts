@@ -1,0 +1,83 @@
+/**
+ * CRC-32C (Castagnoli, thin metadata block checksums) and CRC-32 (IEEE, GPT headers), each with the
+ * semantics of @node-rs/crc32: `crc32c(buf, prev)` continues a standard CRC (initial ~0, final inversion).
+ *
+ * Two implementations with identical results:
+ * - native: the @node-rs/crc32 addon (SSE 4.2 `crc32` instruction), loaded at run time under Node when it loads;
+ * - portable: slice-by-8 tables in plain JavaScript, used when the addon cannot load, in the single-file binary
+ *   (Bun), or when DMINSPECT_CRC=portable.
+ * The binary never carries the addon: `bun build --compile` would write an embedded `.node` to /tmp and dlopen it
+ * at each start, which fails where /tmp is noexec and leaves files behind. The module name is computed so that no
+ * bundler follows it.
+ */
+import { createRequire } from 'node:module';
+
+type CrcFn = (input: Uint8Array, initialState?: number) => number;
+
+function makeTables(poly: number): Uint32Array[] {
+  const t: Uint32Array[] = [];
+  for (let k = 0; k < 8; k++) t.push(new Uint32Array(256));
+  for (let i = 0; i < 256; i++) {
+    let c = i;
+    for (let j = 0; j < 8; j++) c = c & 1 ? (c >>> 1) ^ poly : c >>> 1;
+    t[0]![i] = c >>> 0;
+  }
+  for (let i = 0; i < 256; i++) {
+    let c = t[0]![i]!;
+    for (let k = 1; k < 8; k++) {
+      c = t[0]![c & 0xff]! ^ (c >>> 8);
+      t[k]![i] = c >>> 0;
+    }
+  }
+  return t;
+}
+
+function sliceBy8(poly: number): CrcFn {
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = makeTables(poly) as [Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array];
+  return (buf, initialState = 0) => {
+    let crc = ~initialState >>> 0;
+    const n = buf.length;
+    let i = 0;
+    const end8 = n - (n % 8);
+    while (i < end8) {
+      const a = crc ^ (buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24));
+      const b = buf[i + 4]! | (buf[i + 5]! << 8) | (buf[i + 6]! << 16) | (buf[i + 7]! << 24);
+      crc =
+        t7[a & 0xff]! ^ t6[(a >>> 8) & 0xff]! ^ t5[(a >>> 16) & 0xff]! ^ t4[a >>> 24]! ^
+        t3[b & 0xff]! ^ t2[(b >>> 8) & 0xff]! ^ t1[(b >>> 16) & 0xff]! ^ t0[b >>> 24]!;
+      i += 8;
+    }
+    while (i < n) crc = t0[(crc ^ buf[i++]!) & 0xff]! ^ (crc >>> 8);
+    return ~crc >>> 0;
+  };
+}
+
+/** Plain-JavaScript CRC-32C (reflected 0x82F63B78). */
+export const portableCrc32c: CrcFn = sliceBy8(0x82f63b78);
+/** Plain-JavaScript CRC-32 (reflected 0xEDB88320, zlib's). */
+export const portableCrc32: CrcFn = sliceBy8(0xedb88320);
+
+interface NativeCrc {
+  crc32: (input: Uint8Array, initialState?: number | null) => number;
+  crc32c: (input: Uint8Array, initialState?: number | null) => number;
+}
+
+/** The addon, or null under Bun, with DMINSPECT_CRC=portable, or when it does not load (no prebuilt for this platform). */
+export function loadNativeCrc(): NativeCrc | null {
+  if (process.versions.bun !== undefined || process.env.DMINSPECT_CRC === 'portable') return null;
+  try {
+    const name = ['@node-rs', 'crc32'].join('/');
+    const mod = createRequire(import.meta.url)(name) as NativeCrc;
+    return typeof mod.crc32c === 'function' && typeof mod.crc32 === 'function' ? mod : null;
+  } catch {
+    return null;
+  }
+}
+
+const native = loadNativeCrc();
+
+/** Which implementation this process uses: `native` (@node-rs/crc32) or `portable` (slice-by-8 JavaScript). */
+export const crcImplementation: 'native' | 'portable' = native ? 'native' : 'portable';
+
+export const crc32c: CrcFn = native ? (b, s) => native.crc32c(b, s) : portableCrc32c;
+export const crc32: CrcFn = native ? (b, s) => native.crc32(b, s) : portableCrc32;
