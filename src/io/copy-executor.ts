@@ -180,7 +180,8 @@ function workerHasher(ring: SharedArrayBuffer): Hasher {
   let digestWaiter: { resolve: (s: string) => void; reject: (e: unknown) => void } | null = null;
   let closing = false;
   const fail = (e: unknown) => {
-    failed ??= e instanceof DmiError ? e : new DmiError('IO', `sha256 worker failed: ${(e as Error)?.message ?? String(e)}`);
+    failed ??=
+      e instanceof DmiError ? e : new DmiError('IO', `sha256 worker failed: ${(e as Error)?.message ?? String(e)}`);
     for (const w of waiters) w.reject(failed);
     waiters = [];
     digestWaiter?.reject(failed);
@@ -259,7 +260,8 @@ export async function copyRuns(o: CopyRunsOptions): Promise<CopyResult> {
     fds.set(p, fd);
     try {
       const st = fs.fstatSync(fd);
-      if (st.isDirectory()) throw new DmiError('BAD_INPUT', `${p}: is a directory, expected the pool data file or device`, { path: p });
+      if (st.isDirectory())
+        throw new DmiError('BAD_INPUT', `${p}: is a directory, expected the pool data file or device`, { path: p });
       dataSt ??= st;
     } catch (e) {
       closeAll();
@@ -273,9 +275,21 @@ export async function copyRuns(o: CopyRunsOptions): Promise<CopyResult> {
     const dataBytes = map ? map.length : dataSt?.isFile() ? dataSt.size : null;
     const sparse = (o.sparse ?? true) && fs.fstatSync(o.out).isFile();
     const names = { dataName, deviceName: o.deviceName, extents: map !== null, dataBytes, blockBytes: bs };
-    const plan = planCopy({ runs: o.runs, size, blockBytes: bs, dataPath, extents: map ?? undefined, dataBytes, windowBytes: W, sparse, dataName, deviceName: o.deviceName });
+    const plan = planCopy({
+      runs: o.runs,
+      size,
+      blockBytes: bs,
+      dataPath,
+      extents: map ?? undefined,
+      dataBytes,
+      windowBytes: W,
+      sparse,
+      dataName,
+      deviceName: o.deviceName,
+    });
 
-    const useWorker = o.hashWorker === 'auto' || o.hashWorker === undefined ? size >= HASH_WORKER_MIN_BYTES : o.hashWorker;
+    const useWorker =
+      o.hashWorker === 'auto' || o.hashWorker === undefined ? size >= HASH_WORKER_MIN_BYTES : o.hashWorker;
     const slots = useWorker ? Math.max(2, Math.floor(o.slots ?? SLOTS)) : 1;
     const shared = useWorker ? new SharedArrayBuffer(W * slots) : null;
     const ring = shared ? Buffer.from(shared) : Buffer.allocUnsafe(W);
@@ -436,11 +450,11 @@ async function execute(plan: CopyPlan, c: ExecContext): Promise<void> {
   let ahead: { w: CopyWindow; slot: number; filled: Promise<void> } | null = null;
   const it = plan.windows[Symbol.iterator]();
   try {
-    for (let cur = it.next(); !cur.done; ) {
+    for (let cur = it.next(); !cur.done;) {
       const w = cur.value;
       cur = it.next();
       let at = w.outPos - w.zerosBefore;
-      for (let z = w.zerosBefore; z > 0; ) {
+      for (let z = w.zerosBefore; z > 0;) {
         await room();
         const k = Math.min(z, ZERO_JOB);
         at += k;
@@ -509,7 +523,10 @@ function readSync(c: ExecContext, w: CopyWindow, r: PlannedRead, base: number): 
   while (done < r.length) {
     let got: number;
     try {
-      got = views.length === 1 ? fs.readSync(fd, views[0]!, 0, views[0]!.length, r.offset + done) : fs.readvSync(fd, views, r.offset + done);
+      got =
+        views.length === 1
+          ? fs.readSync(fd, views[0]!, 0, views[0]!.length, r.offset + done)
+          : fs.readvSync(fd, views, r.offset + done);
     } catch (e) {
       throw fsError(e, r.path);
     }
@@ -598,11 +615,17 @@ function writeWindow(c: ExecContext, w: CopyWindow, base: number): void {
         k = fs.writeSync(o.out, c.ring, base + at + done, n - done, w.outPos + at + done);
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
-        if (err?.code === 'ENOSPC') throw new DmiError('IO', `${outName}: no space left on device (writing byte ${w.outPos + at + done} of ${o.size})`, { path: outName });
+        if (err?.code === 'ENOSPC')
+          throw new DmiError(
+            'IO',
+            `${outName}: no space left on device (writing byte ${w.outPos + at + done} of ${o.size})`,
+            { path: outName },
+          );
         throw fsError(e, outName, 'write');
       }
       c.stats.writes++;
-      if (k === 0) throw new DmiError('IO', `${outName}: write returned 0 at byte ${w.outPos + at + done}`, { path: outName });
+      if (k === 0)
+        throw new DmiError('IO', `${outName}: write returned 0 at byte ${w.outPos + at + done}`, { path: outName });
       done += k;
     }
   }
