@@ -13,8 +13,25 @@ const [meta, data, devId, size, outPath] = process.argv.slice(2);
 const t0 = performance.now();
 const pool = openPool(meta);
 const out = fs.openSync(outPath, 'wx', 0o600);
-const r = await copyThinDevice({ pool, devId: Number(devId), dataPath: data, size: Number(size), out, outName: outPath });
+const r = await copyThinDevice({
+  pool,
+  devId: Number(devId),
+  dataPath: data,
+  size: Number(size),
+  out,
+  outName: outPath,
+});
 fs.closeSync(out);
 pool.close();
 const ms = performance.now() - t0;
-process.stdout.write(JSON.stringify({ ms, sha256: r.sha256, reads: r.reads, writes: r.writes, asyncWindows: r.asyncWindows, hashedInWorker: r.hashedInWorker, maxRssKb: process.resourceUsage().maxRSS }) + '\n');
+process.stdout.write(
+  JSON.stringify({
+    ms,
+    sha256: r.sha256,
+    reads: r.reads,
+    writes: r.writes,
+    asyncWindows: r.asyncWindows,
+    hashedInWorker: r.hashedInWorker,
+    maxRssKb: process.resourceUsage().maxRSS,
+  }) + '\n',
+);

@@ -58,7 +58,10 @@ function layoutRuns(layout, target, rnd) {
   if (layout === 'scattered') {
     for (let v = 0; v < target; v++) runs.push({ v, len: 1, d: -1 });
     // A random permutation of the data blocks, one free block in 16 left unused.
-    const slots = shuffle(Array.from({ length: target + (target >> 4) }, (_, i) => i), rnd);
+    const slots = shuffle(
+      Array.from({ length: target + (target >> 4) }, (_, i) => i),
+      rnd,
+    );
     runs.forEach((r, i) => (r.d = slots[i]));
     return { runs, vEnd: target, nrDataBlocks: target + (target >> 4) + 16 };
   }
@@ -74,7 +77,10 @@ function layoutRuns(layout, target, rnd) {
   }
   // Data placement: the runs in random order, 0..3 free blocks between them.
   let d = 0;
-  for (const i of shuffle(runs.map((_, i) => i), rnd)) {
+  for (const i of shuffle(
+    runs.map((_, i) => i),
+    rnd,
+  )) {
     d += Math.floor(rnd() * 4);
     runs[i].d = d;
     d += runs[i].len;
@@ -92,7 +98,14 @@ export function generateExportPool(dir, { gib = 1, layout = 'realistic', force =
   const want = { version: 2, gib, layout };
   if (!force && fs.existsSync(stampFile)) {
     const s = JSON.parse(fs.readFileSync(stampFile, 'utf8'));
-    if (s.version === want.version && s.gib === gib && s.layout === layout && fs.existsSync(s.data) && fs.existsSync(s.metadata)) return s;
+    if (
+      s.version === want.version &&
+      s.gib === gib &&
+      s.layout === layout &&
+      fs.existsSync(s.data) &&
+      fs.existsSync(s.metadata)
+    )
+      return s;
   }
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
@@ -103,7 +116,10 @@ export function generateExportPool(dir, { gib = 1, layout = 'realistic', force =
   for (const r of runs) r.src = Math.floor(rnd() * 255) * BS;
   const pool = randomBytes(256 * BS + 16 * BS);
   const root = path.join(dir, 'docker');
-  const built = buildV2Root(root, { images: [{ name: 'busybox:latest', layers: ['b'] }], containers: [{ name: 'bench', image: 'busybox:latest', state: 'exited' }] });
+  const built = buildV2Root(root, {
+    images: [{ name: 'busybox:latest', layers: ['b'] }],
+    containers: [{ name: 'bench', image: 'busybox:latest', state: 'exited' }],
+  });
   const c = built.containers[0];
   const devId = built.devices.get(c.mountId).device_id;
   const dm = path.join(root, 'devicemapper', 'devicemapper');
@@ -133,7 +149,9 @@ export function generateExportPool(dir, { gib = 1, layout = 'realistic', force =
   }
   zeros((vEnd - pos) * BS);
 
-  const xml = [`<superblock uuid="" time="1" transaction="${built.transactionId}" data_block_size="128" nr_data_blocks="${nrDataBlocks}">`];
+  const xml = [
+    `<superblock uuid="" time="1" transaction="${built.transactionId}" data_block_size="128" nr_data_blocks="${nrDataBlocks}">`,
+  ];
   xml.push(`  <device dev_id="${devId}" mapped_blocks="${mapped}" transaction="1" creation_time="0" snap_time="0">`);
   for (const r of runs) {
     if (r.len === 1) xml.push(`    <single_mapping origin_block="${r.v}" data_block="${r.d}" time="0"/>`);
@@ -149,7 +167,19 @@ export function generateExportPool(dir, { gib = 1, layout = 'realistic', force =
   const rec = path.join(root, 'devicemapper', 'metadata', c.mountId);
   const size = vEnd * BS;
   fs.writeFileSync(rec, JSON.stringify({ ...JSON.parse(fs.readFileSync(rec, 'utf8')), size }));
-  const stamp = { ...want, root, data, metadata, ref: 'bench', deviceId: devId, size, mappedBytes: mapped * BS, runs: runs.length, nrDataBlocks, sha256: h.digest('hex') };
+  const stamp = {
+    ...want,
+    root,
+    data,
+    metadata,
+    ref: 'bench',
+    deviceId: devId,
+    size,
+    mappedBytes: mapped * BS,
+    runs: runs.length,
+    nrDataBlocks,
+    sha256: h.digest('hex'),
+  };
   fs.writeFileSync(stampFile, JSON.stringify(stamp, null, 2));
   return stamp;
 }
@@ -158,7 +188,11 @@ export function generateExportPool(dir, { gib = 1, layout = 'realistic', force =
 function cliEntry(dir) {
   const bin = path.join(repo, 'bin/dminspect.js');
   const main = JSON.stringify(path.join(repo, 'dist/cli/main.js'));
-  const probe = spawnSync(process.execPath, ['--input-type=module', '-e', `const m = await import(${main}); process.exit(m.buildProgram().commands.some((c) => c.name() === 'export') ? 0 : 1);`]);
+  const probe = spawnSync(process.execPath, [
+    '--input-type=module',
+    '-e',
+    `const m = await import(${main}); process.exit(m.buildProgram().commands.some((c) => c.name() === 'export') ? 0 : 1);`,
+  ]);
   if (probe.status === 0) return bin;
   const shim = path.join(dir, 'dminspect-export-shim.mjs');
   fs.writeFileSync(
@@ -189,13 +223,20 @@ function hashMs(bytes) {
   const block = randomBytes(4 * 1024 * 1024);
   const h = createHash('sha256');
   const t0 = process.hrtime.bigint();
-  for (let left = bytes; left > 0; left -= block.length) h.update(left >= block.length ? block : block.subarray(0, left));
+  for (let left = bytes; left > 0; left -= block.length)
+    h.update(left >= block.length ? block : block.subarray(0, left));
   h.digest();
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
 /** Runs the benchmark of one layout; returns the numbers. */
-export function runExportBench({ dir = '/tmp/dminspect-bench/export', gib = 1, layout = 'realistic', reps = 3, force = false } = {}) {
+export function runExportBench({
+  dir = '/tmp/dminspect-bench/export',
+  gib = 1,
+  layout = 'realistic',
+  reps = 3,
+  force = false,
+} = {}) {
   ensureBuild(path.join(repo, 'dist/cli/commands/export.js'));
   const p = generateExportPool(dir, { gib, layout, force });
   const entry = cliEntry(dir);
@@ -209,16 +250,42 @@ export function runExportBench({ dir = '/tmp/dminspect-bench/export', gib = 1, l
     // the CLI's start-up alone (loading every command), part of the export's wall time
     startup: () => [process.execPath, entry, '--version'],
     // the copy alone, timed inside a fresh process (no CLI): what the copy engine does against the floor
-    copy: () => [process.execPath, path.join(repo, 'bench/export-child.js'), p.metadata, p.data, String(p.deviceId), String(p.size), img],
+    copy: () => [
+      process.execPath,
+      path.join(repo, 'bench/export-child.js'),
+      p.metadata,
+      p.data,
+      String(p.deviceId),
+      String(p.size),
+      img,
+    ],
     dd: () => ['dd', `if=${p.data}`, `of=${refOut}`, 'bs=4M', 'iflag=count_bytes', `count=${mb}`, 'status=none'],
   };
   // dc3dd counts sectors (cnt= with ssz=512); dcfldd counts blocks of bs (mapped bytes are a multiple of 64 KiB).
   const missing = [];
   if (spawnSync('dc3dd', ['--version'], { stdio: 'ignore' }).status === 0) {
-    cmds.dc3dd = () => ['dc3dd', `if=${p.data}`, `of=${refOut}`, 'hash=sha256', 'ssz=512', `cnt=${mb / 512}`, 'nwspc=on', `log=${path.join(outDir, 'dc3dd.log')}`];
+    cmds.dc3dd = () => [
+      'dc3dd',
+      `if=${p.data}`,
+      `of=${refOut}`,
+      'hash=sha256',
+      'ssz=512',
+      `cnt=${mb / 512}`,
+      'nwspc=on',
+      `log=${path.join(outDir, 'dc3dd.log')}`,
+    ];
   } else missing.push('dc3dd');
   if (spawnSync('dcfldd', ['--version'], { stdio: 'ignore' }).status === 0) {
-    cmds.dcfldd = () => ['dcfldd', `if=${p.data}`, `of=${refOut}`, 'bs=64k', `count=${mb / BS}`, 'hash=sha256', `hashlog=${path.join(outDir, 'dcfldd.hash')}`, 'status=off'];
+    cmds.dcfldd = () => [
+      'dcfldd',
+      `if=${p.data}`,
+      `of=${refOut}`,
+      'bs=64k',
+      `count=${mb / BS}`,
+      'hash=sha256',
+      `hashlog=${path.join(outDir, 'dcfldd.hash')}`,
+      'status=off',
+    ];
   } else missing.push('dcfldd');
   if (!TIME) missing.push('time');
   const clean = () => {
@@ -290,7 +357,13 @@ export function runExportBench({ dir = '/tmp/dminspect-bench/export', gib = 1, l
     allMs: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, v.map((r) => Math.round(r.ms))])),
     entry: path.relative(repo, entry),
   };
-  res.met = res.vsFloor >= 0.9 && res.vsDc3dd !== null && res.vsDc3dd >= 2.5 && res.exportRssMb !== null && res.exportRssMb <= 100 && res.sha256Ok;
+  res.met =
+    res.vsFloor >= 0.9 &&
+    res.vsDc3dd !== null &&
+    res.vsDc3dd >= 2.5 &&
+    res.exportRssMb !== null &&
+    res.exportRssMb <= 100 &&
+    res.sha256Ok;
   return res;
 }
 
@@ -317,7 +390,13 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   if (layouts.length === 0) layouts = LAYOUTS;
   const all = [];
   for (const layout of layouts) {
-    const r = runExportBench({ dir: opt('--dir', undefined), gib: Number(opt('--gib', '1')), layout, reps: Number(opt('--reps', '3')), force: args.includes('--force') });
+    const r = runExportBench({
+      dir: opt('--dir', undefined),
+      gib: Number(opt('--gib', '1')),
+      layout,
+      reps: Number(opt('--reps', '3')),
+      force: args.includes('--force'),
+    });
     console.log(formatExportBench(r));
     all.push(r);
   }

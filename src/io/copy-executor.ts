@@ -8,8 +8,9 @@
  * from a ring of shared buffers (`SLOTS` windows). SHA-256 is the slowest step (one core), so it runs all the
  * time, in parallel with the I/O. Small images (under `HASH_WORKER_MIN_BYTES`) are hashed on this thread:
  * starting a worker costs more. Reads are synchronous pread/preadv while the data comes from the page cache (no
- * thread-pool round trip per block); when a window reads slower than 1 GB/s (a disk), the next windows' reads
- * are all handed to the thread pool at once, so that the disk has a queue of requests in data order.
+ * thread-pool round trip per block); when a window reads slower than 1 GB/s with this thread blocked (a disk),
+ * the next windows' reads are all handed to the thread pool at once, so that the disk has a queue of requests in
+ * data order, and the next window's reads start before the current one is written (see ReadMode).
  *
  * Memory is bounded by the ring (`SLOTS` × `bufferBytes`, default 3 × 4 MiB), whatever the device size.
  * The data (a file, a block device, or extents of several files) is opened read-only. Between windows the
@@ -179,7 +180,8 @@ function workerHasher(ring: SharedArrayBuffer): Hasher {
   let digestWaiter: { resolve: (s: string) => void; reject: (e: unknown) => void } | null = null;
   let closing = false;
   const fail = (e: unknown) => {
-    failed ??= e instanceof DmiError ? e : new DmiError('IO', `sha256 worker failed: ${(e as Error)?.message ?? String(e)}`);
+    failed ??=
+      e instanceof DmiError ? e : new DmiError('IO', `sha256 worker failed: ${(e as Error)?.message ?? String(e)}`);
     for (const w of waiters) w.reject(failed);
     waiters = [];
     digestWaiter?.reject(failed);
@@ -258,7 +260,8 @@ export async function copyRuns(o: CopyRunsOptions): Promise<CopyResult> {
     fds.set(p, fd);
     try {
       const st = fs.fstatSync(fd);
-      if (st.isDirectory()) throw new DmiError('BAD_INPUT', `${p}: is a directory, expected the pool data file or device`, { path: p });
+      if (st.isDirectory())
+        throw new DmiError('BAD_INPUT', `${p}: is a directory, expected the pool data file or device`, { path: p });
       dataSt ??= st;
     } catch (e) {
       closeAll();
@@ -272,9 +275,21 @@ export async function copyRuns(o: CopyRunsOptions): Promise<CopyResult> {
     const dataBytes = map ? map.length : dataSt?.isFile() ? dataSt.size : null;
     const sparse = (o.sparse ?? true) && fs.fstatSync(o.out).isFile();
     const names = { dataName, deviceName: o.deviceName, extents: map !== null, dataBytes, blockBytes: bs };
-    const plan = planCopy({ runs: o.runs, size, blockBytes: bs, dataPath, extents: map ?? undefined, dataBytes, windowBytes: W, sparse, dataName, deviceName: o.deviceName });
+    const plan = planCopy({
+      runs: o.runs,
+      size,
+      blockBytes: bs,
+      dataPath,
+      extents: map ?? undefined,
+      dataBytes,
+      windowBytes: W,
+      sparse,
+      dataName,
+      deviceName: o.deviceName,
+    });
 
-    const useWorker = o.hashWorker === 'auto' || o.hashWorker === undefined ? size >= HASH_WORKER_MIN_BYTES : o.hashWorker;
+    const useWorker =
+      o.hashWorker === 'auto' || o.hashWorker === undefined ? size >= HASH_WORKER_MIN_BYTES : o.hashWorker;
     const slots = useWorker ? Math.max(2, Math.floor(o.slots ?? SLOTS)) : 1;
     const shared = useWorker ? new SharedArrayBuffer(W * slots) : null;
     const ring = shared ? Buffer.from(shared) : Buffer.allocUnsafe(W);
@@ -291,7 +306,12 @@ export async function copyRuns(o: CopyRunsOptions): Promise<CopyResult> {
       }
     }
     const stats = { reads: 0, writes: 0, copied: 0, asyncWindows: 0 };
-    await execute(plan, { o, reader: new ReadMode(o.readMode ?? 'auto'), W, slots, ring, hasher, fds, stats, names, outName });
+    const reader = new ReadMode(o.readMode ?? 'auto');
+    try {
+      await execute(plan, { o, reader, W, slots, ring, hasher, fds, stats, names, outName });
+    } finally {
+      reader.close();
+    }
     const sha256 = await hasher.digest();
     const t = plan.totals;
     return {
@@ -316,26 +336,73 @@ export async function copyRuns(o: CopyRunsOptions): Promise<CopyResult> {
   }
 }
 
-/** Page-cache copies run at several GB/s; below SLOW a window's reads are waiting on a disk. */
+/** Page-cache copies run at several GB/s; a window read slower than this may be waiting on a disk. */
 const SLOW_BYTES_PER_MS = 1e6;
-const FAST_BYTES_PER_MS = 2e6;
+/** Reading through the thread pool, try synchronous reads again every PROBE windows. */
+const PROBE = 16;
 
 /**
  * How windows are read: synchronously on this thread (data in the page cache: no round trip through the thread
  * pool per read, the cheapest), or all of a window's reads at once through the thread pool (data on a disk: the
- * disk gets a queue of requests, in data order). 'auto' starts synchronous and switches by the last window's rate.
+ * disk gets a queue of requests, in data order). 'auto' starts synchronous and goes to the thread pool when a
+ * window reads slower than SLOW and this thread spent most of that time blocked (waiting on the disk, per
+ * /proc/thread-self/schedstat: not running and not waiting for a CPU — other processes taking the CPUs slow the
+ * reads too, and there the thread pool only costs more); every PROBE windows it tries synchronous reads again.
  */
 class ReadMode {
   sync: boolean;
+  private asyncRun = 0;
+  private stat: number | null = null;
+  private readonly statBuf = Buffer.alloc(128);
+  private mark: [number, number] | null = null;
+
   constructor(private readonly mode: 'sync' | 'async' | 'auto') {
     this.sync = mode !== 'async';
+    if (mode === 'auto') {
+      try {
+        this.stat = fs.openSync('/proc/thread-self/schedstat', 'r');
+      } catch {
+        this.stat = null; // not Linux, or no schedstat: judge by the rate alone
+      }
+    }
   }
 
+  /** This thread's [time on a CPU, time waiting for one] in ms, or null. */
+  private sched(): [number, number] | null {
+    if (this.stat === null) return null;
+    try {
+      const n = fs.readSync(this.stat, this.statBuf, 0, this.statBuf.length, 0);
+      const [run, wait] = this.statBuf.toString('latin1', 0, n).split(' ').map(Number);
+      return Number.isFinite(run) && Number.isFinite(wait) ? [run! / 1e6, wait! / 1e6] : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Before a window's reads. */
+  begin(): void {
+    this.mark = this.sync && this.mode === 'auto' ? this.sched() : null;
+  }
+
+  /** After a window's reads: `bytes` read in `ms`. */
   observe(bytes: number, ms: number): void {
-    if (this.mode !== 'auto' || bytes < 256 * 1024) return;
-    const rate = bytes / Math.max(ms, 0.001);
-    if (this.sync && rate < SLOW_BYTES_PER_MS) this.sync = false;
-    else if (!this.sync && rate >= FAST_BYTES_PER_MS) this.sync = true;
+    if (this.mode !== 'auto') return;
+    if (!this.sync) {
+      if (++this.asyncRun >= PROBE) {
+        this.asyncRun = 0;
+        this.sync = true;
+      }
+      return;
+    }
+    if (bytes < 256 * 1024 || bytes / Math.max(ms, 0.001) >= SLOW_BYTES_PER_MS) return;
+    const now = this.mark ? this.sched() : null;
+    const blocked = this.mark && now ? ms - (now[0] - this.mark[0]) - (now[1] - this.mark[1]) : ms;
+    if (blocked > ms / 2) this.sync = false;
+  }
+
+  close(): void {
+    if (this.stat !== null) fs.closeSync(this.stat);
+    this.stat = null;
   }
 }
 
@@ -383,11 +450,11 @@ async function execute(plan: CopyPlan, c: ExecContext): Promise<void> {
   let ahead: { w: CopyWindow; slot: number; filled: Promise<void> } | null = null;
   const it = plan.windows[Symbol.iterator]();
   try {
-    for (let cur = it.next(); !cur.done; ) {
+    for (let cur = it.next(); !cur.done;) {
       const w = cur.value;
       cur = it.next();
       let at = w.outPos - w.zerosBefore;
-      for (let z = w.zerosBefore; z > 0; ) {
+      for (let z = w.zerosBefore; z > 0;) {
         await room();
         const k = Math.min(z, ZERO_JOB);
         at += k;
@@ -433,6 +500,7 @@ async function execute(plan: CopyPlan, c: ExecContext): Promise<void> {
 async function fillWindow(c: ExecContext, w: CopyWindow, base: number): Promise<void> {
   for (const [at, n] of w.fills) c.ring.fill(0, base + at, base + at + n);
   if (w.reads.length === 0) return;
+  c.reader.begin();
   const t0 = performance.now();
   let bytes = 0;
   for (const r of w.reads) bytes += r.length;
@@ -455,7 +523,10 @@ function readSync(c: ExecContext, w: CopyWindow, r: PlannedRead, base: number): 
   while (done < r.length) {
     let got: number;
     try {
-      got = views.length === 1 ? fs.readSync(fd, views[0]!, 0, views[0]!.length, r.offset + done) : fs.readvSync(fd, views, r.offset + done);
+      got =
+        views.length === 1
+          ? fs.readSync(fd, views[0]!, 0, views[0]!.length, r.offset + done)
+          : fs.readvSync(fd, views, r.offset + done);
     } catch (e) {
       throw fsError(e, r.path);
     }
@@ -544,11 +615,17 @@ function writeWindow(c: ExecContext, w: CopyWindow, base: number): void {
         k = fs.writeSync(o.out, c.ring, base + at + done, n - done, w.outPos + at + done);
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
-        if (err?.code === 'ENOSPC') throw new DmiError('IO', `${outName}: no space left on device (writing byte ${w.outPos + at + done} of ${o.size})`, { path: outName });
+        if (err?.code === 'ENOSPC')
+          throw new DmiError(
+            'IO',
+            `${outName}: no space left on device (writing byte ${w.outPos + at + done} of ${o.size})`,
+            { path: outName },
+          );
         throw fsError(e, outName, 'write');
       }
       c.stats.writes++;
-      if (k === 0) throw new DmiError('IO', `${outName}: write returned 0 at byte ${w.outPos + at + done}`, { path: outName });
+      if (k === 0)
+        throw new DmiError('IO', `${outName}: write returned 0 at byte ${w.outPos + at + done}`, { path: outName });
       done += k;
     }
   }

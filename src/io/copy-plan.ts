@@ -105,7 +105,11 @@ export interface CopyPlan {
 export const MAX_IOV = 1024;
 
 /** The message for a mapped block past the end of the data. */
-export function pastEndError(o: { dataName: string; deviceName: string; extents: boolean; dataBytes: number | null; blockBytes: number }, dblock: number, vblock: number): DmiError {
+export function pastEndError(
+  o: { dataName: string; deviceName: string; extents: boolean; dataBytes: number | null; blockBytes: number },
+  dblock: number,
+  vblock: number,
+): DmiError {
   const what = o.extents ? 'data' : 'data file';
   return new DmiError(
     'BAD_INPUT',
@@ -145,8 +149,23 @@ export function planCopy(o: CopyPlanOptions): CopyPlan {
   const bigHole = o.bigHoleBytes ?? Math.min(W, 1024 * 1024);
   const map = o.extents ?? null;
   const dataBytes = map ? map.length : o.dataBytes;
-  const names = { dataName: o.dataName ?? o.dataPath, deviceName: o.deviceName ?? 'the device', extents: map !== null, dataBytes, blockBytes: bs };
-  const totals: CopyTotals = { mappedBytes: 0, copiedBytes: 0, holes: 0, holeBytes: 0, runs: 0, mappedPastEnd: 0, reads: 0, mergedReads: 0 };
+  const names = {
+    dataName: o.dataName ?? o.dataPath,
+    deviceName: o.deviceName ?? 'the device',
+    extents: map !== null,
+    dataBytes,
+    blockBytes: bs,
+  };
+  const totals: CopyTotals = {
+    mappedBytes: 0,
+    copiedBytes: 0,
+    holes: 0,
+    holeBytes: 0,
+    runs: 0,
+    mappedPastEnd: 0,
+    reads: 0,
+    mergedReads: 0,
+  };
   const fileIndex = new Map<string, number>();
   const fileOf = (p: string): number => {
     let i = fileIndex.get(p);
@@ -214,17 +233,27 @@ export function planCopy(o: CopyPlanOptions): CopyPlan {
       totals.runs++;
       const { vblock, dblock, length } = run;
       if (![vblock, dblock, length].every((x) => Number.isSafeInteger(x) && x >= 0) || length === 0) {
-        throw new DmiError('BAD_INPUT', `${names.deviceName}: bad mapping run (virtual block ${vblock}, data block ${dblock}, ${length} blocks)`);
+        throw new DmiError(
+          'BAD_INPUT',
+          `${names.deviceName}: bad mapping run (virtual block ${vblock}, data block ${dblock}, ${length} blocks)`,
+        );
       }
       const dEnd = (dblock + length) * bs;
       const vEndAll = (vblock + length) * bs;
       if (!Number.isSafeInteger(dEnd) || !Number.isSafeInteger(vEndAll)) {
-        throw new DmiError('BAD_INPUT', `${names.deviceName}: data block ${dblock + length - 1} is beyond a safe byte offset`);
+        throw new DmiError(
+          'BAD_INPUT',
+          `${names.deviceName}: data block ${dblock + length - 1} is beyond a safe byte offset`,
+        );
       }
       totals.mappedBytes += length * bs;
       const vStart = vblock * bs;
       if (vStart < lastEnd) {
-        throw new DmiError('BAD_INPUT', `${names.deviceName}: mapping of virtual block ${vblock} is out of order or overlaps the one before it`, { virtualBlock: vblock });
+        throw new DmiError(
+          'BAD_INPUT',
+          `${names.deviceName}: mapping of virtual block ${vblock} is out of order or overlaps the one before it`,
+          { virtualBlock: vblock },
+        );
       }
       lastEnd = vEndAll;
       const vEnd = Math.min(vEndAll, size);
@@ -246,7 +275,14 @@ export function planCopy(o: CopyPlanOptions): CopyPlan {
         const dataPos = dblock * bs + (v - vStart);
         if (map) {
           for (const p of map.pieces(dataPos, n)) {
-            c.pieces.push({ path: p.path, file: fileOf(p.path), offset: p.offset, length: p.length, dataPos: p.at, at: c.len + (p.at - dataPos) });
+            c.pieces.push({
+              path: p.path,
+              file: fileOf(p.path),
+              offset: p.offset,
+              length: p.length,
+              dataPos: p.at,
+              at: c.len + (p.at - dataPos),
+            });
           }
         } else {
           c.pieces.push({ path: o.dataPath, file: 0, offset: dataPos, length: n, dataPos, at: c.len });
@@ -274,14 +310,25 @@ function mergeReads(pieces: Piece[]): PlannedRead[] {
   let last: (PlannedRead & { file: number }) | null = null;
   for (const p of pieces) {
     // Adjacent in the file and in the data's logical space (extents adjacent in a file but not in the LV stay apart).
-    const adjacent = last && last.file === p.file && last.offset + last.length === p.offset && last.dataPos + last.length === p.dataPos;
+    const adjacent =
+      last &&
+      last.file === p.file &&
+      last.offset + last.length === p.offset &&
+      last.dataPos + last.length === p.dataPos;
     if (last && adjacent && last.into.length < MAX_IOV) {
       const iov = last.into[last.into.length - 1]!;
       if (iov[0] + iov[1] === p.at) iov[1] += p.length;
       else last.into.push([p.at, p.length]);
       last.length += p.length;
     } else {
-      last = { path: p.path, file: p.file, offset: p.offset, length: p.length, dataPos: p.dataPos, into: [[p.at, p.length]] };
+      last = {
+        path: p.path,
+        file: p.file,
+        offset: p.offset,
+        length: p.length,
+        dataPos: p.dataPos,
+        into: [[p.at, p.length]],
+      };
       out.push(last);
     }
   }

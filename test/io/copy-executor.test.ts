@@ -94,7 +94,15 @@ d('copy executor on real thin metadata', () => {
     const file = out();
     const fd = fs.openSync(file, 'wx');
     try {
-      const r = await copyThinDevice({ pool, devId: dev.id, dataPath: dataFile, size: dev.size, out: fd, outName: file, ...extra });
+      const r = await copyThinDevice({
+        pool,
+        devId: dev.id,
+        dataPath: dataFile,
+        size: dev.size,
+        out: fd,
+        outName: file,
+        ...extra,
+      });
       return { r, file };
     } finally {
       fs.closeSync(fd);
@@ -115,7 +123,18 @@ d('copy executor on real thin metadata', () => {
         fs.rmSync(file);
       }
       // the same counts whatever the hashing
-      const counts = results.map(({ mappedBytes, copiedBytes, holes, holeBytes, runs, mappedPastEnd, reads, writes }) => ({ mappedBytes, copiedBytes, holes, holeBytes, runs, mappedPastEnd, reads, writes }));
+      const counts = results.map(
+        ({ mappedBytes, copiedBytes, holes, holeBytes, runs, mappedPastEnd, reads, writes }) => ({
+          mappedBytes,
+          copiedBytes,
+          holes,
+          holeBytes,
+          runs,
+          mappedPastEnd,
+          reads,
+          writes,
+        }),
+      );
       expect(counts[1]).toEqual(counts[0]);
       expect(counts[2]).toEqual(counts[0]);
     }
@@ -140,8 +159,14 @@ d('copy executor on real thin metadata', () => {
     const a = path.join(dir, 'short-a.img');
     fs.writeFileSync(a, data.subarray(0, 200 * BS));
     const ext = [{ path: a, offset: 0, length: NDATA * BS }];
-    await expect(copy(devs[0]!, { dataExtents: ext, readMode: 'async', hashWorker: true })).rejects.toMatchObject({ code: 'BAD_INPUT', message: expect.stringMatching(/truncated image\?$/) });
-    await expect(copy(devs[0]!, { dataExtents: ext, readMode: 'sync' })).rejects.toMatchObject({ code: 'BAD_INPUT', message: expect.stringMatching(/truncated image\?$/) });
+    await expect(copy(devs[0]!, { dataExtents: ext, readMode: 'async', hashWorker: true })).rejects.toMatchObject({
+      code: 'BAD_INPUT',
+      message: expect.stringMatching(/truncated image\?$/),
+    });
+    await expect(copy(devs[0]!, { dataExtents: ext, readMode: 'sync' })).rejects.toMatchObject({
+      code: 'BAD_INPUT',
+      message: expect.stringMatching(/truncated image\?$/),
+    });
   });
 
   it('reads in data order: a scattered device takes far fewer reads than blocks, some merged', async () => {
@@ -157,9 +182,18 @@ d('copy executor on real thin metadata', () => {
   it('counts: mapped, copied, holes, past the end; sparse output leaves holes unallocated, --no-sparse allocates them', async () => {
     const dev = devs[1]!;
     const mapped = dev.mappings.reduce((s, m) => s + (m.len ?? 1) * BS, 0);
-    const copied = dev.mappings.reduce((s, m) => s + Math.max(0, Math.min(dev.size, (m.v + (m.len ?? 1)) * BS) - m.v * BS), 0);
+    const copied = dev.mappings.reduce(
+      (s, m) => s + Math.max(0, Math.min(dev.size, (m.v + (m.len ?? 1)) * BS) - m.v * BS),
+      0,
+    );
     const { r, file } = await copy(dev);
-    expect(r).toMatchObject({ size: dev.size, mappedBytes: mapped, copiedBytes: copied, mappedPastEnd: mapped - copied, holeBytes: dev.size - copied });
+    expect(r).toMatchObject({
+      size: dev.size,
+      mappedBytes: mapped,
+      copiedBytes: copied,
+      mappedPastEnd: mapped - copied,
+      holeBytes: dev.size - copied,
+    });
     expect(r.holes).toBeGreaterThan(1);
     const big = devs[2]!;
     const s = await copy(big);
@@ -203,7 +237,17 @@ d('copy executor on real thin metadata', () => {
       const ac = new AbortController();
       const file = out();
       const fd = fs.openSync(file, 'wx');
-      const p = copyThinDevice({ pool, devId: 3, dataPath: dataFile, size: devs[2]!.size, out: fd, outName: file, hashWorker, signal: ac.signal, onProgress: () => ac.abort() });
+      const p = copyThinDevice({
+        pool,
+        devId: 3,
+        dataPath: dataFile,
+        size: devs[2]!.size,
+        out: fd,
+        outName: file,
+        hashWorker,
+        signal: ac.signal,
+        onProgress: () => ac.abort(),
+      });
       await expect(p).rejects.toMatchObject({ code: 'IO', message: `${file}: export interrupted` });
       fs.closeSync(fd);
     }
@@ -236,7 +280,12 @@ d('copy executor on real thin metadata', () => {
     ];
     for (const dev of devs) {
       for (const hashWorker of [false, true]) {
-        const { r, file } = await copy(dev, { dataExtents: ext, dataLabel: 'disk: vg/pool_tdata', hashWorker, bufferBytes: 512 * 1024 });
+        const { r, file } = await copy(dev, {
+          dataExtents: ext,
+          dataLabel: 'disk: vg/pool_tdata',
+          hashWorker,
+          bufferBytes: 512 * 1024,
+        });
         expect(r.sha256).toBe(sha(naive(dev, data)));
         fs.rmSync(file);
       }
@@ -244,10 +293,16 @@ d('copy executor on real thin metadata', () => {
     // an image shorter than its extents say: a short read, naming the block and the file
     fs.truncateSync(a, 100 * BS + 1000);
     const dev = devs[0]!;
-    const err = await copy(dev, { dataExtents: ext, dataLabel: 'disk: vg/pool_tdata', hashWorker: true }).catch((e: unknown) => e);
+    const err = await copy(dev, { dataExtents: ext, dataLabel: 'disk: vg/pool_tdata', hashWorker: true }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toMatchObject({
       code: 'BAD_INPUT',
-      message: expect.stringMatching(new RegExp(`^disk: vg/pool_tdata: data block (\\d+) \\(virtual block \\d+ of thin device 1\\) is at byte \\d+ of ${a}, past its end \\(${100 * BS + 1000} bytes\\): truncated image\\?$`)),
+      message: expect.stringMatching(
+        new RegExp(
+          `^disk: vg/pool_tdata: data block (\\d+) \\(virtual block \\d+ of thin device 1\\) is at byte \\d+ of ${a}, past its end \\(${100 * BS + 1000} bytes\\): truncated image\\?$`,
+        ),
+      ),
     });
     const named = Number(/data block (\d+)/.exec((err as Error).message)![1]);
     expect(named).toBeGreaterThanOrEqual(400);
@@ -269,7 +324,14 @@ d('copy executor on real thin metadata', () => {
     const fd = fs.openSync('/dev/null', 'w');
     try {
       const dev = devs[1]!;
-      const r = await copyThinDevice({ pool, devId: dev.id, dataPath: dataFile, size: dev.size, out: fd, bufferBytes: 4 * BS });
+      const r = await copyThinDevice({
+        pool,
+        devId: dev.id,
+        dataPath: dataFile,
+        size: dev.size,
+        out: fd,
+        bufferBytes: 4 * BS,
+      });
       expect(r.sha256).toBe(sha(naive(dev, data)));
       expect(r.writes).toBe(Math.ceil(dev.size / (4 * BS)));
     } finally {

@@ -53,7 +53,11 @@ function naiveImage(runs: CopyRun[], size: number, bs: number, data: Buffer): Bu
  * Replays the plan on `files` (path → bytes): every window filled by its reads and fills, then checked:
  * the image in order (windows and zerosBefore), what is written, and the plan's invariants.
  */
-function replay(windows: CopyWindow[], files: Map<string, Buffer>, o: { size: number; W: number; sparse: boolean; fileOrder: string[] }) {
+function replay(
+  windows: CopyWindow[],
+  files: Map<string, Buffer>,
+  o: { size: number; W: number; sparse: boolean; fileOrder: string[] },
+) {
   const img = Buffer.alloc(o.size, 0xee); // what the hash sees, in order
   const written = Buffer.alloc(o.size, 0xee); // what is written (0xee: never written)
   let pos = 0;
@@ -123,12 +127,38 @@ describe('copy plan', () => {
       reads: [
         { path: 'data', offset: 2 * bs, length: bs, dataPos: 2 * bs, into: [[6 * bs, bs]] },
         // one read of data blocks 9..11 into virtual blocks 0..1 and 4
-        { path: 'data', offset: 9 * bs, length: 3 * bs, dataPos: 9 * bs, into: [[0, 2 * bs], [4 * bs, bs]] },
+        {
+          path: 'data',
+          offset: 9 * bs,
+          length: 3 * bs,
+          dataPos: 9 * bs,
+          into: [
+            [0, 2 * bs],
+            [4 * bs, bs],
+          ],
+        },
       ],
-      fills: [[2 * bs, 2 * bs], [5 * bs, bs], [7 * bs, bs]],
-      writes: [[0, 2 * bs], [4 * bs, bs], [6 * bs, bs]],
+      fills: [
+        [2 * bs, 2 * bs],
+        [5 * bs, bs],
+        [7 * bs, bs],
+      ],
+      writes: [
+        [0, 2 * bs],
+        [4 * bs, bs],
+        [6 * bs, bs],
+      ],
     });
-    expect(totals).toEqual({ mappedBytes: 4 * bs, copiedBytes: 4 * bs, holes: 3, holeBytes: 4 * bs, runs: 3, mappedPastEnd: 0, reads: 2, mergedReads: 1 });
+    expect(totals).toEqual({
+      mappedBytes: 4 * bs,
+      copiedBytes: 4 * bs,
+      holes: 3,
+      holeBytes: 4 * bs,
+      runs: 3,
+      mappedPastEnd: 0,
+      reads: 2,
+      mergedReads: 1,
+    });
   });
 
   it('a scattered device: every block its own run, data in reverse order → one read per window', () => {
@@ -173,8 +203,14 @@ describe('copy plan', () => {
       [0, 0, 6 * bs], // the 2-block hole at the start, the run, a 1-block hole, the run
       [34 * bs, 40 * bs, 8 * bs], // the run, then the last hole (under bigHoleBytes): filled, not written
     ]);
-    expect(sparse.windows[0]!.fills).toEqual([[0, 2 * bs], [4 * bs, bs]]);
-    expect(sparse.windows[0]!.writes).toEqual([[2 * bs, 2 * bs], [5 * bs, bs]]);
+    expect(sparse.windows[0]!.fills).toEqual([
+      [0, 2 * bs],
+      [4 * bs, bs],
+    ]);
+    expect(sparse.windows[0]!.writes).toEqual([
+      [2 * bs, 2 * bs],
+      [5 * bs, bs],
+    ]);
     expect(sparse.windows[1]!.fills).toEqual([[2 * bs, 6 * bs]]);
     expect(sparse.windows[1]!.writes).toEqual([[0, 2 * bs]]);
     expect(sparse.totals).toMatchObject({ holes: 4, holeBytes: (2 + 1 + 34 + 6) * bs, copiedBytes: 5 * bs });
@@ -203,9 +239,18 @@ describe('copy plan', () => {
       { vblock: 0, dblock: 5, length: 4 }, // crosses the end (size = 3 blocks)
       { vblock: 10, dblock: 0, length: 2 }, // past it
     ];
-    const { windows, totals } = plan({ runs, size: 3 * bs, blockBytes: bs, windowBytes: 64 * KB, sparse: true, dataBytes: 8 * bs });
+    const { windows, totals } = plan({
+      runs,
+      size: 3 * bs,
+      blockBytes: bs,
+      windowBytes: 64 * KB,
+      sparse: true,
+      dataBytes: 8 * bs,
+    });
     expect(windows).toHaveLength(1);
-    expect(windows[0]!.reads).toEqual([{ path: 'data', offset: 5 * bs, length: 3 * bs, dataPos: 5 * bs, into: [[0, 3 * bs]] }]);
+    expect(windows[0]!.reads).toEqual([
+      { path: 'data', offset: 5 * bs, length: 3 * bs, dataPos: 5 * bs, into: [[0, 3 * bs]] },
+    ]);
     expect(totals).toMatchObject({ mappedBytes: 6 * bs, copiedBytes: 3 * bs, mappedPastEnd: 3 * bs, holes: 0 });
   });
 
@@ -235,7 +280,14 @@ describe('copy plan', () => {
       { vblock: 6, dblock: 11, length: 1 },
       { vblock: 7, dblock: 8, length: 1 },
     ];
-    const { windows, totals } = plan({ runs, size: 8 * bs, blockBytes: bs, windowBytes: 64 * KB, sparse: true, extents: map });
+    const { windows, totals } = plan({
+      runs,
+      size: 8 * bs,
+      blockBytes: bs,
+      windowBytes: 64 * KB,
+      sparse: true,
+      extents: map,
+    });
     expect(windows[0]!.reads).toEqual([
       { path: 'a.img', offset: 2 * bs, length: 2 * bs, dataPos: 2 * bs, into: [[0, 2 * bs]] },
       // a.img block 4 follows block 3 in the file, but is LV block 8, not 4: a read of its own
@@ -268,24 +320,46 @@ describe('copy plan', () => {
   it('bad input: size, data too short (naming the first block past the end), runs out of order or overlapping', () => {
     const bs = 1024;
     const base = { blockBytes: bs, windowBytes: 64 * KB, sparse: true };
-    expect(() => plan({ ...base, runs: [], size: 1000 })).toThrow(/device size 1000 is not a non-negative multiple of 512/);
-    const short = () => plan({ ...base, runs: [{ vblock: 3, dblock: 6, length: 4 }], size: 16 * bs, dataBytes: 8 * bs, dataName: 'pool/data', deviceName: 'thin device 7' });
-    expect(short).toThrow(/^pool\/data: data block 8 \(virtual block 5 of thin device 7\) is past the end of the data file \(8192 bytes; 1024 bytes per block\)$/);
-    expect(short).toThrow(expect.objectContaining({ code: 'BAD_INPUT', details: { path: 'pool/data', dataBlock: 8, virtualBlock: 5 } }));
+    expect(() => plan({ ...base, runs: [], size: 1000 })).toThrow(
+      /device size 1000 is not a non-negative multiple of 512/,
+    );
+    const short = () =>
+      plan({
+        ...base,
+        runs: [{ vblock: 3, dblock: 6, length: 4 }],
+        size: 16 * bs,
+        dataBytes: 8 * bs,
+        dataName: 'pool/data',
+        deviceName: 'thin device 7',
+      });
+    expect(short).toThrow(
+      /^pool\/data: data block 8 \(virtual block 5 of thin device 7\) is past the end of the data file \(8192 bytes; 1024 bytes per block\)$/,
+    );
+    expect(short).toThrow(
+      expect.objectContaining({ code: 'BAD_INPUT', details: { path: 'pool/data', dataBlock: 8, virtualBlock: 5 } }),
+    );
     // only what is copied is checked: the part past the image end may lie past the data
-    expect(() => plan({ ...base, runs: [{ vblock: 0, dblock: 6, length: 4 }], size: 2 * bs, dataBytes: 8 * bs })).not.toThrow();
+    expect(() =>
+      plan({ ...base, runs: [{ vblock: 0, dblock: 6, length: 4 }], size: 2 * bs, dataBytes: 8 * bs }),
+    ).not.toThrow();
     const overlap = [
       { vblock: 0, dblock: 0, length: 4 },
       { vblock: 3, dblock: 9, length: 1 },
     ];
-    expect(() => plan({ ...base, runs: overlap, size: 16 * bs, deviceName: 'deleted device 3' })).toThrow(/^deleted device 3: mapping of virtual block 3 is out of order or overlaps/);
+    expect(() => plan({ ...base, runs: overlap, size: 16 * bs, deviceName: 'deleted device 3' })).toThrow(
+      /^deleted device 3: mapping of virtual block 3 is out of order or overlaps/,
+    );
     const backwards = [
       { vblock: 20, dblock: 0, length: 1 },
       { vblock: 18, dblock: 1, length: 1 },
     ];
     expect(() => plan({ ...base, runs: backwards, size: 4 * bs })).toThrow(/out of order/); // both past the end
-    expect(() => plan({ ...base, runs: [{ vblock: 0, dblock: -1, length: 1 }], size: 4 * bs })).toThrow(/bad mapping run/);
-    expect(() => plan({ ...base, runs: [{ vblock: 0, dblock: 2 ** 52, length: 1 }], size: 4 * bs })).toThrow(/beyond a safe byte offset/);
+    expect(() => plan({ ...base, runs: [{ vblock: 0, dblock: -1, length: 1 }], size: 4 * bs })).toThrow(
+      /bad mapping run/,
+    );
+    expect(() => plan({ ...base, runs: [{ vblock: 0, dblock: 2 ** 52, length: 1 }], size: 4 * bs })).toThrow(
+      /beyond a safe byte offset/,
+    );
   });
 
   it('runs are pulled lazily: the plan of a huge device holds one window', () => {
@@ -297,7 +371,15 @@ describe('copy plan', () => {
         yield { vblock: v, dblock: (v * 7919) % 1e6, length: 1 };
       }
     }
-    const p = planCopy({ runs: many(), size: 1e6 * bs, blockBytes: bs, windowBytes: 8 * bs, sparse: true, dataPath: 'd', dataBytes: null });
+    const p = planCopy({
+      runs: many(),
+      size: 1e6 * bs,
+      blockBytes: bs,
+      windowBytes: 8 * bs,
+      sparse: true,
+      dataPath: 'd',
+      dataBytes: null,
+    });
     const it = p.windows[Symbol.iterator]();
     it.next();
     expect(pulled).toBeLessThanOrEqual(9);
@@ -331,7 +413,7 @@ describe('copy plan', () => {
         const a = Buffer.alloc(data.length);
         const b = Buffer.alloc(data.length);
         const ext: { path: string; offset: number; length: number }[] = [];
-        for (let at = 0, ia = 0, ib = 0; at < data.length; ) {
+        for (let at = 0, ia = 0, ib = 0; at < data.length;) {
           const n = Math.min(data.length - at, 512 * (1 + Math.floor(rnd() * 8)));
           if (rnd() < 0.5) {
             data.copy(a, ia, at, at + n);
@@ -351,9 +433,20 @@ describe('copy plan', () => {
       } else {
         files.set('data', data);
       }
-      const p = planCopy({ runs, size, blockBytes: bs, dataPath: 'data', dataBytes: data.length, extents: map, windowBytes: W, sparse, bigHoleBytes: 2 * 512 });
+      const p = planCopy({
+        runs,
+        size,
+        blockBytes: bs,
+        dataPath: 'data',
+        dataBytes: data.length,
+        extents: map,
+        windowBytes: W,
+        sparse,
+        bigHoleBytes: 2 * 512,
+      });
       const windows = [...p.windows];
-      if (useExtents) for (const w of windows) for (const r of w.reads) if (!fileOrder.includes(r.path)) fileOrder.push(r.path);
+      if (useExtents)
+        for (const w of windows) for (const r of w.reads) if (!fileOrder.includes(r.path)) fileOrder.push(r.path);
       const { img, written } = replay(windows, files, { size, W: Math.floor(W / 512) * 512, sparse, fileOrder });
       const want = naiveImage(runs, size, bs, data);
       expect(img.equals(want), `seed ${seed}`).toBe(true);
@@ -361,7 +454,10 @@ describe('copy plan', () => {
       const got = Buffer.from(written.map((x) => (x === 0xee ? 0 : x)));
       expect(got.equals(want), `seed ${seed} written`).toBe(true);
       if (!sparse) expect(written.includes(0xee)).toBe(false);
-      const mapped = runs.reduce((s, r) => s + Math.max(0, Math.min(size, (r.vblock + r.length) * bs) - r.vblock * bs), 0);
+      const mapped = runs.reduce(
+        (s, r) => s + Math.max(0, Math.min(size, (r.vblock + r.length) * bs) - r.vblock * bs),
+        0,
+      );
       expect(p.totals.copiedBytes).toBe(mapped);
       expect(p.totals.copiedBytes + p.totals.holeBytes).toBe(size);
     }
