@@ -8,8 +8,14 @@ export default tseslint.config(
   {
     languageOptions: {
       globals: {
-        process: 'readonly', console: 'readonly', Buffer: 'readonly', URL: 'readonly',
-        setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly',
+        process: 'readonly',
+        console: 'readonly',
+        Buffer: 'readonly',
+        URL: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
       },
     },
     rules: {
@@ -23,8 +29,18 @@ export default tseslint.config(
   },
   // Layering (docs/ARCHITECTURE.md): arrows point down only.
   //   cli/ → features (model/ audit/ forensics/ recover/) → pool-source/ → format readers (docker/ thin/ lvm/), dm/, io/
-  ...layer(['src/docker/**', 'src/thin/**', 'src/lvm/**'], 'format readers', ['cli', 'dm', 'model', 'audit', 'forensics', 'recover', 'pool-source'], true),
-  ...layer(['src/io/**'], 'io/', ['cli', 'dm', 'model', 'audit', 'forensics', 'recover', 'pool-source', 'docker', 'thin', 'lvm'], true),
+  ...layer(
+    ['src/docker/**', 'src/thin/**', 'src/lvm/**'],
+    'format readers',
+    ['cli', 'dm', 'model', 'audit', 'forensics', 'recover', 'pool-source'],
+    true,
+  ),
+  ...layer(
+    ['src/io/**'],
+    'io/',
+    ['cli', 'dm', 'model', 'audit', 'forensics', 'recover', 'pool-source', 'docker', 'thin', 'lvm'],
+    true,
+  ),
   ...layer(['src/dm/**'], 'dm/', ['cli', 'model', 'audit', 'forensics', 'recover', 'pool-source'], false),
   ...layer(['src/pool-source/**'], 'pool-source/', ['cli', 'model', 'audit', 'forensics', 'recover'], false),
   ...layer(['src/model/**'], 'model/ (the Docker join)', ['cli', 'audit', 'forensics', 'recover'], false),
@@ -34,7 +50,16 @@ export default tseslint.config(
 
 /** An import rule for `files`: none of the `banned` src/ folders; `pure`: no processes and no CLI libraries either. */
 function layer(files, what, banned, pure) {
-  const patterns = [{ group: banned.flatMap((d) => [`**/${d}/**`, `../${d}/*`, `./${d}/*`]), message: `${what} must not import ${banned.join('/, ')}/ (docs/ARCHITECTURE.md)` }];
-  if (pure) patterns.push({ group: ['execa', 'node:child_process', 'child_process', 'commander', 'cli-table3'], message: `${what} run no processes and render nothing` });
+  const patterns = [
+    {
+      group: banned.flatMap((d) => [`**/${d}/**`, `../${d}/*`, `./${d}/*`]),
+      message: `${what} must not import ${banned.join('/, ')}/ (docs/ARCHITECTURE.md)`,
+    },
+  ];
+  if (pure)
+    patterns.push({
+      group: ['execa', 'node:child_process', 'child_process', 'commander', 'cli-table3'],
+      message: `${what} run no processes and render nothing`,
+    });
   return [{ files: files.map((f) => `${f}/*.ts`), rules: { 'no-restricted-imports': ['error', { patterns }] } }];
 }

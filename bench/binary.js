@@ -22,7 +22,10 @@ const runs = {
   node: [process.execPath, path.join(repo, 'bin', 'dminspect.js')],
   binary: [binary],
 };
-const cmds = { '--version': ['--version'], 'containers --json': ['containers', '--root', path.join(repo, 'fixtures', 'sample'), '--json'] };
+const cmds = {
+  '--version': ['--version'],
+  'containers --json': ['containers', '--root', path.join(repo, 'fixtures', 'sample'), '--json'],
+};
 const t = {};
 for (let r = 0; r < reps + 1; r++) {
   for (const [cname, cargs] of Object.entries(cmds)) {
@@ -35,9 +38,13 @@ for (let r = 0; r < reps + 1; r++) {
     }
   }
 }
-console.log(`single-file binary: ${(fs.statSync(binary).size / 1048576).toFixed(1)} MiB; node ${process.version}; median of ${reps}, interleaved:`);
+console.log(
+  `single-file binary: ${(fs.statSync(binary).size / 1048576).toFixed(1)} MiB; node ${process.version}; median of ${reps}, interleaved:`,
+);
 for (const cname of Object.keys(cmds)) {
   const n = median(t[`${cname}|node`]);
   const b = median(t[`${cname}|binary`]);
-  console.log(`  ${cname.padEnd(18)} node ${n.toFixed(0).padStart(5)} ms   binary ${b.toFixed(0).padStart(5)} ms   ratio binary/node ${(b / n).toFixed(2)}`);
+  console.log(
+    `  ${cname.padEnd(18)} node ${n.toFixed(0).padStart(5)} ms   binary ${b.toFixed(0).padStart(5)} ms   ratio binary/node ${(b / n).toFixed(2)}`,
+  );
 }

@@ -40,6 +40,10 @@ function newest(dir) {
 export function ensureBuild(built = path.join(repo, 'dist/cli/main.js')) {
   if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= newest(path.join(repo, 'src'))) return;
   process.stderr.write('building dist/ (tsc -p tsconfig.build.json)...\n');
-  const r = spawnSync(process.execPath, [path.join(repo, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: repo, stdio: 'inherit' });
+  const r = spawnSync(
+    process.execPath,
+    [path.join(repo, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+    { cwd: repo, stdio: 'inherit' },
+  );
   if (!fs.existsSync(built)) throw new Error(`build failed (${r.status})`);
 }

@@ -50,27 +50,46 @@ if (args.includes('--child')) {
 ensureBuild(path.join(repo, 'dist/util/crc32c.js'));
 const { portableCrc32c } = await import(path.join(repo, 'dist/util/crc32c.js'));
 const addon = createRequire(import.meta.url)('@node-rs/crc32');
-const rate = (ms) => Math.round(mib * 1.048576 / (ms / 1000));
+const rate = (ms) => Math.round((mib * 1.048576) / (ms / 1000));
 const native = timeIt((b) => addon.crc32c(b));
 const portable = timeIt(portableCrc32c);
 const results = [
   { label: `native (@node-rs/crc32), node ${process.version}`, ms: native.ms, mbps: rate(native.ms), ratio: 1 },
-  { label: `portable slice-by-8, node ${process.version}`, ms: portable.ms, mbps: rate(portable.ms), ratio: Math.round((portable.ms / native.ms) * 10) / 10 },
+  {
+    label: `portable slice-by-8, node ${process.version}`,
+    ms: portable.ms,
+    mbps: rate(portable.ms),
+    ratio: Math.round((portable.ms / native.ms) * 10) / 10,
+  },
 ];
 let bun = null;
 try {
-  bun = path.join(path.dirname(createRequire(import.meta.url).resolve('@oven/bun-linux-x64-baseline/package.json')), 'bin', 'bun');
+  bun = path.join(
+    path.dirname(createRequire(import.meta.url).resolve('@oven/bun-linux-x64-baseline/package.json')),
+    'bin',
+    'bun',
+  );
 } catch {
   bun = null;
 }
 if (bun && fs.existsSync(bun)) {
-  const r = spawnSync(bun, [path.join(repo, 'bench/crc.js'), '--child', '--mib', String(mib), '--reps', String(reps)], { encoding: 'utf8' });
+  const r = spawnSync(bun, [path.join(repo, 'bench/crc.js'), '--child', '--mib', String(mib), '--reps', String(reps)], {
+    encoding: 'utf8',
+  });
   const v = spawnSync(bun, ['--version'], { encoding: 'utf8' }).stdout.trim();
   if (r.status === 0) {
     const b = JSON.parse(r.stdout.trim().split('\n').pop());
-    results.push({ label: `portable slice-by-8, bun v${v} baseline (the binary's runtime)`, ms: b.ms, mbps: rate(b.ms), ratio: Math.round((b.ms / native.ms) * 10) / 10 });
+    results.push({
+      label: `portable slice-by-8, bun v${v} baseline (the binary's runtime)`,
+      ms: b.ms,
+      mbps: rate(b.ms),
+      ratio: Math.round((b.ms / native.ms) * 10) / 10,
+    });
   } else console.error(`bench/crc: bun run failed: ${r.stderr}`);
 }
 console.log(`CRC-32C over ${mib} MiB in 4096-byte blocks, median of ${reps}:`);
-for (const r of results) console.log(`  ${r.label.padEnd(62)} ${String(r.ms).padStart(8)} ms  ${String(r.mbps).padStart(6)} MB/s  ratio ${r.ratio}`);
+for (const r of results)
+  console.log(
+    `  ${r.label.padEnd(62)} ${String(r.ms).padStart(8)} ms  ${String(r.mbps).padStart(6)} MB/s  ratio ${r.ratio}`,
+  );
 if (args.includes('--json')) console.log(JSON.stringify(results, null, 2));

@@ -30,8 +30,15 @@ function time(argv) {
 
 export function runDockerListingBench() {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'dminspect-bench-root-'));
-  const images = Array.from({ length: 20 }, (_, i) => ({ name: `app${i}:latest`, layers: ['base', `mid${i % 5}`, `top${i}`] }));
-  const containers = Array.from({ length: N }, (_, i) => ({ name: `c${i}`, image: `app${i % 20}:latest`, state: ['running', 'exited', 'created'][i % 3] }));
+  const images = Array.from({ length: 20 }, (_, i) => ({
+    name: `app${i}:latest`,
+    layers: ['base', `mid${i % 5}`, `top${i}`],
+  }));
+  const containers = Array.from({ length: N }, (_, i) => ({
+    name: `c${i}`,
+    image: `app${i % 20}:latest`,
+    state: ['running', 'exited', 'created'][i % 3],
+  }));
   const t0 = Date.now();
   const built = buildV2Root(root, { images, containers });
   console.log(`generated ${N} containers, ${built.devices.size} device records in ${root} (${Date.now() - t0} ms)`);

@@ -30,7 +30,6 @@ const INDEPENDENTS = 95;
 const SNAPSHOTS = 1900;
 const HOLE_EVERY = 400;
 
-
 /** Virtual blocks of a device: 0.. skipping every 400th (v % 400 == 399). */
 function vblocks(perDev) {
   const v = new Float64Array(perDev);
@@ -94,7 +93,9 @@ export function writePoolXml(variant, xmlPath, seed = 42) {
   };
 
   const time = SNAPSHOTS; // each snapshot creation bumped the pool time
-  emit(`<superblock uuid="" time="${time}" transaction="${nDev + 1}" data_block_size="128" nr_data_blocks="${nrDataBlocks}">\n`);
+  emit(
+    `<superblock uuid="" time="${time}" transaction="${nDev + 1}" data_block_size="128" nr_data_blocks="${nrDataBlocks}">\n`,
+  );
   const baseData = [];
   const baseSnapTime = new Array(BASES).fill(0);
   for (let s = 0; s < SNAPSHOTS; s++) baseSnapTime[s % BASES] = s + 1;
@@ -105,7 +106,9 @@ export function writePoolXml(variant, xmlPath, seed = 42) {
     const t = new Float64Array(perDev);
     if (dev <= BASES) baseData.push(d);
     const snapTime = dev <= BASES ? baseSnapTime[dev - 1] : 0;
-    emit(`  <device dev_id="${dev}" mapped_blocks="${perDev}" transaction="${dev}" creation_time="0" snap_time="${snapTime}">\n`);
+    emit(
+      `  <device dev_id="${dev}" mapped_blocks="${perDev}" transaction="${dev}" creation_time="0" snap_time="${snapTime}">\n`,
+    );
     emitMappings(d, t);
     emit('  </device>\n');
     mappings += perDev;
@@ -132,7 +135,9 @@ export function writePoolXml(variant, xmlPath, seed = 42) {
       }
       done += len;
     }
-    emit(`  <device dev_id="${dev}" mapped_blocks="${perDev}" transaction="${dev}" creation_time="${ctime}" snap_time="${ctime}">\n`);
+    emit(
+      `  <device dev_id="${dev}" mapped_blocks="${perDev}" transaction="${dev}" creation_time="${ctime}" snap_time="${ctime}">\n`,
+    );
     emitMappings(d, t);
     emit('  </device>\n');
     mappings += perDev;
@@ -160,7 +165,9 @@ export function generatePool(variant, dir = '/tmp/dminspect-bench', force = fals
   if (r.status !== 0) throw new Error(`thin_restore failed: ${r.stderr?.toString() ?? r.error}`);
   fs.rmSync(xml, { force: true });
   fs.writeFileSync(stamp, JSON.stringify(summary));
-  process.stderr.write(`generated ${variant}: ${summary.mappings} mappings, ${summary.devices} devices in ${((Date.now() - t0) / 1000).toFixed(1)} s → ${meta}\n`);
+  process.stderr.write(
+    `generated ${variant}: ${summary.mappings} mappings, ${summary.devices} devices in ${((Date.now() - t0) / 1000).toFixed(1)} s → ${meta}\n`,
+  );
   return meta;
 }
 

@@ -21,9 +21,6 @@ import { generatePool } from './gen-pool.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-
-
-
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
   const i = args.indexOf(name);
@@ -67,7 +64,9 @@ if (!args.includes('--thin-only')) {
     results.push({ label: `export-${layout}`, ...ex });
     if (!ex.sha256Ok) failed = true;
   }
-  const crc = spawnSync(process.execPath, [path.join(root, 'bench/crc.js'), '--reps', String(reps)], { stdio: 'inherit' });
+  const crc = spawnSync(process.execPath, [path.join(root, 'bench/crc.js'), '--reps', String(reps)], {
+    stdio: 'inherit',
+  });
   if (crc.status !== 0) failed = true;
   const { runStaleScanBench, formatStaleScanBench } = await import('./stale-scan.js');
   const st = runStaleScanBench({ variant: variants[0], reps, dir });

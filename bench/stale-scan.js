@@ -85,15 +85,23 @@ export function runStaleScanBench({ variant = 'shared', reps = 3, dir = '/tmp/dm
 }
 
 export function formatStaleScanBench(r) {
-  return `stale scan (${r.variant}, ${(r.metadataBytes / 1024 ** 3).toFixed(2)} GiB metadata, ${r.metadataBlocks.toLocaleString('en')} blocks, ${r.btreeNodes.toLocaleString('en')} btree nodes): ` +
-    `cat ${r.catMs} ms; scan ${r.scanMs} ms in-process (${r.scanWallMs} ms with node start-up) → ${r.ratio}× cat (${r.wallRatio}× with start-up), peak RSS ${r.rssMb} MB`;
+  return (
+    `stale scan (${r.variant}, ${(r.metadataBytes / 1024 ** 3).toFixed(2)} GiB metadata, ${r.metadataBlocks.toLocaleString('en')} blocks, ${r.btreeNodes.toLocaleString('en')} btree nodes): ` +
+    `cat ${r.catMs} ms; scan ${r.scanMs} ms in-process (${r.scanWallMs} ms with node start-up) → ${r.ratio}× cat (${r.wallRatio}× with start-up), peak RSS ${r.rssMb} MB`
+  );
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
   const args = process.argv.slice(2);
   const opt = (n, d) => (args.includes(n) ? args[args.indexOf(n) + 1] : d);
-  const variant = args.find((a, i) => !a.startsWith('--') && !['--reps', '--dir', '--size-gib'].includes(args[i - 1])) ?? 'shared';
-  const r = runStaleScanBench({ variant, reps: Number(opt('--reps', '3')), dir: opt('--dir', '/tmp/dminspect-bench'), sizeGib: Number(opt('--size-gib', '0')) });
+  const variant =
+    args.find((a, i) => !a.startsWith('--') && !['--reps', '--dir', '--size-gib'].includes(args[i - 1])) ?? 'shared';
+  const r = runStaleScanBench({
+    variant,
+    reps: Number(opt('--reps', '3')),
+    dir: opt('--dir', '/tmp/dminspect-bench'),
+    sizeGib: Number(opt('--size-gib', '0')),
+  });
   console.log(formatStaleScanBench(r));
   if (args.includes('--json')) console.log(JSON.stringify(r));
 }

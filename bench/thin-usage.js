@@ -14,7 +14,10 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const child = path.join(here, 'thin-usage-child.js');
 const bin = path.join(here, '..', 'bin', 'dminspect.js');
 const cliArgs = (meta) => [bin, 'pool', '--metadata', meta, '--json', '--sort', 'id'];
-const cliRows = (stdout) => JSON.parse(stdout).devices.map((d) => [d.deviceId, d.mappedBlocks, d.exclusiveBlocks, d.sharedBlocks]).sort((a, b) => a[0] - b[0]);
+const cliRows = (stdout) =>
+  JSON.parse(stdout)
+    .devices.map((d) => [d.deviceId, d.mappedBlocks, d.exclusiveBlocks, d.sharedBlocks])
+    .sort((a, b) => a[0] - b[0]);
 const TIME = fs.existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
 const LS_ARGS = ['-o', 'DEV,MAPPED_BLOCKS,EXCLUSIVE_BLOCKS,SHARED_BLOCKS', '--no-headers'];
 
@@ -37,7 +40,6 @@ function parseLs(stdout) {
   return rows.sort((a, b) => a[0] - b[0]);
 }
 
-
 /** Benchmarks one metadata file; returns a result object. */
 export function benchThinUsage(meta, { reps = 5, label = path.basename(meta) } = {}) {
   // Warm the page cache the same way for both: one untimed run each.
@@ -46,7 +48,8 @@ export function benchThinUsage(meta, { reps = 5, label = path.basename(meta) } =
   const ref = parseLs(warmLs.stdout);
   const ours = JSON.parse(warmUs.stdout).rows.sort((a, b) => a[0] - b[0]);
   const warmCli = timed(process.execPath, cliArgs(meta));
-  const identical = JSON.stringify(ref) === JSON.stringify(ours) && JSON.stringify(ref) === JSON.stringify(cliRows(warmCli.stdout));
+  const identical =
+    JSON.stringify(ref) === JSON.stringify(ours) && JSON.stringify(ref) === JSON.stringify(cliRows(warmCli.stdout));
   const ls = [];
   const us = [];
   const cli = [];

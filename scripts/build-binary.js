@@ -40,23 +40,37 @@ if (!fs.existsSync(bun)) fail(`${bun} is missing`);
 function gitSha() {
   const r = spawnSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: repo, encoding: 'utf8' });
   if (r.status !== 0) return 'unknown commit';
-  const dirty = spawnSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: repo, encoding: 'utf8' }).stdout.trim() !== '';
+  const dirty =
+    spawnSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+      cwd: repo,
+      encoding: 'utf8',
+    }).stdout.trim() !== '';
   return r.stdout.trim() + (dirty ? '+dirty' : '');
 }
 
 console.log('build:binary: tsc');
-execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: repo, stdio: 'inherit' });
+execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
+  cwd: repo,
+  stdio: 'inherit',
+});
 
 const build = `binary linux-x64 baseline, ${gitSha()}`;
 fs.mkdirSync(outDir, { recursive: true });
 const args = [
-  'build', '--compile', '--bytecode', '--format=esm',
+  'build',
+  '--compile',
+  '--bytecode',
+  '--format=esm',
   '--target=bun-linux-x64-baseline',
   `--compile-executable-path=${bun}`,
-  '--no-compile-autoload-dotenv', '--no-compile-autoload-bunfig',
-  '--external', 'cpu-features',
-  '--define', `DMINSPECT_BUILD=${JSON.stringify(build)}`,
-  '--outfile', out,
+  '--no-compile-autoload-dotenv',
+  '--no-compile-autoload-bunfig',
+  '--external',
+  'cpu-features',
+  '--define',
+  `DMINSPECT_BUILD=${JSON.stringify(build)}`,
+  '--outfile',
+  out,
   path.join(repo, 'bin', 'dminspect.js'),
 ];
 console.log(`build:binary: bun ${args.join(' ')}`);
@@ -66,6 +80,9 @@ if (r.status !== 0) fail(`bun build failed (exit ${r.status ?? r.signal})`);
 const hash = createHash('sha256').update(fs.readFileSync(out)).digest('hex');
 fs.writeFileSync(`${out}.sha256`, `${hash}  ${path.basename(out)}\n`);
 const v = spawnSync(out, ['--version'], { encoding: 'utf8' });
-if (v.status !== 0 || !v.stdout.includes(build)) fail(`${out} --version did not report "${build}": ${v.stdout}${v.stderr}`);
-console.log(`build:binary: ${path.relative(repo, out)} (${(fs.statSync(out).size / 1048576).toFixed(1)} MiB, sha256 ${hash})`);
+if (v.status !== 0 || !v.stdout.includes(build))
+  fail(`${out} --version did not report "${build}": ${v.stdout}${v.stderr}`);
+console.log(
+  `build:binary: ${path.relative(repo, out)} (${(fs.statSync(out).size / 1048576).toFixed(1)} MiB, sha256 ${hash})`,
+);
 console.log(v.stdout.trim());

@@ -137,7 +137,13 @@ export function buildV2Root(root, spec) {
       Managed: false,
       Path: 'sh',
       Args: ['-c', 'echo hello'],
-      Config: { Hostname: id.slice(0, 12), Env: ['PATH=/bin'], Cmd: ['sh', '-c', 'echo hello'], Image: c.image, Labels: {} },
+      Config: {
+        Hostname: id.slice(0, 12),
+        Env: ['PATH=/bin'],
+        Cmd: ['sh', '-c', 'echo hello'],
+        Image: c.image,
+        Labels: {},
+      },
       Image: `sha256:${img.id}`,
       NetworkSettings: {},
       LogPath: path.join('/var/lib/docker/containers', id, `${id}-json.log`),
@@ -163,11 +169,22 @@ export function buildV2Root(root, spec) {
     result.containers.push({ id, name: c.name, mountId, initId, image: img, state: c.state });
   });
 
-  for (const x of spec.extraRecords ?? []) record(sha(`extra:${x.seed}`), { deleted: x.deleted, initialized: x.initialized });
+  for (const x of spec.extraRecords ?? [])
+    record(sha(`extra:${x.seed}`), { deleted: x.deleted, initialized: x.initialized });
   for (const t of spec.tmpFiles ?? []) write(path.join(meta, t), '{"device_id":');
-  write(path.join(meta, 'deviceset-metadata'), json({ next_device_id: nextId, BaseDeviceUUID: sha('uuid').replace(/^(.{8})(.{4})(.{4})(.{4})(.{12}).*/, '$1-$2-$3-$4-$5'), BaseDeviceFilesystem: spec.fs ?? 'xfs' }));
+  write(
+    path.join(meta, 'deviceset-metadata'),
+    json({
+      next_device_id: nextId,
+      BaseDeviceUUID: sha('uuid').replace(/^(.{8})(.{4})(.{4})(.{4})(.{12}).*/, '$1-$2-$3-$4-$5'),
+      BaseDeviceFilesystem: spec.fs ?? 'xfs',
+    }),
+  );
   const last = [...result.devices.entries()].at(-1);
-  write(path.join(meta, 'transaction-metadata'), json({ open_transaction_id: txn, device_hash: last[0], device_id: last[1].device_id }));
+  write(
+    path.join(meta, 'transaction-metadata'),
+    json({ open_transaction_id: txn, device_hash: last[0], device_id: last[1].device_id }),
+  );
   result.nextDeviceId = nextId;
   result.transactionId = txn;
   return result;
@@ -198,7 +215,10 @@ export function buildV1Root(root, spec) {
     for (const seed of img.layers) {
       const id = sha(`v1image:${parent}:${seed}`);
       if (!devices[id]) {
-        write(path.join(root, 'graph', id, 'json'), json({ id, ...(parent ? { parent } : {}), created: time(0), container_config: { Cmd: ['sh'] }, os: 'linux' }));
+        write(
+          path.join(root, 'graph', id, 'json'),
+          json({ id, ...(parent ? { parent } : {}), created: time(0), container_config: { Cmd: ['sh'] }, os: 'linux' }),
+        );
         write(path.join(root, 'graph', id, 'layersize'), '1024');
         record(id);
       }
@@ -225,7 +245,18 @@ export function buildV1Root(root, spec) {
         Path: 'sh',
         Args: [],
         Config: { Hostname: id.slice(0, 12), Cmd: ['sh'], Image: c.image },
-        State: { Running: running, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: running ? 100 : 0, ExitCode: 0, Error: '', StartedAt: started ? time(i + 10) : '0001-01-01T00:00:00Z', FinishedAt: started && !running ? time(i + 11) : '0001-01-01T00:00:00Z' },
+        State: {
+          Running: running,
+          Paused: false,
+          Restarting: false,
+          OOMKilled: false,
+          Dead: false,
+          Pid: running ? 100 : 0,
+          ExitCode: 0,
+          Error: '',
+          StartedAt: started ? time(i + 10) : '0001-01-01T00:00:00Z',
+          FinishedAt: started && !running ? time(i + 11) : '0001-01-01T00:00:00Z',
+        },
         Image: img.id,
         Name: `/${c.name}`,
         Driver: 'devicemapper',
@@ -237,7 +268,8 @@ export function buildV1Root(root, spec) {
   if (spec.legacyJson) {
     write(path.join(dm, 'json'), json({ Devices: devices }));
   } else {
-    for (const [hash, rec] of Object.entries(devices)) write(path.join(dm, 'metadata', hash === '' ? 'base' : hash), json(rec));
+    for (const [hash, rec] of Object.entries(devices))
+      write(path.join(dm, 'metadata', hash === '' ? 'base' : hash), json(rec));
     write(path.join(dm, 'metadata', 'deviceset-metadata'), json({ next_device_id: nextId }));
   }
   result.nextDeviceId = nextId;
@@ -252,7 +284,9 @@ export function buildV1Root(root, spec) {
  */
 export function poolXmlFor(result, pool = {}) {
   const missing = new Set(pool.missing ?? []);
-  const byId = [...result.devices.entries()].map(([hash, rec]) => ({ hash, id: rec.device_id, txn: rec.transaction_id })).sort((a, b) => a.id - b.id);
+  const byId = [...result.devices.entries()]
+    .map(([hash, rec]) => ({ hash, id: rec.device_id, txn: rec.transaction_id }))
+    .sort((a, b) => a.id - b.id);
   let nextData = 0;
   const alloc = (n) => {
     const d = nextData;
@@ -272,12 +306,28 @@ export function poolXmlFor(result, pool = {}) {
     time++;
   }
   for (const o of pool.orphans ?? []) {
-    devices.push({ id: o.id, txn: time, created: time, snap: time, runs: [baseRun, { v: 500, d: alloc(o.blocks), len: o.blocks }], mapped: 64 + o.blocks });
+    devices.push({
+      id: o.id,
+      txn: time,
+      created: time,
+      snap: time,
+      runs: [baseRun, { v: 500, d: alloc(o.blocks), len: o.blocks }],
+      mapped: 64 + o.blocks,
+    });
   }
-  const lines = [`<superblock uuid="" time="${time + 1}" transaction="${pool.transaction ?? result.transactionId}" data_block_size="128" nr_data_blocks="${pool.nrDataBlocks ?? 16384}">`];
+  const lines = [
+    `<superblock uuid="" time="${time + 1}" transaction="${pool.transaction ?? result.transactionId}" data_block_size="128" nr_data_blocks="${pool.nrDataBlocks ?? 16384}">`,
+  ];
   for (const d of devices) {
-    lines.push(`  <device dev_id="${d.id}" mapped_blocks="${d.mapped}" transaction="${d.txn}" creation_time="${d.created}" snap_time="${d.snap}">`);
-    for (const r of d.runs) lines.push(r.len === 1 ? `    <single_mapping origin_block="${r.v}" data_block="${r.d}" time="${d.created}"/>` : `    <range_mapping origin_begin="${r.v}" data_begin="${r.d}" length="${r.len}" time="0"/>`);
+    lines.push(
+      `  <device dev_id="${d.id}" mapped_blocks="${d.mapped}" transaction="${d.txn}" creation_time="${d.created}" snap_time="${d.snap}">`,
+    );
+    for (const r of d.runs)
+      lines.push(
+        r.len === 1
+          ? `    <single_mapping origin_block="${r.v}" data_block="${r.d}" time="${d.created}"/>`
+          : `    <range_mapping origin_begin="${r.v}" data_begin="${r.d}" length="${r.len}" time="0"/>`,
+      );
     lines.push('  </device>');
   }
   lines.push('</superblock>', '');
@@ -294,7 +344,8 @@ export function writePoolMetadata(root, xml, size = 4 * 1024 * 1024) {
   fs.writeFileSync(meta, '');
   fs.truncateSync(meta, size);
   const r = spawnSync('thin_restore', ['-i', xmlFile, '-o', meta], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`thin_restore failed (is thin-provisioning-tools installed?): ${r.stderr || r.error}`);
+  if (r.status !== 0)
+    throw new Error(`thin_restore failed (is thin-provisioning-tools installed?): ${r.stderr || r.error}`);
   fs.rmSync(path.dirname(xmlFile), { recursive: true, force: true });
   return meta;
 }

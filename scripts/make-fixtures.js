@@ -3,10 +3,21 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildV1Root, buildV2Root, LEGACY_SPEC, poolXmlFor, SAMPLE_POOL, SAMPLE_SPEC, writePoolMetadata } from './docker-root-builder.js';
+import {
+  buildV1Root,
+  buildV2Root,
+  LEGACY_SPEC,
+  poolXmlFor,
+  SAMPLE_POOL,
+  SAMPLE_SPEC,
+  writePoolMetadata,
+} from './docker-root-builder.js';
 
 const top = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
-for (const [name, build, spec] of [['sample', buildV2Root, SAMPLE_SPEC], ['legacy-v1', buildV1Root, LEGACY_SPEC]]) {
+for (const [name, build, spec] of [
+  ['sample', buildV2Root, SAMPLE_SPEC],
+  ['legacy-v1', buildV1Root, LEGACY_SPEC],
+]) {
   const dir = path.join(top, name);
   fs.rmSync(dir, { recursive: true, force: true });
   const result = build(dir, spec);

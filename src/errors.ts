@@ -87,7 +87,12 @@ export function fsError(e: unknown, path: string, what = 'read'): DmiError {
   const details = { path, errno };
   if (!known) return new DmiError('IO', `${path}: cannot ${what}: ${errno}`, details, { cause: e });
   const [code, text] = known;
-  const line = errno === 'EACCES' || errno === 'EPERM' ? `${text} (cannot ${what}; try as root)` : code === 'PERMISSION' ? `${text} (cannot ${what})` : text;
+  const line =
+    errno === 'EACCES' || errno === 'EPERM'
+      ? `${text} (cannot ${what}; try as root)`
+      : code === 'PERMISSION'
+        ? `${text} (cannot ${what})`
+        : text;
   return new DmiError(code, `${path}: ${line}`, details, { cause: e });
 }
 

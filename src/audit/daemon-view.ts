@@ -46,7 +46,12 @@ export interface SpaceBytes {
 }
 
 export function statusBytes(s: ThinPoolStatus, dataBlockBytes: number): SpaceBytes {
-  return { dataUsed: s.usedDataBlocks * dataBlockBytes, dataTotal: s.totalDataBlocks * dataBlockBytes, metadataUsed: s.usedMetadataBlocks * 4096, metadataTotal: s.totalMetadataBlocks * 4096 };
+  return {
+    dataUsed: s.usedDataBlocks * dataBlockBytes,
+    dataTotal: s.totalDataBlocks * dataBlockBytes,
+    metadataUsed: s.usedMetadataBlocks * 4096,
+    metadataTotal: s.totalMetadataBlocks * 4096,
+  };
 }
 
 const FIELDS: [keyof SpaceBytes, string][] = [
@@ -60,25 +65,44 @@ const FIELDS: [keyof SpaceBytes, string][] = [
  * Compares `docker info` with the report's figures. `fresh`: the kernel's figures taken right after `docker
  * info` — when Docker agrees with those, the pool moved between the two reads and nothing is reported.
  */
-export function compareWithDaemon(info: DaemonInfo, ours: SpaceBytes, fresh: SpaceBytes | null, pool: string): { view: DaemonPoolView; findings: Finding<'daemon-disagrees'>[] } {
+export function compareWithDaemon(
+  info: DaemonInfo,
+  ours: SpaceBytes,
+  fresh: SpaceBytes | null,
+  pool: string,
+): { view: DaemonPoolView; findings: Finding<'daemon-disagrees'>[] } {
   const ds = info.driverStatus;
   const compared: DaemonFigure[] = [];
   for (const [key, field] of FIELDS) {
     const docker = ds[field];
     if (docker === undefined) continue;
     const mine = dockerHumanSize(ours[key]);
-    compared.push({ field, docker, dminspect: mine, agree: docker === mine || (fresh !== null && docker === dockerHumanSize(fresh[key])) });
+    compared.push({
+      field,
+      docker,
+      dminspect: mine,
+      agree: docker === mine || (fresh !== null && docker === dockerHumanSize(fresh[key])),
+    });
   }
-  const view: DaemonPoolView = { host: info.host, serverVersion: info.serverVersion, poolName: ds['Pool Name'] ?? null, driverStatus: ds, compared };
+  const view: DaemonPoolView = {
+    host: info.host,
+    serverVersion: info.serverVersion,
+    poolName: ds['Pool Name'] ?? null,
+    driverStatus: ds,
+    compared,
+  };
   const bad = compared.filter((c) => !c.agree);
   const findings: Finding<'daemon-disagrees'>[] = bad.length
-    ? [{
-        kind: 'daemon-disagrees',
-        severity: 'warning',
-        message: `docker info disagrees with the kernel's figures for pool ${pool}: ${bad.map((c) => `${c.field} ${c.docker} (kernel: ${c.dminspect})`).join(', ')}`,
-        evidence: { pool, compared },
-        remedy: 'check that the daemon uses this pool (docker info "Pool Name") and this root; run again on a quiet pool',
-      }]
+    ? [
+        {
+          kind: 'daemon-disagrees',
+          severity: 'warning',
+          message: `docker info disagrees with the kernel's figures for pool ${pool}: ${bad.map((c) => `${c.field} ${c.docker} (kernel: ${c.dminspect})`).join(', ')}`,
+          evidence: { pool, compared },
+          remedy:
+            'check that the daemon uses this pool (docker info "Pool Name") and this root; run again on a quiet pool',
+        },
+      ]
     : [];
   return { view, findings };
 }

@@ -89,19 +89,41 @@ export interface AuditFacts {
 
 export function needsCheckRule(f: AuditFacts): PoolFinding[] {
   if (!f.superblock.needsCheck) return [];
-  return [{ kind: 'needs-check', severity: 'critical', message: 'the pool metadata has needs_check set: the kernel found an error and keeps the pool read-only', evidence: { flags: f.superblock.flags }, remedy: 'stop Docker, copy the metadata, run thin_check on the copy, then thin_repair into a new metadata device; do not clear the flag blindly' }];
+  return [
+    {
+      kind: 'needs-check',
+      severity: 'critical',
+      message: 'the pool metadata has needs_check set: the kernel found an error and keeps the pool read-only',
+      evidence: { flags: f.superblock.flags },
+      remedy:
+        'stop Docker, copy the metadata, run thin_check on the copy, then thin_repair into a new metadata device; do not clear the flag blindly',
+    },
+  ];
 }
 
 export function spaceLowRule(f: AuditFacts): PoolFinding[] {
   const out: PoolFinding[] = [];
-  for (const [kind, name, s] of [['data-space-low', 'data', f.data], ['metadata-space-low', 'metadata', f.metadata]] as const) {
+  for (const [kind, name, s] of [
+    ['data-space-low', 'data', f.data],
+    ['metadata-space-low', 'metadata', f.metadata],
+  ] as const) {
     if (s.totalBlocks > 0 && s.freeBlocks < s.totalBlocks * f.minFreeFraction) {
       out.push({
         kind,
         severity: 'critical',
         message: `pool ${name} space is ${s.usedPercent}% used${'reserveBlocks' in s && s.reserveBlocks > 0 ? ` as the kernel counts it (${s.allocatedBlocks} blocks allocated + ${s.reserveBlocks} reserved)` : ''}: ${humanBytes(s.freeBytes)} free, under Docker's dm.min_free_space (${f.minFreeFraction * 100}%): new containers and layers are refused`,
-        evidence: { usedBlocks: s.usedBlocks, totalBlocks: s.totalBlocks, freeBytes: s.freeBytes, ...('reserveBlocks' in s ? { allocatedBlocks: s.allocatedBlocks, reserveBlocks: s.reserveBlocks, kernelRule: s.kernelRule } : {}) },
-        remedy: name === 'data' ? 'remove unused containers and images (docker system prune), delete orphaned thin devices listed here, or grow the data device' : 'grow the metadata device (lvextend --poolmetadatasize for LVM pools); remove unused devices',
+        evidence: {
+          usedBlocks: s.usedBlocks,
+          totalBlocks: s.totalBlocks,
+          freeBytes: s.freeBytes,
+          ...('reserveBlocks' in s
+            ? { allocatedBlocks: s.allocatedBlocks, reserveBlocks: s.reserveBlocks, kernelRule: s.kernelRule }
+            : {}),
+        },
+        remedy:
+          name === 'data'
+            ? 'remove unused containers and images (docker system prune), delete orphaned thin devices listed here, or grow the data device'
+            : 'grow the metadata device (lvextend --poolmetadatasize for LVM pools); remove unused devices',
       });
     }
   }
@@ -116,7 +138,12 @@ export function orphanDeviceRule(f: AuditFacts): PoolFinding[] {
       kind: 'orphan-device' as const,
       severity: 'warning' as const,
       message: `thin device ${d.deviceId} is in the pool but no Docker record names it; it holds ${humanBytes(d.exclusiveBytes)} no other device shares`,
-      evidence: { deviceId: d.deviceId, mappedBytes: d.mappedBytes, exclusiveBytes: d.exclusiveBytes, transactionId: d.transactionId },
+      evidence: {
+        deviceId: d.deviceId,
+        mappedBytes: d.mappedBytes,
+        exclusiveBytes: d.exclusiveBytes,
+        transactionId: d.transactionId,
+      },
       remedy: `if nothing uses it (not active: dmsetup ls), free it with: dmsetup message ${f.poolName} 0 'delete ${d.deviceId}'`,
     }));
 }
@@ -135,7 +162,8 @@ export function recordRules(f: AuditFacts): PoolFinding[] {
         severity: 'warning',
         message: `record ${r.hash || 'base'} names thin device ${r.deviceId}, which is not in the pool`,
         evidence: { file: r.file, deviceId: r.deviceId, owner: who.owner },
-        remedy: 'the device is gone (a delete that finished in the pool but not on disk): remove the container or image with docker rm / rmi; Docker treats the missing device as deleted',
+        remedy:
+          'the device is gone (a delete that finished in the pool but not on disk): remove the container or image with docker rm / rmi; Docker treats the missing device as deleted',
       });
     }
     if (who.role === 'unreferenced' && inPool) {
@@ -154,7 +182,8 @@ export function recordRules(f: AuditFacts): PoolFinding[] {
         severity: 'info',
         message: `record ${r.hash} (device ${r.deviceId}) is marked deleted: deferred deletion is pending`,
         evidence: { file: r.file, deviceId: r.deviceId },
-        remedy: 'Docker retries every 30 s and at start; if it stays, find what holds the device open (dmsetup info, grep the device name in /proc/*/mountinfo) and release it',
+        remedy:
+          'Docker retries every 30 s and at start; if it stays, find what holds the device open (dmsetup info, grep the device name in /proc/*/mountinfo) and release it',
       });
     }
     if (r.transactionId > sb.transactionId) {
@@ -163,7 +192,8 @@ export function recordRules(f: AuditFacts): PoolFinding[] {
         severity: 'warning',
         message: `record ${r.hash || 'base'} has transaction id ${r.transactionId}, ahead of the pool's ${sb.transactionId}`,
         evidence: { file: r.file, recordTransactionId: r.transactionId, poolTransactionId: sb.transactionId },
-        remedy: "the pool metadata is older than Docker's records (restored or replaced pool?): check that this is the pool Docker used",
+        remedy:
+          "the pool metadata is older than Docker's records (restored or replaced pool?): check that this is the pool Docker used",
       });
     }
   }
@@ -174,16 +204,32 @@ export function transactionRule(f: AuditFacts): PoolFinding[] {
   const t = f.model ? f.records?.transaction : null;
   const pool = f.superblock.transactionId;
   if (t && t.openTransactionId > pool) {
-    return [{
-      kind: 'open-transaction',
-      severity: 'warning',
-      message: `transaction ${t.openTransactionId} is open (pool at ${pool}): Docker will roll it back at start, deleting device ${t.deviceId} (${t.deviceHash || 'base'})`,
-      evidence: { openTransactionId: t.openTransactionId, poolTransactionId: pool, deviceId: t.deviceId, deviceHash: t.deviceHash },
-      remedy: 'nothing to do if Docker starts normally; to keep that device, copy it out (dminspect export) before starting Docker',
-    }];
+    return [
+      {
+        kind: 'open-transaction',
+        severity: 'warning',
+        message: `transaction ${t.openTransactionId} is open (pool at ${pool}): Docker will roll it back at start, deleting device ${t.deviceId} (${t.deviceHash || 'base'})`,
+        evidence: {
+          openTransactionId: t.openTransactionId,
+          poolTransactionId: pool,
+          deviceId: t.deviceId,
+          deviceHash: t.deviceHash,
+        },
+        remedy:
+          'nothing to do if Docker starts normally; to keep that device, copy it out (dminspect export) before starting Docker',
+      },
+    ];
   }
   if (t && t.openTransactionId < pool) {
-    return [{ kind: 'stale-transaction', severity: 'info', message: `transaction-metadata says ${t.openTransactionId}, below the pool's ${pool} (Docker logs "Open Transaction id is less than pool transaction id" and carries on)`, evidence: { openTransactionId: t.openTransactionId, poolTransactionId: pool }, remedy: 'none needed' }];
+    return [
+      {
+        kind: 'stale-transaction',
+        severity: 'info',
+        message: `transaction-metadata says ${t.openTransactionId}, below the pool's ${pool} (Docker logs "Open Transaction id is less than pool transaction id" and carries on)`,
+        evidence: { openTransactionId: t.openTransactionId, poolTransactionId: pool },
+        remedy: 'none needed',
+      },
+    ];
   }
   return [];
 }
@@ -193,13 +239,15 @@ export function nextDeviceIdRule(f: AuditFacts): PoolFinding[] {
   const next = f.records.deviceSet?.nextDeviceId;
   const highest = Math.max(-1, ...f.records.devices.map((r) => r.deviceId), ...f.inPool.keys());
   if (next === null || next === undefined || next >= highest) return [];
-  return [{
-    kind: 'next-device-id-behind',
-    severity: 'info',
-    message: `next_device_id ${next} is below the highest id in use (${highest}): Docker will skip used ids, and ids in the pool without a record cost it a retry`,
-    evidence: { nextDeviceId: next, highestInUse: highest },
-    remedy: 'none needed unless creates fail with "Device ID exists in pool but it is supposed to be unused"',
-  }];
+  return [
+    {
+      kind: 'next-device-id-behind',
+      severity: 'info',
+      message: `next_device_id ${next} is below the highest id in use (${highest}): Docker will skip used ids, and ids in the pool without a record cost it a retry`,
+      evidence: { nextDeviceId: next, highestInUse: highest },
+      remedy: 'none needed unless creates fail with "Device ID exists in pool but it is supposed to be unused"',
+    },
+  ];
 }
 
 /** Leftovers on disk: mount points without a record, temporaries of interrupted writes, unreadable records. */
@@ -208,12 +256,32 @@ export function leftoverRules(f: AuditFacts): PoolFinding[] {
   const out: PoolFinding[] = [];
   const known = new Set(f.records.devices.map((r: DeviceRecord) => r.hash));
   for (const m of f.root.mntDirs()) {
-    if (!known.has(m)) out.push({ kind: 'mnt-without-record', severity: 'info', message: `mnt/${m} has no device record`, evidence: { dir: path.join(f.root.driverHome, 'mnt', m) }, remedy: 'a leftover mount point: if nothing is mounted there, rmdir it' });
+    if (!known.has(m))
+      out.push({
+        kind: 'mnt-without-record',
+        severity: 'info',
+        message: `mnt/${m} has no device record`,
+        evidence: { dir: path.join(f.root.driverHome, 'mnt', m) },
+        remedy: 'a leftover mount point: if nothing is mounted there, rmdir it',
+      });
   }
   for (const file of f.records.tmpFiles) {
-    out.push({ kind: 'stale-tmp-file', severity: 'info', message: `${path.basename(file)} is a temporary file left by an interrupted metadata write`, evidence: { file }, remedy: 'remove it while Docker is stopped' });
+    out.push({
+      kind: 'stale-tmp-file',
+      severity: 'info',
+      message: `${path.basename(file)} is a temporary file left by an interrupted metadata write`,
+      evidence: { file },
+      remedy: 'remove it while Docker is stopped',
+    });
   }
-  for (const p of f.records.problems) out.push({ kind: 'bad-record', severity: 'warning', message: p.message, evidence: { file: p.file }, remedy: 'inspect the file; Docker may fail to start on it' });
+  for (const p of f.records.problems)
+    out.push({
+      kind: 'bad-record',
+      severity: 'warning',
+      message: p.message,
+      evidence: { file: p.file },
+      remedy: 'inspect the file; Docker may fail to start on it',
+    });
   return out;
 }
 

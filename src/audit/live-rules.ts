@@ -64,8 +64,14 @@ export function kernelHasReserve(release: string): boolean {
 }
 
 /** Splits the kernel's metadata used figure into allocated + reserve (the reserve by the running kernel's rule). */
-export function liveMetadataSplit(status: ThinPoolStatus, kernelRelease: string): { allocatedBlocks: number; reserveBlocks: number } {
-  const reserveBlocks = metadataReserve(status.totalMetadataBlocks, kernelHasReserve(kernelRelease) ? 'reserve' : 'none');
+export function liveMetadataSplit(
+  status: ThinPoolStatus,
+  kernelRelease: string,
+): { allocatedBlocks: number; reserveBlocks: number } {
+  const reserveBlocks = metadataReserve(
+    status.totalMetadataBlocks,
+    kernelHasReserve(kernelRelease) ? 'reserve' : 'none',
+  );
   return { allocatedBlocks: Math.max(0, status.usedMetadataBlocks - reserveBlocks), reserveBlocks };
 }
 
@@ -84,42 +90,113 @@ export function liveRules(l: LiveFacts, h: HeldFacts): LiveFinding[] {
   const out: LiveFinding[] = [];
   const s = l.status;
   const pool = l.location.pool;
-  const ev = { pool, mode: s.mode, usedDataBlocks: s.usedDataBlocks, totalDataBlocks: s.totalDataBlocks, usedMetadataBlocks: s.usedMetadataBlocks, totalMetadataBlocks: s.totalMetadataBlocks };
+  const ev = {
+    pool,
+    mode: s.mode,
+    usedDataBlocks: s.usedDataBlocks,
+    totalDataBlocks: s.totalDataBlocks,
+    usedMetadataBlocks: s.usedMetadataBlocks,
+    totalMetadataBlocks: s.totalMetadataBlocks,
+  };
   if (s.mode === 'fail') {
-    out.push({ kind: 'pool-failed', severity: 'critical', message: `pool ${pool} has failed (dmsetup status: Fail): every I/O to its thin devices errors`, evidence: ev, remedy: 'read dmesg for the metadata or data I/O error; stop Docker, copy the metadata and run thin_check on the copy, thin_repair into a new metadata device, then reload the pool' });
+    out.push({
+      kind: 'pool-failed',
+      severity: 'critical',
+      message: `pool ${pool} has failed (dmsetup status: Fail): every I/O to its thin devices errors`,
+      evidence: ev,
+      remedy:
+        'read dmesg for the metadata or data I/O error; stop Docker, copy the metadata and run thin_check on the copy, thin_repair into a new metadata device, then reload the pool',
+    });
   } else if (s.mode === 'ro') {
-    out.push({ kind: 'pool-read-only', severity: 'critical', message: `pool ${pool} is read-only (the kernel switched it after a metadata error or with metadata space exhausted): writes to thin devices fail, no device can be created or deleted`, evidence: ev, remedy: s.usedMetadataBlocks >= s.totalMetadataBlocks ? 'metadata space is exhausted: grow the metadata device (lvextend --poolmetadatasize for LVM; a larger loop file + losetup -c and a table reload for loop-lvm), then reload the pool' : 'read dmesg for the metadata error; stop Docker, thin_check a copy of the metadata, thin_repair it, and reload the pool (needs_check stays set until then)' });
+    out.push({
+      kind: 'pool-read-only',
+      severity: 'critical',
+      message: `pool ${pool} is read-only (the kernel switched it after a metadata error or with metadata space exhausted): writes to thin devices fail, no device can be created or deleted`,
+      evidence: ev,
+      remedy:
+        s.usedMetadataBlocks >= s.totalMetadataBlocks
+          ? 'metadata space is exhausted: grow the metadata device (lvextend --poolmetadatasize for LVM; a larger loop file + losetup -c and a table reload for loop-lvm), then reload the pool'
+          : 'read dmesg for the metadata error; stop Docker, thin_check a copy of the metadata, thin_repair it, and reload the pool (needs_check stays set until then)',
+    });
   } else if (s.mode === 'out_of_data_space') {
-    out.push({ kind: 'pool-out-of-data-space', severity: 'critical', message: `pool ${pool} is out of data space: writes that need a new block ${s.errorIfNoSpace ? 'fail' : 'are queued (they hang)'}`, evidence: ev, remedy: 'grow the data device (lvextend for LVM; a larger loop file + losetup -c and a table reload for loop-lvm) or free space: docker system prune, remove orphaned thin devices; the pool resumes once blocks are free' });
+    out.push({
+      kind: 'pool-out-of-data-space',
+      severity: 'critical',
+      message: `pool ${pool} is out of data space: writes that need a new block ${s.errorIfNoSpace ? 'fail' : 'are queued (they hang)'}`,
+      evidence: ev,
+      remedy:
+        'grow the data device (lvextend for LVM; a larger loop file + losetup -c and a table reload for loop-lvm) or free space: docker system prune, remove orphaned thin devices; the pool resumes once blocks are free',
+    });
   }
-  if (s.mode !== 'fail' && s.mode !== 'out_of_data_space' && s.errorIfNoSpace === false && h.data.totalBlocks > 0 && h.data.freeBlocks < h.data.totalBlocks * h.minFreeFraction) {
+  if (
+    s.mode !== 'fail' &&
+    s.mode !== 'out_of_data_space' &&
+    s.errorIfNoSpace === false &&
+    h.data.totalBlocks > 0 &&
+    h.data.freeBlocks < h.data.totalBlocks * h.minFreeFraction
+  ) {
     const full = h.data.freeBlocks === 0;
     out.push({
       kind: 'writes-will-hang',
       severity: full ? 'critical' : 'warning',
       message: `pool ${pool} has queue_if_no_space and ${h.data.usedPercent}% of its data space used: when it runs out, writes to every container hang (until dm_thin_pool's no_space_timeout, default 60 s, then fail)`,
       evidence: { ...ev, errorIfNoSpace: false, freeBlocks: h.data.freeBlocks },
-      remedy: 'free or grow the data space now; to make writes fail at once instead of hanging, load the pool with the error_if_no_space feature (LVM: lvchange --errorwhenfull y)',
+      remedy:
+        'free or grow the data space now; to make writes fail at once instead of hanging, load the pool with the error_if_no_space feature (LVM: lvchange --errorwhenfull y)',
     });
   }
   const t = l.location.table;
   if (t.blockSectors !== h.superblock.dataBlockSize) {
-    out.push({ kind: 'table-block-size-differs', severity: 'critical', message: `dmsetup table says data blocks of ${t.blockSectors} sectors, the metadata ${h.superblock.dataBlockSize}: this metadata is not the pool's, or the table is wrong`, evidence: { pool, tableBlockSectors: t.blockSectors, metadataBlockSectors: h.superblock.dataBlockSize }, remedy: 'check which metadata device the pool uses (dmsetup table) and that --pool names the right pool' });
+    out.push({
+      kind: 'table-block-size-differs',
+      severity: 'critical',
+      message: `dmsetup table says data blocks of ${t.blockSectors} sectors, the metadata ${h.superblock.dataBlockSize}: this metadata is not the pool's, or the table is wrong`,
+      evidence: { pool, tableBlockSectors: t.blockSectors, metadataBlockSectors: h.superblock.dataBlockSize },
+      remedy: 'check which metadata device the pool uses (dmsetup table) and that --pool names the right pool',
+    });
   }
   if (s.totalDataBlocks !== h.dataNrBlocks || s.totalMetadataBlocks !== h.metadataNrBlocks) {
-    out.push({ kind: 'table-size-differs', severity: 'warning', message: `the kernel counts ${s.totalDataBlocks} data / ${s.totalMetadataBlocks} metadata blocks, the metadata ${h.dataNrBlocks} / ${h.metadataNrBlocks}: a resize not yet committed, or another pool's metadata`, evidence: { pool, kernelDataBlocks: s.totalDataBlocks, metadataDataBlocks: h.dataNrBlocks, kernelMetadataBlocks: s.totalMetadataBlocks, metadataMetadataBlocks: h.metadataNrBlocks }, remedy: 'run again; if it stays, check that the pool reads this metadata device' });
+    out.push({
+      kind: 'table-size-differs',
+      severity: 'warning',
+      message: `the kernel counts ${s.totalDataBlocks} data / ${s.totalMetadataBlocks} metadata blocks, the metadata ${h.dataNrBlocks} / ${h.metadataNrBlocks}: a resize not yet committed, or another pool's metadata`,
+      evidence: {
+        pool,
+        kernelDataBlocks: s.totalDataBlocks,
+        metadataDataBlocks: h.dataNrBlocks,
+        kernelMetadataBlocks: s.totalMetadataBlocks,
+        metadataMetadataBlocks: h.metadataNrBlocks,
+      },
+      remedy: 'run again; if it stays, check that the pool reads this metadata device',
+    });
   }
   const f = new Set(t.features);
   const differ: string[] = [];
-  if (f.has('error_if_no_space') !== (s.errorIfNoSpace === true) && s.errorIfNoSpace !== null) differ.push(`table ${f.has('error_if_no_space') ? 'has' : 'lacks'} error_if_no_space, status says ${s.errorIfNoSpace ? 'error' : 'queue'}_if_no_space`);
+  if (f.has('error_if_no_space') !== (s.errorIfNoSpace === true) && s.errorIfNoSpace !== null)
+    differ.push(
+      `table ${f.has('error_if_no_space') ? 'has' : 'lacks'} error_if_no_space, status says ${s.errorIfNoSpace ? 'error' : 'queue'}_if_no_space`,
+    );
   if (f.has('read_only') && s.mode === 'rw') differ.push('table has read_only, status says rw');
-  if (f.has('no_discard_passdown') && s.discardPassdown === true) differ.push('table has no_discard_passdown, status says discard_passdown');
+  if (f.has('no_discard_passdown') && s.discardPassdown === true)
+    differ.push('table has no_discard_passdown, status says discard_passdown');
   if (differ.length) {
-    out.push({ kind: 'table-features-differ', severity: 'info', message: `pool ${pool}: ${differ.join('; ')} (the kernel adjusts some features to the devices: e.g. discard passdown off when the data device cannot discard)`, evidence: { pool, features: t.features }, remedy: 'none needed unless the difference is unexpected' });
+    out.push({
+      kind: 'table-features-differ',
+      severity: 'info',
+      message: `pool ${pool}: ${differ.join('; ')} (the kernel adjusts some features to the devices: e.g. discard passdown off when the data device cannot discard)`,
+      evidence: { pool, features: t.features },
+      remedy: 'none needed unless the difference is unexpected',
+    });
   }
   if (l.staleCleared) {
     const c = l.staleCleared;
-    out.push({ kind: 'stale-hold-cleared', severity: 'info', message: `a dminspect run (pid ${c.pid}, started ${c.startedAt || 'unknown'}) died holding the metadata snapshot of ${pool}; this run ${c.released ? 'released it' : 'found it released already'} and removed the record`, evidence: { ...c }, remedy: 'none needed' });
+    out.push({
+      kind: 'stale-hold-cleared',
+      severity: 'info',
+      message: `a dminspect run (pid ${c.pid}, started ${c.startedAt || 'unknown'}) died holding the metadata snapshot of ${pool}; this run ${c.released ? 'released it' : 'found it released already'} and removed the record`,
+      evidence: { ...c },
+      remedy: 'none needed',
+    });
   }
   return out;
 }
@@ -154,7 +231,12 @@ export interface LiveReport {
     metadataLowWatermark: number | null;
   };
   /** `dmsetup status` while dminspect held the snapshot (metadata used includes the hold's own blocks). */
-  statusWhileHeld: { transactionId: number; usedDataBlocks: number; usedMetadataBlocks: number; heldMetadataRoot: number | null };
+  statusWhileHeld: {
+    transactionId: number;
+    usedDataBlocks: number;
+    usedMetadataBlocks: number;
+    heldMetadataRoot: number | null;
+  };
   table: { blockSectors: number; lowWaterMark: number; features: string[] };
   staleHoldCleared: StaleHoldCleared | null;
   /** `docker info`'s DriverStatus beside the kernel's figures, when a daemon using this pool answers. */
@@ -187,8 +269,17 @@ export function liveReport(l: LiveFacts, held: Superblock): LiveReport {
       discardPassdown: s.discardPassdown,
       metadataLowWatermark: s.metadataLowWatermark,
     },
-    statusWhileHeld: { transactionId: l.statusHeld.transactionId, usedDataBlocks: l.statusHeld.usedDataBlocks, usedMetadataBlocks: l.statusHeld.usedMetadataBlocks, heldMetadataRoot: l.statusHeld.heldMetadataRoot },
-    table: { blockSectors: l.location.table.blockSectors, lowWaterMark: l.location.table.lowWaterMark, features: l.location.table.features },
+    statusWhileHeld: {
+      transactionId: l.statusHeld.transactionId,
+      usedDataBlocks: l.statusHeld.usedDataBlocks,
+      usedMetadataBlocks: l.statusHeld.usedMetadataBlocks,
+      heldMetadataRoot: l.statusHeld.heldMetadataRoot,
+    },
+    table: {
+      blockSectors: l.location.table.blockSectors,
+      lowWaterMark: l.location.table.lowWaterMark,
+      features: l.location.table.features,
+    },
     staleHoldCleared: l.staleCleared,
     daemon: null,
   };

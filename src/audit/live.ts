@@ -34,27 +34,46 @@ export interface LivePoolOptions extends PoolOptions {
 
 export type LivePoolResult = { dryRun: false; report: PoolReport } | { dryRun: true; plan: string; live: boolean };
 
-export async function poolAuditLive(root: DockerRoot | null, opts: LivePoolOptions, host: DmHost): Promise<LivePoolResult> {
+export async function poolAuditLive(
+  root: DockerRoot | null,
+  opts: LivePoolOptions,
+  host: DmHost,
+): Promise<LivePoolResult> {
   const loc = await locateRootLive(root?.root ?? null, opts, host);
   if (opts.dryRun) {
-    if (!loc) return { dryRun: true, live: false, plan: '# the pool is not active in the kernel: its files are read offline, read-only; nothing on the system changes' };
+    if (!loc)
+      return {
+        dryRun: true,
+        live: false,
+        plan: '# the pool is not active in the kernel: its files are read offline, read-only; nothing on the system changes',
+      };
     return { dryRun: true, live: true, plan: holdPlan(loc, opts.stateDir, opts.metadataSnap) };
   }
   if (!loc) return { dryRun: false, report: poolAudit(root, opts) };
   const kernelRelease = opts.kernelRelease ?? os.release();
-  const held = await withHeldSnapshot(host, loc, { stateDir: opts.stateDir, useHeld: opts.metadataSnap, holdDelayMs: opts.holdDelayMs, stepTimeoutMs: opts.stepTimeoutMs, log: opts.log }, (v) =>
-    withPool(loc, { metadataSnap: v.heldRoot !== null }, (src) =>
-      auditSource(src, root, opts, {
-        location: loc,
-        status: v.reserved ? v.statusBefore : v.status,
-        statusHeld: v.status,
-        heldRoot: v.heldRoot,
-        reserved: v.reserved,
-        staleCleared: v.staleCleared,
-        metadata: liveMetadataSplit(v.reserved ? v.statusBefore : v.status, kernelRelease),
-        kernelRelease,
-      }),
-    ),
+  const held = await withHeldSnapshot(
+    host,
+    loc,
+    {
+      stateDir: opts.stateDir,
+      useHeld: opts.metadataSnap,
+      holdDelayMs: opts.holdDelayMs,
+      stepTimeoutMs: opts.stepTimeoutMs,
+      log: opts.log,
+    },
+    (v) =>
+      withPool(loc, { metadataSnap: v.heldRoot !== null }, (src) =>
+        auditSource(src, root, opts, {
+          location: loc,
+          status: v.reserved ? v.statusBefore : v.status,
+          statusHeld: v.status,
+          heldRoot: v.heldRoot,
+          reserved: v.reserved,
+          staleCleared: v.staleCleared,
+          metadata: liveMetadataSplit(v.reserved ? v.statusBefore : v.status, kernelRelease),
+          kernelRelease,
+        }),
+      ),
   );
   const report = held.value;
   if (report.live && opts.daemon !== null) await addDaemonView(report, loc, host, opts);
@@ -62,13 +81,28 @@ export async function poolAuditLive(root: DockerRoot | null, opts: LivePoolOptio
 }
 
 /** `docker info` beside the kernel's figures, when the daemon that answers uses this pool. */
-async function addDaemonView(report: PoolReport, loc: LiveLocation, host: DmHost, opts: LivePoolOptions): Promise<void> {
+async function addDaemonView(
+  report: PoolReport,
+  loc: LiveLocation,
+  host: DmHost,
+  opts: LivePoolOptions,
+): Promise<void> {
   const daemon = await (opts.daemon ?? (() => connectDaemon()))().catch(() => null);
   if (!daemon || daemon.info.driverStatus['Pool Name'] !== loc.pool) return;
   const fresh = await liveStatus(host, loc.pool, opts.stepTimeoutMs, opts.log).catch(() => null);
   const s = report.live!.status;
-  const ours = { dataUsed: s.usedDataBlocks * report.dataBlockBytes, dataTotal: s.totalDataBlocks * report.dataBlockBytes, metadataUsed: s.usedMetadataBlocks * 4096, metadataTotal: s.totalMetadataBlocks * 4096 };
-  const { view, findings } = compareWithDaemon(daemon.info, ours, fresh && !fresh.fail ? statusBytes(fresh, report.dataBlockBytes) : null, loc.pool);
+  const ours = {
+    dataUsed: s.usedDataBlocks * report.dataBlockBytes,
+    dataTotal: s.totalDataBlocks * report.dataBlockBytes,
+    metadataUsed: s.usedMetadataBlocks * 4096,
+    metadataTotal: s.totalMetadataBlocks * 4096,
+  };
+  const { view, findings } = compareWithDaemon(
+    daemon.info,
+    ours,
+    fresh && !fresh.fail ? statusBytes(fresh, report.dataBlockBytes) : null,
+    loc.pool,
+  );
   report.live!.daemon = view;
   report.findings.push(...findings);
   sortFindings(report.findings);

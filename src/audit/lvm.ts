@@ -7,8 +7,12 @@ import type { Finding } from '../finding.js';
 import { dmName, lvBytes, scanImages, SECTOR, type ScannedVg } from '../lvm/index.js';
 import { kernelMetadataAccounting, type KernelRule, type ThinPool } from '../thin/index.js';
 import {
-  describeThinPool, openLvmPoolMetadata, problemToFinding, thinPoolsOf,
-  type LvmLocateKind, type LvmThinPool,
+  describeThinPool,
+  openLvmPoolMetadata,
+  problemToFinding,
+  thinPoolsOf,
+  type LvmLocateKind,
+  type LvmThinPool,
 } from '../pool-source/lvm.js';
 
 export type LvmFindingKind =
@@ -50,7 +54,11 @@ export const METADATA_WARN_PERCENT = 80;
 export const METADATA_CRITICAL_PERCENT = 95;
 
 /** Checks LVM's view of the pool against the pool's superblock (null `thin`: only what LVM says). */
-export function lvmPoolFindings(pool: LvmThinPool, thin: ThinPool | null, rule: KernelRule = 'reserve'): { superblock: PoolSuperblockFacts | null; findings: LvmFinding[] } {
+export function lvmPoolFindings(
+  pool: LvmThinPool,
+  thin: ThinPool | null,
+  rule: KernelRule = 'reserve',
+): { superblock: PoolSuperblockFacts | null; findings: LvmFinding[] } {
   const findings: LvmFinding[] = [];
   if (!thin) return { superblock: null, findings };
   const sb = thin.liveSuperblock;
@@ -80,19 +88,25 @@ export function lvmPoolFindings(pool: LvmThinPool, thin: ThinPool | null, rule: 
   if (T !== S) {
     if (T === 0) {
       findings.push({
-        kind: 'transaction-id-unchecked', severity: 'info', evidence: ev,
+        kind: 'transaction-id-unchecked',
+        severity: 'info',
+        evidence: ev,
         message: `LVM records transaction_id 0 for ${pool.vg}/${pool.lv}, the pool's superblock is at ${S}: LVM does not check a zero transaction_id, so activation is not blocked (Docker moves the pool's id itself)`,
         remedy: 'none needed',
       });
     } else if (S + 1 === T) {
       findings.push({
-        kind: 'transaction-id-pending', severity: 'warning', evidence: ev,
+        kind: 'transaction-id-pending',
+        severity: 'warning',
+        evidence: ev,
         message: `LVM records transaction_id ${T} for ${pool.vg}/${pool.lv}, one above the pool's ${S}: an LVM thin operation was interrupted; LVM replays its pending messages at activation`,
         remedy: 'activate with LVM (lvchange -ay) before changing the pool with other tools',
       });
     } else {
       findings.push({
-        kind: 'transaction-id-mismatch', severity: 'critical', evidence: ev,
+        kind: 'transaction-id-mismatch',
+        severity: 'critical',
+        evidence: ev,
         message: `Thin pool ${node} transaction_id is ${S}, while expected ${T}: LVM will refuse to activate ${pool.vg}/${pool.lv} (Docker cannot start its pool)`,
         remedy: `vgcfgbackup -f vg.txt ${pool.vg}; set transaction_id = ${S} in the ${pool.lv} segment; vgcfgrestore --force -f vg.txt ${pool.vg} (on the host, pool inactive; keep a copy first)`,
       });
@@ -100,22 +114,35 @@ export function lvmPoolFindings(pool: LvmThinPool, thin: ThinPool | null, rule: 
   }
   if (usedPct >= METADATA_WARN_PERCENT) {
     findings.push({
-      kind: 'metadata-nearly-full', severity: usedPct >= METADATA_CRITICAL_PERCENT ? 'critical' : 'warning',
-      evidence: { vg: pool.vg, lv: pool.metadataLv, used: acct.usedBlocks, allocated: acct.allocatedBlocks, reserve: acct.reserveBlocks, total: acct.totalBlocks, percent: usedPct },
+      kind: 'metadata-nearly-full',
+      severity: usedPct >= METADATA_CRITICAL_PERCENT ? 'critical' : 'warning',
+      evidence: {
+        vg: pool.vg,
+        lv: pool.metadataLv,
+        used: acct.usedBlocks,
+        allocated: acct.allocatedBlocks,
+        reserve: acct.reserveBlocks,
+        total: acct.totalBlocks,
+        percent: usedPct,
+      },
       message: `pool metadata LV ${pool.vg}/${pool.metadataLv} is ${usedPct}% full as the kernel counts it (${acct.usedBlocks} of ${acct.totalBlocks} 4 KiB blocks: ${acct.allocatedBlocks} allocated + ${acct.reserveBlocks} reserved): a full metadata device turns the pool read-only`,
       remedy: `lvextend --poolmetadatasize +<size> ${pool.vg}/${pool.lv} (on the host; or let LVM autoextend: thin_pool_autoextend_threshold in the docker-thinpool profile)`,
     });
   }
   if (thin.dataBlockSectors !== pool.chunkSizeSectors) {
     findings.push({
-      kind: 'chunk-size-differs', severity: 'warning', evidence: { lvm: pool.chunkSizeSectors, superblock: thin.dataBlockSectors },
+      kind: 'chunk-size-differs',
+      severity: 'warning',
+      evidence: { lvm: pool.chunkSizeSectors, superblock: thin.dataBlockSectors },
       message: `LVM records chunk_size ${pool.chunkSizeSectors} sectors for ${pool.vg}/${pool.lv}, the pool's superblock says ${thin.dataBlockSectors}: the metadata LV may belong to another pool`,
       remedy: 'check that the metadata and data LVs belong together',
     });
   }
   if (pool.data && thin.dataNrBlocks * thin.dataBlockBytes > pool.data.length) {
     findings.push({
-      kind: 'data-lv-too-small', severity: 'warning', evidence: { dataNrBlocks: thin.dataNrBlocks, dataLvBytes: pool.data.length },
+      kind: 'data-lv-too-small',
+      severity: 'warning',
+      evidence: { dataNrBlocks: thin.dataNrBlocks, dataLvBytes: pool.data.length },
       message: `the pool's superblock counts ${thin.dataNrBlocks} data blocks of ${thin.dataBlockBytes} bytes, more than the data LV ${pool.vg}/${pool.dataLv} holds (${pool.data.length} bytes)`,
       remedy: 'check that the metadata and data LVs belong together',
     });
@@ -133,7 +160,13 @@ export function checkLvmPool(svg: ScannedVg, lv: string): LvmPoolCheck {
       thin = openLvmPoolMetadata(pool);
     } catch (e) {
       if (!isDmiError(e)) throw e;
-      findings.push({ kind: 'pool-metadata-unreadable', severity: 'critical', message: e.message, evidence: { vg: pool.vg, lv: pool.metadataLv, code: e.code }, remedy: 'thin_check / thin_dump on the metadata LV; check the acquisition' });
+      findings.push({
+        kind: 'pool-metadata-unreadable',
+        severity: 'critical',
+        message: e.message,
+        evidence: { vg: pool.vg, lv: pool.metadataLv, code: e.code },
+        remedy: 'thin_check / thin_dump on the metadata LV; check the acquisition',
+      });
     }
   }
   try {
@@ -141,7 +174,13 @@ export function checkLvmPool(svg: ScannedVg, lv: string): LvmPoolCheck {
     return { pool, superblock: r.superblock, findings: [...findings, ...r.findings] };
   } catch (e) {
     if (!isDmiError(e)) throw e;
-    findings.push({ kind: 'pool-metadata-unreadable', severity: 'critical', message: e.message, evidence: { vg: pool.vg, lv: pool.metadataLv, code: e.code }, remedy: 'thin_check / thin_dump on the metadata LV; check the acquisition' });
+    findings.push({
+      kind: 'pool-metadata-unreadable',
+      severity: 'critical',
+      message: e.message,
+      evidence: { vg: pool.vg, lv: pool.metadataLv, code: e.code },
+      remedy: 'thin_check / thin_dump on the metadata LV; check the acquisition',
+    });
     return { pool, superblock: null, findings };
   } finally {
     thin?.close();
@@ -149,15 +188,53 @@ export function checkLvmPool(svg: ScannedVg, lv: string): LvmPoolCheck {
 }
 
 export interface LvmListing {
-  images: { path: string; size: number; partitionTable: string | null; partitions: { number: number; start: number; size: number; type: string; name: string | null }[] }[];
-  pvs: { image: string; partition: number | null; start: number; uuid: string; deviceSize: number; available: number; vg: string | null; metadataAreas: { offset: number; size: number }[] }[];
+  images: {
+    path: string;
+    size: number;
+    partitionTable: string | null;
+    partitions: { number: number; start: number; size: number; type: string; name: string | null }[];
+  }[];
+  pvs: {
+    image: string;
+    partition: number | null;
+    start: number;
+    uuid: string;
+    deviceSize: number;
+    available: number;
+    vg: string | null;
+    metadataAreas: { offset: number; size: number }[];
+  }[];
   vgs: {
-    name: string; id: string; seqno: number; extentSize: number; extentBytes: number;
+    name: string;
+    id: string;
+    seqno: number;
+    extentSize: number;
+    extentBytes: number;
     source: ScannedVg['source'];
-    pvs: { key: string; id: string; device: string | null; peStart: number; peCount: number; image: string | null; offset: number | null }[];
+    pvs: {
+      key: string;
+      id: string;
+      device: string | null;
+      peStart: number;
+      peCount: number;
+      image: string | null;
+      offset: number | null;
+    }[];
     lvs: {
-      name: string; dmName: string; visible: boolean; status: string[]; sizeBytes: number; extents: number;
-      segments: { key: string; startExtent: number; extentCount: number; type: string; stripes: { pv: string; extent: number; image: string | null; offset: number | null }[]; details: Record<string, unknown> }[];
+      name: string;
+      dmName: string;
+      visible: boolean;
+      status: string[];
+      sizeBytes: number;
+      extents: number;
+      segments: {
+        key: string;
+        startExtent: number;
+        extentCount: number;
+        type: string;
+        stripes: { pv: string; extent: number; image: string | null; offset: number | null }[];
+        details: Record<string, unknown>;
+      }[];
     }[];
   }[];
   thinPools: LvmPoolCheck[];
@@ -171,22 +248,49 @@ export function lvmListing(images: string[]): LvmListing {
     const vg = svg.vg;
     const found = (key: string) => svg.pvs.find((p) => p.key === key)?.found ?? null;
     return {
-      name: vg.name, id: vg.id, seqno: vg.seqno, extentSize: vg.extentSize, extentBytes: vg.extentSize * SECTOR, source: svg.source,
+      name: vg.name,
+      id: vg.id,
+      seqno: vg.seqno,
+      extentSize: vg.extentSize,
+      extentBytes: vg.extentSize * SECTOR,
+      source: svg.source,
       pvs: vg.pvs.map((p) => {
         const f = found(p.key);
-        return { key: p.key, id: p.id, device: p.device, peStart: p.peStart, peCount: p.peCount, image: f?.image ?? null, offset: f ? f.start + p.peStart * SECTOR : null };
+        return {
+          key: p.key,
+          id: p.id,
+          device: p.device,
+          peStart: p.peStart,
+          peCount: p.peCount,
+          image: f?.image ?? null,
+          offset: f ? f.start + p.peStart * SECTOR : null,
+        };
       }),
       lvs: vg.lvs.map((lv) => ({
-        name: lv.name, dmName: dmName(vg.name, lv.name), visible: lv.visible, status: lv.status, sizeBytes: lvBytes(vg, lv), extents: lv.extentCount,
+        name: lv.name,
+        dmName: dmName(vg.name, lv.name),
+        visible: lv.visible,
+        status: lv.status,
+        sizeBytes: lvBytes(vg, lv),
+        extents: lv.extentCount,
         segments: lv.segments.map((s) => {
           const { raw, stripes, key, startExtent, extentCount, type, ...details } = s;
           void raw;
           return {
-            key, startExtent, extentCount, type, details,
+            key,
+            startExtent,
+            extentCount,
+            type,
+            details,
             stripes: (stripes ?? []).map((st) => {
               const f = found(st.pv);
               const pv = vg.pvs.find((p) => p.key === st.pv)!;
-              return { pv: st.pv, extent: st.extent, image: f?.image ?? null, offset: f ? f.start + (pv.peStart + st.extent * vg.extentSize) * SECTOR : null };
+              return {
+                pv: st.pv,
+                extent: st.extent,
+                image: f?.image ?? null,
+                offset: f ? f.start + (pv.peStart + st.extent * vg.extentSize) * SECTOR : null,
+              };
             }),
           };
         }),
@@ -195,10 +299,21 @@ export function lvmListing(images: string[]): LvmListing {
   });
   const thinPools = thinPoolsOf(scan).map(({ svg, lv }) => checkLvmPool(svg, lv));
   return {
-    images: scan.images.map((i) => ({ path: i.path, size: i.size, partitionTable: i.partitionTable, partitions: i.partitions.map(({ number, start, size, type, name }) => ({ number, start, size, type, name })) })),
+    images: scan.images.map((i) => ({
+      path: i.path,
+      size: i.size,
+      partitionTable: i.partitionTable,
+      partitions: i.partitions.map(({ number, start, size, type, name }) => ({ number, start, size, type, name })),
+    })),
     pvs: scan.pvs.map((p) => ({
-      image: p.image, partition: p.partition?.number ?? null, start: p.start, uuid: p.label.uuid, deviceSize: p.label.deviceSize, available: p.available,
-      vg: p.metadata?.vg.name ?? null, metadataAreas: p.label.metadataAreas,
+      image: p.image,
+      partition: p.partition?.number ?? null,
+      start: p.start,
+      uuid: p.label.uuid,
+      deviceSize: p.label.deviceSize,
+      available: p.available,
+      vg: p.metadata?.vg.name ?? null,
+      metadataAreas: p.label.metadataAreas,
     })),
     vgs,
     thinPools,
@@ -210,7 +325,11 @@ export function lvmListing(images: string[]): LvmListing {
  * Docker's pool among those in the images: `docker-pool-not-found` when the pool Docker uses (`name`, from the
  * root's naming or --pool) is not one of them.
  */
-export function dockerPoolCheck(listing: LvmListing, name: string, source: string): { dockerPool: { name: string; source: string; found: boolean }; finding: LvmFinding | null } {
+export function dockerPoolCheck(
+  listing: LvmListing,
+  name: string,
+  source: string,
+): { dockerPool: { name: string; source: string; found: boolean }; finding: LvmFinding | null } {
   const found = listing.thinPools.some((t) => t.pool.dmName === name || `${t.pool.vg}/${t.pool.lv}` === name);
   const finding: LvmFinding | null = found
     ? null

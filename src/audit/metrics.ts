@@ -112,7 +112,8 @@ function nameLabel(name: string): string {
 function deviceLabels(pool: Labels, d: PoolDevice): Labels {
   const l: Labels = [...pool, ['device_id', String(d.deviceId)], ['role', ROLE[d.role]]];
   if (d.containerName) l.push(['container', nameLabel(d.containerName)]);
-  if (d.containerId && /^[0-9a-f]{12}/i.test(d.containerId)) l.push(['container_id', d.containerId.slice(0, 12).toLowerCase()]);
+  if (d.containerId && /^[0-9a-f]{12}/i.test(d.containerId))
+    l.push(['container_id', d.containerId.slice(0, 12).toLowerCase()]);
   return l;
 }
 
@@ -125,11 +126,23 @@ export interface RunFacts {
 
 function runFamilies(pool: Labels, up: Sample, run: RunFacts): Family[] {
   const out: Family[] = [
-    { name: 'dminspect_up', help: 'Whether the last dminspect run could read the pool (1) or not (0, with the error code as label error).', samples: [up] },
-    { name: 'dminspect_run_duration_seconds', help: 'Wall-clock duration of the last dminspect run.', samples: [{ labels: pool, value: run.durationSeconds }] },
+    {
+      name: 'dminspect_up',
+      help: 'Whether the last dminspect run could read the pool (1) or not (0, with the error code as label error).',
+      samples: [up],
+    },
+    {
+      name: 'dminspect_run_duration_seconds',
+      help: 'Wall-clock duration of the last dminspect run.',
+      samples: [{ labels: pool, value: run.durationSeconds }],
+    },
   ];
   if (run.lastSuccessSeconds !== null) {
-    out.push({ name: 'dminspect_last_success_timestamp_seconds', help: 'Unix time of the last run that read the pool successfully.', samples: [{ labels: pool, value: run.lastSuccessSeconds }] });
+    out.push({
+      name: 'dminspect_last_success_timestamp_seconds',
+      help: 'Unix time of the last run that read the pool successfully.',
+      samples: [{ labels: pool, value: run.lastSuccessSeconds }],
+    });
   }
   return out;
 }
@@ -141,9 +154,15 @@ export function renderMetrics(r: PoolReport, run: RunFacts, poolName: string | n
   const counts = new Map<string, number>();
   for (const f of r.findings) counts.set(`${f.kind}\0${f.severity}`, (counts.get(`${f.kind}\0${f.severity}`) ?? 0) + 1);
   const findings: Sample[] = [];
-  for (const [kind, severities] of Object.entries(FINDING_SEVERITIES) as [PoolFindingKind | LiveFindingKind, readonly Severity[]][]) {
+  for (const [kind, severities] of Object.entries(FINDING_SEVERITIES) as [
+    PoolFindingKind | LiveFindingKind,
+    readonly Severity[],
+  ][]) {
     for (const severity of severities) {
-      findings.push({ labels: [...pool, ['kind', kind], ['severity', severity]], value: counts.get(`${kind}\0${severity}`) ?? 0 });
+      findings.push({
+        labels: [...pool, ['kind', kind], ['severity', severity]],
+        value: counts.get(`${kind}\0${severity}`) ?? 0,
+      });
       counts.delete(`${kind}\0${severity}`);
     }
   }
@@ -156,25 +175,64 @@ export function renderMetrics(r: PoolReport, run: RunFacts, poolName: string | n
   const families: Family[] = [
     ...runFamilies(pool, { labels: pool, value: 1 }, run),
     g('dminspect_pool_data_bytes', 'Size of the thin pool data device.', r.data.totalBytes),
-    g('dminspect_pool_data_used_bytes', 'Bytes of the thin pool data device in use (allocated data blocks).', r.data.usedBytes),
+    g(
+      'dminspect_pool_data_used_bytes',
+      'Bytes of the thin pool data device in use (allocated data blocks).',
+      r.data.usedBytes,
+    ),
     g('dminspect_pool_metadata_bytes', 'Size of the thin pool metadata device.', r.metadata.totalBytes),
-    g('dminspect_pool_metadata_used_bytes', 'Bytes of the thin pool metadata device in use as the kernel counts it (dmsetup status): allocated plus the kernel\'s reserve (Linux >= 4.20).', r.metadata.usedBytes),
-    g('dminspect_pool_metadata_allocated_bytes', 'Bytes of the thin pool metadata device allocated on disk (the metadata space map).', r.metadata.allocatedBlocks * 4096),
-    g('dminspect_pool_metadata_reserve_bytes', "Bytes of metadata the kernel holds back and counts as used (min(total/10, 16 MiB) since Linux 4.20; 0 with --kernel-rule none).", r.metadata.reserveBlocks * 4096),
+    g(
+      'dminspect_pool_metadata_used_bytes',
+      "Bytes of the thin pool metadata device in use as the kernel counts it (dmsetup status): allocated plus the kernel's reserve (Linux >= 4.20).",
+      r.metadata.usedBytes,
+    ),
+    g(
+      'dminspect_pool_metadata_allocated_bytes',
+      'Bytes of the thin pool metadata device allocated on disk (the metadata space map).',
+      r.metadata.allocatedBlocks * 4096,
+    ),
+    g(
+      'dminspect_pool_metadata_reserve_bytes',
+      'Bytes of metadata the kernel holds back and counts as used (min(total/10, 16 MiB) since Linux 4.20; 0 with --kernel-rule none).',
+      r.metadata.reserveBlocks * 4096,
+    ),
     g('dminspect_pool_data_block_bytes', 'Size of one thin pool data block.', r.dataBlockBytes),
-    g('dminspect_pool_transaction_id', "The pool's transaction id (Docker increments it with every device create and delete).", r.transactionId),
-    g('dminspect_pool_needs_check', 'Whether the kernel set needs_check on the pool (1): it stays read-only until repaired.', r.needsCheck ? 1 : 0),
-    g('dminspect_pool_metadata_snapshot_held', 'Whether a metadata snapshot is held (reserve_metadata_snap) (1) or not (0).', r.heldMetadataSnapshot === null ? 0 : 1),
+    g(
+      'dminspect_pool_transaction_id',
+      "The pool's transaction id (Docker increments it with every device create and delete).",
+      r.transactionId,
+    ),
+    g(
+      'dminspect_pool_needs_check',
+      'Whether the kernel set needs_check on the pool (1): it stays read-only until repaired.',
+      r.needsCheck ? 1 : 0,
+    ),
+    g(
+      'dminspect_pool_metadata_snapshot_held',
+      'Whether a metadata snapshot is held (reserve_metadata_snap) (1) or not (0).',
+      r.heldMetadataSnapshot === null ? 0 : 1,
+    ),
     g('dminspect_pool_thin_devices', 'Number of thin devices in the pool.', r.devices.length),
-    g('dminspect_pool_live', 'Whether the pool was read live (1: active in the kernel, through a held metadata snapshot, figures from dmsetup status) or from its files (0).', r.live ? 1 : 0),
+    g(
+      'dminspect_pool_live',
+      'Whether the pool was read live (1: active in the kernel, through a held metadata snapshot, figures from dmsetup status) or from its files (0).',
+      r.live ? 1 : 0,
+    ),
     ...(r.live
       ? [
           {
             name: 'dminspect_pool_mode',
             help: "The live pool's mode as dmsetup status says it (1 for the current mode): rw, ro, out_of_data_space, fail.",
-            samples: POOL_MODES.map((m) => ({ labels: [...pool, ['mode', m]] as Labels, value: r.live!.status.mode === m ? 1 : 0 })),
+            samples: POOL_MODES.map((m) => ({
+              labels: [...pool, ['mode', m]] as Labels,
+              value: r.live!.status.mode === m ? 1 : 0,
+            })),
           },
-          g('dminspect_pool_queue_if_no_space', 'Whether the live pool queues writes when out of data space (1: queue_if_no_space, writes hang) or errors them (0).', r.live.status.noSpace === 'queue_if_no_space' ? 1 : 0),
+          g(
+            'dminspect_pool_queue_if_no_space',
+            'Whether the live pool queues writes when out of data space (1: queue_if_no_space, writes hang) or errors them (0).',
+            r.live.status.noSpace === 'queue_if_no_space' ? 1 : 0,
+          ),
         ]
       : []),
     {
@@ -187,7 +245,11 @@ export function renderMetrics(r: PoolReport, run: RunFacts, poolName: string | n
       help: 'Bytes mapped by this thin device only (thin_ls EXCLUSIVE_BLOCKS × block size): what deleting it frees.',
       samples: devices.map((d) => ({ labels: deviceLabels(pool, d), value: d.exclusiveBytes })),
     },
-    { name: 'dminspect_findings', help: 'Number of pool audit findings of each kind and severity (0 when absent).', samples: findings },
+    {
+      name: 'dminspect_findings',
+      help: 'Number of pool audit findings of each kind and severity (0 when absent).',
+      samples: findings,
+    },
   ];
   return renderFamilies(families);
 }
@@ -211,7 +273,9 @@ export function readLastSuccess(file: string): number | null {
   } catch {
     return null;
   }
-  const m = /^dminspect_last_success_timestamp_seconds(?:\{(?:[^"}]|"(?:[^"\\]|\\.)*")*\})?[ \t]+(\S+)[ \t]*$/m.exec(text);
+  const m = /^dminspect_last_success_timestamp_seconds(?:\{(?:[^"}]|"(?:[^"\\]|\\.)*")*\})?[ \t]+(\S+)[ \t]*$/m.exec(
+    text,
+  );
   if (!m) return null;
   const v = Number(m[1]);
   return Number.isFinite(v) && v > 0 ? v : null;

@@ -55,7 +55,15 @@ export interface PoolReport {
   /** Problems the space maps reported (counters vs bitmaps). */
   spaceMapProblems: string[];
   /** Direct-lvm: the LVM thin pool the metadata was read from (`--image`). */
-  lvm: { vg: string; lv: string; dmName: string; transactionId: number; chunkSizeBytes: number; metadataLv: string; dataLv: string } | null;
+  lvm: {
+    vg: string;
+    lv: string;
+    dmName: string;
+    transactionId: number;
+    chunkSizeBytes: number;
+    metadataLv: string;
+    dataLv: string;
+  } | null;
   /** A live pool (active in the kernel), read through a held metadata snapshot: the kernel's facts; null offline. */
   live: LiveReport | null;
 }
@@ -72,12 +80,22 @@ export type SortField = (typeof SORT_FIELDS)[number];
 
 function space(total: number, used: number, unit: number): SpaceFacts {
   const free = Math.max(0, total - used);
-  return { totalBlocks: total, usedBlocks: used, freeBlocks: free, totalBytes: total * unit, usedBytes: used * unit, freeBytes: free * unit, usedPercent: percent(used, total) };
+  return {
+    totalBlocks: total,
+    usedBlocks: used,
+    freeBlocks: free,
+    totalBytes: total * unit,
+    usedBytes: used * unit,
+    freeBytes: free * unit,
+    usedPercent: percent(used, total),
+  };
 }
 
 /** Audits the pool of `root` (or the one named by --metadata / --image when `root` is null). */
 export function poolAudit(root: DockerRoot | null, opts: PoolOptions = {}): PoolReport {
-  return withPool(locatePool(root?.root ?? null, opts), { metadataSnap: opts.metadataSnap }, (src) => audit(src, root, opts));
+  return withPool(locatePool(root?.root ?? null, opts), { metadataSnap: opts.metadataSnap }, (src) =>
+    audit(src, root, opts),
+  );
 }
 
 /**
@@ -126,21 +144,55 @@ function audit(src: PoolSource, root: DockerRoot | null, opts: PoolOptions, live
   let metadata: MetadataSpaceFacts;
   if (live) {
     data = space(live.status.totalDataBlocks, live.status.usedDataBlocks, bs);
-    metadata = { ...space(live.status.totalMetadataBlocks, live.status.usedMetadataBlocks, 4096), allocatedBlocks: live.metadata.allocatedBlocks, reserveBlocks: live.metadata.reserveBlocks, kernelRule: 'kernel' };
+    metadata = {
+      ...space(live.status.totalMetadataBlocks, live.status.usedMetadataBlocks, 4096),
+      allocatedBlocks: live.metadata.allocatedBlocks,
+      reserveBlocks: live.metadata.reserveBlocks,
+      kernelRule: 'kernel',
+    };
   } else {
     const acct = kernelMetadataAccounting(sm!.metadata.nrBlocks, sm!.metadata.used, opts.kernelRule ?? 'reserve');
     data = space(sm!.data.nrBlocks, sm!.data.used, bs);
-    metadata = { ...space(acct.totalBlocks, acct.usedBlocks, 4096), allocatedBlocks: acct.allocatedBlocks, reserveBlocks: acct.reserveBlocks, kernelRule: acct.rule };
+    metadata = {
+      ...space(acct.totalBlocks, acct.usedBlocks, 4096),
+      allocatedBlocks: acct.allocatedBlocks,
+      reserveBlocks: acct.reserveBlocks,
+      kernelRule: acct.rule,
+    };
   }
   // Live: the kernel's transaction id and needs_check (the held copy is the same moment, give or take a commit).
-  const factsSb = live ? { ...sb, transactionId: live.status.transactionId, needsCheck: sb.needsCheck || live.status.needsCheck } : sb;
+  const factsSb = live
+    ? { ...sb, transactionId: live.status.transactionId, needsCheck: sb.needsCheck || live.status.needsCheck }
+    : sb;
   const facts: AuditFacts = {
-    superblock: factsSb, poolName: live?.location.pool ?? naming?.poolName ?? '<pool>', data, metadata, minFreeFraction: opts.minFreeFraction ?? 0.1,
-    devices, inPool, dataBlockBytes: bs, root, model, records,
+    superblock: factsSb,
+    poolName: live?.location.pool ?? naming?.poolName ?? '<pool>',
+    data,
+    metadata,
+    minFreeFraction: opts.minFreeFraction ?? 0.1,
+    devices,
+    inPool,
+    dataBlockBytes: bs,
+    root,
+    model,
+    records,
   };
   const findings: Finding[] = POOL_RULES.flatMap((rule) => rule(facts));
-  if (lvm) findings.push(...src.lvmFindings, ...lvmPoolFindings(lvm, pool, metadata.kernelRule === 'none' ? 'none' : 'reserve').findings);
-  if (live) findings.push(...liveRules(live, { superblock: sb, dataNrBlocks: pool.dataNrBlocks, metadataNrBlocks: pool.metadataNrBlocks, data, minFreeFraction: facts.minFreeFraction }));
+  if (lvm)
+    findings.push(
+      ...src.lvmFindings,
+      ...lvmPoolFindings(lvm, pool, metadata.kernelRule === 'none' ? 'none' : 'reserve').findings,
+    );
+  if (live)
+    findings.push(
+      ...liveRules(live, {
+        superblock: sb,
+        dataNrBlocks: pool.dataNrBlocks,
+        metadataNrBlocks: pool.metadataNrBlocks,
+        data,
+        minFreeFraction: facts.minFreeFraction,
+      }),
+    );
   sortFindings(findings);
   return {
     metadataFile,
@@ -161,7 +213,17 @@ function audit(src: PoolSource, root: DockerRoot | null, opts: PoolOptions, live
     devices,
     findings,
     spaceMapProblems: sm ? [...sm.data.problems, ...sm.metadata.problems] : [],
-    lvm: lvm ? { vg: lvm.vg, lv: lvm.lv, dmName: lvm.dmName, transactionId: lvm.transactionId, chunkSizeBytes: lvm.chunkSizeBytes, metadataLv: lvm.metadataLv, dataLv: lvm.dataLv } : null,
+    lvm: lvm
+      ? {
+          vg: lvm.vg,
+          lv: lvm.lv,
+          dmName: lvm.dmName,
+          transactionId: lvm.transactionId,
+          chunkSizeBytes: lvm.chunkSizeBytes,
+          metadataLv: lvm.metadataLv,
+          dataLv: lvm.dataLv,
+        }
+      : null,
     live: live ? liveReport(live, sb) : null,
   };
 }
@@ -183,4 +245,3 @@ export function sortDevices(devices: PoolDevice[], field: SortField): PoolDevice
     return x < y ? -1 : x > y ? 1 : a.deviceId - b.deviceId;
   });
 }
-

@@ -34,12 +34,24 @@ export function systemdWord(arg: string): string {
 
 function checkPath(what: string, p: string): string {
   // eslint-disable-next-line no-control-regex
-  if (/[\s\u0000-\u001f\u007f]/.test(p)) throw new DmiError('USAGE', `${what} ${JSON.stringify(p)}: a path with whitespace or control characters cannot go in a unit file`);
+  if (/[\s\u0000-\u001f\u007f]/.test(p))
+    throw new DmiError(
+      'USAGE',
+      `${what} ${JSON.stringify(p)}: a path with whitespace or control characters cannot go in a unit file`,
+    );
   return path.resolve(p);
 }
 
 export function serviceUnit(o: UnitOptions): string {
-  const argv = [...o.exec, 'pool', '--root', o.root, ...(o.pool ? ['--pool', o.pool] : []), '--textfile', o.textfileDir];
+  const argv = [
+    ...o.exec,
+    'pool',
+    '--root',
+    o.root,
+    ...(o.pool ? ['--pool', o.pool] : []),
+    '--textfile',
+    o.textfileDir,
+  ];
   return [
     '[Unit]',
     "Description=dminspect: Docker devicemapper thin-pool metrics for node_exporter's textfile collector",
@@ -49,7 +61,7 @@ export function serviceUnit(o: UnitOptions): string {
     '[Service]',
     'Type=oneshot',
     '# Writes <dir>/dminspect.prom atomically. When the pool cannot be read, the file says dminspect_up 0 and the',
-    '# run fails with the error\'s exit status (systemctl --failed shows it).',
+    "# run fails with the error's exit status (systemctl --failed shows it).",
     `ExecStart=${argv.map(systemdWord).join(' ')}`,
     'TimeoutStartSec=50s',
     'Nice=10',
@@ -132,14 +144,21 @@ export interface InstallResult {
 }
 
 export async function installTimer(opts: InstallTimerOptions, run: Runner = execaRunner): Promise<InstallResult> {
-  if (opts.exec !== undefined && !opts.exec.startsWith('/')) throw new DmiError('USAGE', `--exec ${JSON.stringify(opts.exec)}: expected an absolute path (systemd runs ExecStart without a shell)`);
+  if (opts.exec !== undefined && !opts.exec.startsWith('/'))
+    throw new DmiError(
+      'USAGE',
+      `--exec ${JSON.stringify(opts.exec)}: expected an absolute path (systemd runs ExecStart without a shell)`,
+    );
   if (opts.dryRun && opts.enable) throw new DmiError('USAGE', '--dry-run and --enable: choose one');
   const unitDir = checkPath('--unit-dir', opts.unitDir);
   const textfileDir = checkPath('--textfile-dir', opts.textfileDir);
   const root = checkPath('--root', opts.root);
   const exec = opts.exec !== undefined ? [checkPath('--exec', opts.exec)] : defaultExec();
   const warnings: string[] = [];
-  if (!fs.existsSync(textfileDir)) warnings.push(`${textfileDir} does not exist: create it (or install prometheus-node-exporter) before the timer runs; the service cannot start without it`);
+  if (!fs.existsSync(textfileDir))
+    warnings.push(
+      `${textfileDir} does not exist: create it (or install prometheus-node-exporter) before the timer runs; the service cannot start without it`,
+    );
   const units: UnitPlan[] = [
     [SERVICE_NAME, serviceUnit({ exec, root, textfileDir, pool: opts.pool })],
     [TIMER_NAME, timerUnit()],
@@ -155,15 +174,23 @@ export async function installTimer(opts: InstallTimerOptions, run: Runner = exec
   });
   const clash = units.filter((u) => u.action === 'replace');
   if (clash.length && !opts.force && !opts.dryRun) {
-    throw new DmiError('CONFLICT', `${clash.map((u) => u.path).join(', ')}: exists with other content (--force replaces it; --dry-run shows the new content)`);
+    throw new DmiError(
+      'CONFLICT',
+      `${clash.map((u) => u.path).join(', ')}: exists with other content (--force replaces it; --dry-run shows the new content)`,
+    );
   }
   const commands = ENABLE_COMMANDS.map(shellLine);
   if (opts.dryRun) return { dryRun: true, units, commands, enabled: false, warnings };
-  for (const u of units) if (u.action !== 'unchanged') writeFileAtomic(unitDir, path.basename(u.path), u.content, 'the unit file');
+  for (const u of units)
+    if (u.action !== 'unchanged') writeFileAtomic(unitDir, path.basename(u.path), u.content, 'the unit file');
   if (opts.enable) {
     for (const argv of ENABLE_COMMANDS) {
       const r = await run(argv);
-      if (r.code !== 0) throw new DmiError('UNSUPPORTED', `${shellLine(argv)} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().split('\n')[0] ?? ''}`);
+      if (r.code !== 0)
+        throw new DmiError(
+          'UNSUPPORTED',
+          `${shellLine(argv)} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().split('\n')[0] ?? ''}`,
+        );
     }
   }
   return { dryRun: false, units, commands, enabled: !!opts.enable, warnings };

@@ -23,8 +23,20 @@ export function buildProgram(io: Out = stdio): Command {
     .showHelpAfterError(false)
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
-  for (const cmd of [containerCmd, containersCmd, devicesCmd, poolCmd, exportCmd, liveCmd, lvmCmd, installTimerCmd, deletedCmd]) cmd.register(program, io);
-  for (const c of program.commands) c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
+  for (const cmd of [
+    containerCmd,
+    containersCmd,
+    devicesCmd,
+    poolCmd,
+    exportCmd,
+    liveCmd,
+    lvmCmd,
+    installTimerCmd,
+    deletedCmd,
+  ])
+    cmd.register(program, io);
+  for (const c of program.commands)
+    c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   return program;
 }
 
@@ -38,13 +50,19 @@ export async function main(argv: string[], io: Out = stdio): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help')
+        return 0;
       return EXIT_CODES.USAGE; // commander already printed the one-line message
     }
     const err = isDmiError(e) ? e : null;
     if (err) {
       io.err(`dminspect: ${err.message}`);
-      if (json) io.out(JSON.stringify({ error: { code: err.code, exitCode: err.exitCode, message: err.message, ...(err.details ?? {}) } }));
+      if (json)
+        io.out(
+          JSON.stringify({
+            error: { code: err.code, exitCode: err.exitCode, message: err.message, ...(err.details ?? {}) },
+          }),
+        );
       if (debug && err.stack) io.err(err.stack);
       return err.exitCode;
     }

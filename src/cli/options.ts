@@ -20,7 +20,10 @@ export function addCommonOptions(cmd: Command): Command {
     .option('--root <dir>', 'Docker root directory', DEFAULT_ROOT)
     .option('--json', 'print JSON (shape documented in the README)')
     .option('--pool <name>', 'thin-pool device-mapper name (default: derived as Docker does)')
-    .option('--daemon-config <file>', `daemon.json to read dm.thinpooldev from (default: ${DEFAULT_DAEMON_CONFIG} when --root is the daemon's data-root)`)
+    .option(
+      '--daemon-config <file>',
+      `daemon.json to read dm.thinpooldev from (default: ${DEFAULT_DAEMON_CONFIG} when --root is the daemon's data-root)`,
+    )
     .option('--debug', 'show stack traces on errors');
 }
 

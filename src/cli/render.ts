@@ -21,8 +21,21 @@ export function table(head: string[], rows: (string | number | null | undefined)
     head,
     style: { head: [], border: [], compact: true },
     chars: {
-      top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '',
-      left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '  ',
+      top: '',
+      'top-mid': '',
+      'top-left': '',
+      'top-right': '',
+      bottom: '',
+      'bottom-mid': '',
+      'bottom-left': '',
+      'bottom-right': '',
+      left: '',
+      'left-mid': '',
+      mid: '',
+      'mid-mid': '',
+      right: '',
+      'right-mid': '',
+      middle: '  ',
     },
   });
   for (const r of rows) t.push(r.map((c) => (c === null || c === undefined ? '-' : String(c))));
@@ -36,7 +49,9 @@ export function table(head: string[], rows: (string | number | null | undefined)
 /** Aligned "key: value" lines. */
 export function keyValues(pairs: [string, string | number | boolean | null | undefined][]): string {
   const w = Math.max(...pairs.map(([k]) => k.length));
-  return pairs.map(([k, v]) => `${(k + ':').padEnd(w + 1)} ${v === null || v === undefined ? '-' : String(v)}`).join('\n');
+  return pairs
+    .map(([k, v]) => `${(k + ':').padEnd(w + 1)} ${v === null || v === undefined ? '-' : String(v)}`)
+    .join('\n');
 }
 
 export function printProblems(io: Out, problems: Problem[]): void {

@@ -14,14 +14,16 @@ export function collect(value: string, previous: string[] | undefined): string[]
 /** A thin device id option (`--device-id`, `--id`): 0..MAX_THIN_DEVICE_ID. */
 export function parseDeviceId(v: string | undefined, flag = '--device-id'): number | undefined {
   if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v) || Number(v) > MAX_THIN_DEVICE_ID) throw new DmiError('USAGE', `${flag} ${JSON.stringify(v)}: expected a thin device id 0..${MAX_THIN_DEVICE_ID}`);
+  if (!/^\d+$/.test(v) || Number(v) > MAX_THIN_DEVICE_ID)
+    throw new DmiError('USAGE', `${flag} ${JSON.stringify(v)}: expected a thin device id 0..${MAX_THIN_DEVICE_ID}`);
   return Number(v);
 }
 
 export function parseSize(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n)) throw new DmiError('USAGE', `--size ${JSON.stringify(v)}: expected a number of bytes`);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n))
+    throw new DmiError('USAGE', `--size ${JSON.stringify(v)}: expected a number of bytes`);
   if (n % 512 !== 0) throw new DmiError('USAGE', `--size ${n}: not a multiple of 512 bytes`);
   return n;
 }
@@ -45,7 +47,10 @@ export function progressLine(p: CopyProgress, elapsedMs: number, width = 24): st
 }
 
 /** A progress bar on a TTY stream (redrawn at most 10 times a second), or nothing. */
-export function progressReporter(enabled: boolean, stream: NodeJS.WriteStream = process.stderr): { onProgress?: (p: CopyProgress) => void; finish: () => void } {
+export function progressReporter(
+  enabled: boolean,
+  stream: NodeJS.WriteStream = process.stderr,
+): { onProgress?: (p: CopyProgress) => void; finish: () => void } {
   if (!enabled) return { finish: () => {} };
   const t0 = Date.now();
   let last = 0;
@@ -106,9 +111,11 @@ export function renderExport(r: ExportResult): string {
     ['image', `${r.image} (${r.sparse ? 'sparse' : 'not sparse'})`],
     ['device', `thin id ${r.device.deviceId} (${hash}${owner})`],
     ['size', `${r.size} bytes (${humanBytes(r.size)})`],
-    ['copied', `${r.copiedBytes} bytes (${humanBytes(r.copiedBytes)}) of ${humanBytes(r.mappedBytes)} mapped; ${r.holes} hole${r.holes === 1 ? '' : 's'} (${humanBytes(r.holeBytes)})`],
+    [
+      'copied',
+      `${r.copiedBytes} bytes (${humanBytes(r.copiedBytes)}) of ${humanBytes(r.mappedBytes)} mapped; ${r.holes} hole${r.holes === 1 ? '' : 's'} (${humanBytes(r.holeBytes)})`,
+    ],
     ['elapsed', `${(r.elapsedMs / 1000).toFixed(3)} s (${rate})`],
     ['sha256', r.sha256],
   ]);
 }
-

@@ -37,7 +37,13 @@ export function parseTable(text: string): TableLine[] {
     if (line === '' || line === 'No devices found') continue;
     const m = /^(?:(\S+):\s+)?(\d+)\s+(\d+)\s+(\S+)(?:\s+(.*))?$/.exec(line);
     if (!m) throw new DmiError('BAD_INPUT', `dmsetup: cannot parse table line ${JSON.stringify(line.slice(0, 120))}`);
-    out.push({ name: m[1] ?? null, start: Number(m[2]), length: Number(m[3]), target: m[4]!, args: m[5] ? m[5].split(/\s+/) : [] });
+    out.push({
+      name: m[1] ?? null,
+      start: Number(m[2]),
+      length: Number(m[3]),
+      target: m[4]!,
+      args: m[5] ? m[5].split(/\s+/) : [],
+    });
   }
   return out;
 }
@@ -68,9 +74,26 @@ export interface ThinPoolStatus {
  */
 export function parseThinPoolStatus(params: string[]): ThinPoolStatus {
   if (params[0] === 'Fail') {
-    return { fail: true, transactionId: 0, usedMetadataBlocks: 0, totalMetadataBlocks: 0, usedDataBlocks: 0, totalDataBlocks: 0, heldMetadataRoot: null, mode: 'fail', discardPassdown: null, errorIfNoSpace: null, needsCheck: false, metadataLowWatermark: null };
+    return {
+      fail: true,
+      transactionId: 0,
+      usedMetadataBlocks: 0,
+      totalMetadataBlocks: 0,
+      usedDataBlocks: 0,
+      totalDataBlocks: 0,
+      heldMetadataRoot: null,
+      mode: 'fail',
+      discardPassdown: null,
+      errorIfNoSpace: null,
+      needsCheck: false,
+      metadataLowWatermark: null,
+    };
   }
-  const bad = () => new DmiError('BAD_INPUT', `dmsetup: cannot parse thin-pool status ${JSON.stringify(params.join(' ').slice(0, 160))}`);
+  const bad = () =>
+    new DmiError(
+      'BAD_INPUT',
+      `dmsetup: cannot parse thin-pool status ${JSON.stringify(params.join(' ').slice(0, 160))}`,
+    );
   const ratio = (s: string | undefined) => {
     const m = /^(\d+)\/(\d+)$/.exec(s ?? '');
     if (!m) throw bad();
@@ -109,8 +132,13 @@ export interface ThinStatus {
 /** thin status params: `<nr mapped sectors> <highest mapped sector>` (`-` when none), or `Fail`. */
 export function parseThinStatus(params: string[]): ThinStatus {
   if (params[0] === 'Fail') return { fail: true, mappedSectors: 0, highestMappedSector: null };
-  if (!/^\d+$/.test(params[0] ?? '')) throw new DmiError('BAD_INPUT', `dmsetup: cannot parse thin status ${JSON.stringify(params.join(' '))}`);
-  return { fail: false, mappedSectors: Number(params[0]), highestMappedSector: params[1] === undefined || params[1] === '-' ? null : Number(params[1]) };
+  if (!/^\d+$/.test(params[0] ?? ''))
+    throw new DmiError('BAD_INPUT', `dmsetup: cannot parse thin status ${JSON.stringify(params.join(' '))}`);
+  return {
+    fail: false,
+    mappedSectors: Number(params[0]),
+    highestMappedSector: params[1] === undefined || params[1] === '-' ? null : Number(params[1]),
+  };
 }
 
 export interface ThinPoolTable {
@@ -124,13 +152,21 @@ export interface ThinPoolTable {
 /** thin-pool table args: `<metadata dev> <data dev> <block size> <low water mark> <#features> <feature>...`. */
 export function parseThinPoolTable(args: string[]): ThinPoolTable {
   const n = Number(args[4] ?? 0);
-  if (args.length < 4 || !/^\d+$/.test(args[2] ?? '')) throw new DmiError('BAD_INPUT', `dmsetup: cannot parse thin-pool table ${JSON.stringify(args.join(' '))}`);
-  return { metadataDev: args[0]!, dataDev: args[1]!, blockSectors: Number(args[2]), lowWaterMark: Number(args[3]), features: args.slice(5, 5 + n) };
+  if (args.length < 4 || !/^\d+$/.test(args[2] ?? ''))
+    throw new DmiError('BAD_INPUT', `dmsetup: cannot parse thin-pool table ${JSON.stringify(args.join(' '))}`);
+  return {
+    metadataDev: args[0]!,
+    dataDev: args[1]!,
+    blockSectors: Number(args[2]),
+    lowWaterMark: Number(args[3]),
+    features: args.slice(5, 5 + n),
+  };
 }
 
 /** thin table args: `<pool dev> <dev id> [<external origin dev>]`. */
 export function parseThinTable(args: string[]): { poolDev: string; deviceId: number; externalOrigin: string | null } {
-  if (args.length < 2 || !/^\d+$/.test(args[1] ?? '')) throw new DmiError('BAD_INPUT', `dmsetup: cannot parse thin table ${JSON.stringify(args.join(' '))}`);
+  if (args.length < 2 || !/^\d+$/.test(args[1] ?? ''))
+    throw new DmiError('BAD_INPUT', `dmsetup: cannot parse thin table ${JSON.stringify(args.join(' '))}`);
   return { poolDev: args[0]!, deviceId: Number(args[1]), externalOrigin: args[2] ?? null };
 }
 

@@ -47,6 +47,7 @@ export function readOnlyMountOptions(type: FsType): string {
 }
 
 export function requireFs(type: FsType | null, what: string): FsType {
-  if (type === null) throw new DmiError('UNSUPPORTED', `${what}: no xfs, ext4 or btrfs filesystem found (unknown magic)`);
+  if (type === null)
+    throw new DmiError('UNSUPPORTED', `${what}: no xfs, ext4 or btrfs filesystem found (unknown magic)`);
   return type;
 }

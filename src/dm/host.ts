@@ -4,7 +4,15 @@
  */
 import * as fs from 'node:fs';
 import { DmiError } from '../errors.js';
-import { parseInfo, parseTable, parseThinPoolStatus, parseThinPoolTable, type DmInfo, type ThinPoolStatus, type ThinPoolTable } from './dmsetup.js';
+import {
+  parseInfo,
+  parseTable,
+  parseThinPoolStatus,
+  parseThinPoolTable,
+  type DmInfo,
+  type ThinPoolStatus,
+  type ThinPoolTable,
+} from './dmsetup.js';
 import { execaRunner, type Runner } from './plan.js';
 
 export class DmHost {
@@ -16,7 +24,11 @@ export class DmHost {
   }
 
   requireRoot(what: string): void {
-    if (!this.isRoot()) throw new DmiError('PERMISSION', `${what} needs root privileges (device-mapper and mount); run with sudo, or use --dry-run to see the commands`);
+    if (!this.isRoot())
+      throw new DmiError(
+        'PERMISSION',
+        `${what} needs root privileges (device-mapper and mount); run with sudo, or use --dry-run to see the commands`,
+      );
   }
 
   /** The kernel has device-mapper (the misc device is registered). */
@@ -30,7 +42,10 @@ export class DmHost {
 
   requireDeviceMapper(): void {
     if (!this.hasDeviceMapper()) {
-      throw new DmiError('UNSUPPORTED', 'this kernel has no device-mapper (no "device-mapper" in /proc/misc; try modprobe dm-thin-pool), use the offline commands (export, mount --offline) instead');
+      throw new DmiError(
+        'UNSUPPORTED',
+        'this kernel has no device-mapper (no "device-mapper" in /proc/misc; try modprobe dm-thin-pool), use the offline commands (export, mount --offline) instead',
+      );
     }
   }
 
@@ -42,7 +57,8 @@ export class DmHost {
   async info(name: string): Promise<DmInfo | null> {
     const r = await this.dmsetup(['info', name]);
     if (r.code !== 0) {
-      if (/No such device|not found|does not exist/i.test(r.stderr) || r.stdout.includes('Device does not exist')) return null;
+      if (/No such device|not found|does not exist/i.test(r.stderr) || r.stdout.includes('Device does not exist'))
+        return null;
       throw new DmiError('UNSUPPORTED', `dmsetup info ${name}: ${r.stderr.trim().split('\n').pop()}`);
     }
     if (/Device does not exist/.test(r.stdout)) return null;
@@ -62,7 +78,8 @@ export class DmHost {
     }
     const line = parseTable(r.stdout)[0];
     if (!line) return null;
-    if (line.target !== 'thin-pool') throw new DmiError('BAD_INPUT', `${pool} is a ${line.target} device, not a thin-pool`);
+    if (line.target !== 'thin-pool')
+      throw new DmiError('BAD_INPUT', `${pool} is a ${line.target} device, not a thin-pool`);
     return parseThinPoolStatus(line.args);
   }
 

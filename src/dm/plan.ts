@@ -47,7 +47,9 @@ export function renderPlan(plan: Plan): string {
     .filter((s) => s.undo)
     .reverse()
     .map((s) => `#   ${shellLine(s.undo!)}`);
-  return [...lines, ...(undo.length ? ['# if a step fails, dminspect undoes the ones that ran:', ...undo] : [])].join('\n');
+  return [...lines, ...(undo.length ? ['# if a step fails, dminspect undoes the ones that ran:', ...undo] : [])].join(
+    '\n',
+  );
 }
 
 export async function execaRunner(argv: string[]): Promise<RunResult> {
@@ -65,7 +67,11 @@ export interface Executed {
  * Runs the plan. On a failing step, undoes the steps that ran (reverse order; undo failures are reported but do
  * not stop the unwinding) and throws a DmiError naming the step and what the undo left behind.
  */
-export async function executePlan(plan: Plan, run: Runner = execaRunner, log: (s: string) => void = () => {}): Promise<Executed[]> {
+export async function executePlan(
+  plan: Plan,
+  run: Runner = execaRunner,
+  log: (s: string) => void = () => {},
+): Promise<Executed[]> {
   const done: Executed[] = [];
   for (const step of plan.steps) {
     log(`+ ${shellLine(step.argv)}`);
@@ -75,13 +81,26 @@ export async function executePlan(plan: Plan, run: Runner = execaRunner, log: (s
     } catch (e) {
       result = { code: 127, stdout: '', stderr: (e as Error).message };
     }
-    const tolerated = result.code !== 0 && step.okIf?.some((s) => result.stderr.includes(s) || result.stdout.includes(s));
+    const tolerated =
+      result.code !== 0 && step.okIf?.some((s) => result.stderr.includes(s) || result.stdout.includes(s));
     if (result.code !== 0 && !tolerated) {
       const leftovers = await undoSteps(done, run, log);
       const why = firstUsefulLine(result.stderr || result.stdout) ?? `exit ${result.code}`;
-      const left = leftovers.length ? `; could not undo: ${leftovers.map(shellLine).join('; ')}` : '; everything before it was undone';
-      const failure: StepFailure = { step: step.argv, exitCode: result.code, stderr: result.stderr, stdout: result.stdout, leftovers };
-      throw new DmiError(/ermission denied|Operation not permitted/.test(why) ? 'PERMISSION' : 'CONFLICT', `${step.what} failed: ${shellLine(step.argv)}: ${why}${left}`, { ...failure });
+      const left = leftovers.length
+        ? `; could not undo: ${leftovers.map(shellLine).join('; ')}`
+        : '; everything before it was undone';
+      const failure: StepFailure = {
+        step: step.argv,
+        exitCode: result.code,
+        stderr: result.stderr,
+        stdout: result.stdout,
+        leftovers,
+      };
+      throw new DmiError(
+        /ermission denied|Operation not permitted/.test(why) ? 'PERMISSION' : 'CONFLICT',
+        `${step.what} failed: ${shellLine(step.argv)}: ${why}${left}`,
+        { ...failure },
+      );
     }
     done.push({ step, result });
   }
@@ -101,7 +120,9 @@ export interface StepFailure {
 export function stepFailure(e: unknown): StepFailure | null {
   if (!(e instanceof DmiError) || !e.details) return null;
   const d = e.details as Partial<StepFailure>;
-  return Array.isArray(d.step) && typeof d.exitCode === 'number' && typeof d.stderr === 'string' ? (d as StepFailure) : null;
+  return Array.isArray(d.step) && typeof d.exitCode === 'number' && typeof d.stderr === 'string'
+    ? (d as StepFailure)
+    : null;
 }
 
 /** The line of a tool's error output that says what went wrong (not mount's "dmesg(1) may have more" nor "Command failed."). */
@@ -114,7 +135,11 @@ export function firstUsefulLine(text: string): string | null {
 }
 
 /** Runs the undo of each executed step in reverse; returns the undo commands that failed. */
-export async function undoSteps(done: Executed[], run: Runner, log: (s: string) => void = () => {}): Promise<string[][]> {
+export async function undoSteps(
+  done: Executed[],
+  run: Runner,
+  log: (s: string) => void = () => {},
+): Promise<string[][]> {
   const failed: string[][] = [];
   for (const { step } of [...done].reverse()) {
     if (!step.undo) continue;

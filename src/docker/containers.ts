@@ -60,8 +60,12 @@ function stateString(s: Record<string, unknown>): string {
 export function parseContainer(obj: unknown, file: string, layout: ContainerLayout, dirId: string): ContainerRecord {
   if (!isObject(obj)) throw new DmiError('BAD_INPUT', `${file}: expected a JSON object`, { path: file });
   const id = obj.ID;
-  if (typeof id !== 'string' || !isHex64(id)) throw new DmiError('BAD_INPUT', `${file}: "ID" is ${JSON.stringify(id)}, not a 64-hex container id`, { path: file });
-  if (id !== dirId) throw new DmiError('BAD_INPUT', `${file}: "ID" ${id} does not match its directory ${dirId}`, { path: file });
+  if (typeof id !== 'string' || !isHex64(id))
+    throw new DmiError('BAD_INPUT', `${file}: "ID" is ${JSON.stringify(id)}, not a 64-hex container id`, {
+      path: file,
+    });
+  if (id !== dirId)
+    throw new DmiError('BAD_INPUT', `${file}: "ID" ${id} does not match its directory ${dirId}`, { path: file });
   const rawName = typeof obj.Name === 'string' ? obj.Name : '';
   const image = typeof obj.Image === 'string' ? obj.Image : null;
   const imageHex = image === null ? null : image.startsWith('sha256:') ? image.slice(7) : image;
@@ -92,7 +96,10 @@ export function parseContainer(obj: unknown, file: string, layout: ContainerLayo
 export function readContainer(root: string, id: string): ContainerRecord {
   if (!isHex64(id)) throw new DmiError('USAGE', `invalid container id ${JSON.stringify(id)}`);
   const dir = path.join(containersDir(root), id);
-  for (const [name, layout] of [['config.v2.json', 'v2'], ['config.json', 'v1']] as const) {
+  for (const [name, layout] of [
+    ['config.v2.json', 'v2'],
+    ['config.json', 'v1'],
+  ] as const) {
     const file = path.join(dir, name);
     const buf = readSmallFileIfExists(file);
     if (buf !== null) return parseContainer(parseJson(buf.toString('utf8'), file), file, layout, id);

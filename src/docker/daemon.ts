@@ -62,7 +62,8 @@ export async function connectDaemon(host?: string, timeoutMs = 2000): Promise<Da
     return null;
   }
   const status: Record<string, string> = {};
-  if (Array.isArray(raw.DriverStatus)) for (const p of raw.DriverStatus) if (Array.isArray(p) && p.length === 2) status[String(p[0])] = String(p[1]);
+  if (Array.isArray(raw.DriverStatus))
+    for (const p of raw.DriverStatus) if (Array.isArray(p) && p.length === 2) status[String(p[0])] = String(p[1]);
   const info: DaemonInfo = {
     host: target,
     serverVersion: typeof raw.ServerVersion === 'string' ? raw.ServerVersion : null,
@@ -74,7 +75,12 @@ export async function connectDaemon(host?: string, timeoutMs = 2000): Promise<Da
     info,
     async container(ref: string): Promise<DaemonContainer | null> {
       try {
-        type Inspect = { Id?: string; Name?: string; State?: { Running?: boolean }; GraphDriver?: { Name?: unknown; Data?: Record<string, unknown> } };
+        type Inspect = {
+          Id?: string;
+          Name?: string;
+          State?: { Running?: boolean };
+          GraphDriver?: { Name?: unknown; Data?: Record<string, unknown> };
+        };
         const c = (await docker.getContainer(ref).inspect()) as unknown as Inspect;
         const gd = c.GraphDriver ?? {};
         const data = gd.Data ?? {};

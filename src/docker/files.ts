@@ -22,7 +22,11 @@ export function readSmallFile(path: string, maxBytes = MAX_SMALL_FILE): Buffer {
     const st = fs.fstatSync(fd);
     if (st.isDirectory()) throw new DmiError('BAD_INPUT', `${path}: is a directory, expected a file`, { path });
     if (st.size > maxBytes) {
-      throw new DmiError('BAD_INPUT', `${path}: file is ${st.size} bytes, more than the ${maxBytes} a Docker record can be`, { path });
+      throw new DmiError(
+        'BAD_INPUT',
+        `${path}: file is ${st.size} bytes, more than the ${maxBytes} a Docker record can be`,
+        { path },
+      );
     }
     return fs.readFileSync(fd);
   } catch (e) {

@@ -34,6 +34,9 @@ export function checkRef(ref: string, what = 'reference'): string {
 /** Strips `sha256:` from a digest-style id and checks it is 64 hex. */
 export function parseDigest(value: string, where: string): string {
   const v = value.startsWith('sha256:') ? value.slice(7) : value;
-  if (!isHex64(v)) throw new DmiError('BAD_INPUT', `${where}: ${JSON.stringify(value.slice(0, 80))} is not a sha256 id`, { path: where });
+  if (!isHex64(v))
+    throw new DmiError('BAD_INPUT', `${where}: ${JSON.stringify(value.slice(0, 80))} is not a sha256 id`, {
+      path: where,
+    });
   return v;
 }

@@ -94,7 +94,13 @@ export function readImages(root: string): ImageSet {
       if (diffs === null) throw new DmiError('BAD_INPUT', `${file}: no rootfs.diff_ids`, { path: file });
       const ids = diffs.map((d, i) => parseDigest(String(d), `${file} rootfs.diff_ids[${i}]`));
       const chain = chainIds(ids);
-      images.set(ent.name, { id: ent.name, names: names.get(ent.name) ?? [], topChainId: chain.at(-1) ?? null, parentId: null, legacy: false });
+      images.set(ent.name, {
+        id: ent.name,
+        names: names.get(ent.name) ?? [],
+        topChainId: chain.at(-1) ?? null,
+        parentId: null,
+        legacy: false,
+      });
     } catch (e) {
       if (!isDmiError(e)) throw e;
       problems.push({ file, message: e.message });
@@ -109,7 +115,13 @@ export function readImages(root: string): ImageSet {
     try {
       const j = readJson(file);
       const parent = isObject(j) && typeof j.parent === 'string' && isHex64(j.parent) ? j.parent : null;
-      images.set(ent.name, { id: ent.name, names: names.get(ent.name) ?? [], topChainId: ent.name, parentId: parent, legacy: true });
+      images.set(ent.name, {
+        id: ent.name,
+        names: names.get(ent.name) ?? [],
+        topChainId: ent.name,
+        parentId: parent,
+        legacy: true,
+      });
     } catch (e) {
       if (!isDmiError(e)) throw e;
       problems.push({ file, message: e.message });

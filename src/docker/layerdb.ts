@@ -36,7 +36,11 @@ function readOptional(file: string): string | null {
 
 function checkHash(value: string, file: string): string {
   if (!isDeviceHash(value)) {
-    throw new DmiError('BAD_INPUT', `${file}: ${JSON.stringify(value.slice(0, 80))} is not a device hash (64 hex digits, optionally -init)`, { path: file });
+    throw new DmiError(
+      'BAD_INPUT',
+      `${file}: ${JSON.stringify(value.slice(0, 80))} is not a device hash (64 hex digits, optionally -init)`,
+      { path: file },
+    );
   }
   return value;
 }
@@ -85,7 +89,10 @@ export function readLayer(root: string, chainId: string): LayerRecord {
   const sizeText = readOptional(sizeFile);
   let size: number | null = null;
   if (sizeText !== null) {
-    if (!/^\d+$/.test(sizeText)) throw new DmiError('BAD_INPUT', `${sizeFile}: ${JSON.stringify(sizeText.slice(0, 40))} is not a size`, { path: sizeFile });
+    if (!/^\d+$/.test(sizeText))
+      throw new DmiError('BAD_INPUT', `${sizeFile}: ${JSON.stringify(sizeText.slice(0, 40))} is not a size`, {
+        path: sizeFile,
+      });
     size = Number(sizeText);
   }
   return {
@@ -104,12 +111,17 @@ export function listLayerChainIds(root: string): string[] {
 }
 
 /** Layers from `top` down to the bottom layer; a loop in the parent links is an error. */
-export function readLayerChain(root: string, topChainId: string, lookup: (chain: string) => LayerRecord = (c) => readLayer(root, c)): LayerRecord[] {
+export function readLayerChain(
+  root: string,
+  topChainId: string,
+  lookup: (chain: string) => LayerRecord = (c) => readLayer(root, c),
+): LayerRecord[] {
   const chain: LayerRecord[] = [];
   const seen = new Set<string>();
   let id: string | null = topChainId;
   while (id !== null) {
-    if (seen.has(id)) throw new DmiError('BAD_INPUT', `${layerdbDir(root)}: layer ${id} is its own ancestor (parent loop)`);
+    if (seen.has(id))
+      throw new DmiError('BAD_INPUT', `${layerdbDir(root)}: layer ${id} is its own ancestor (parent loop)`);
     if (seen.size > 4096) throw new DmiError('BAD_INPUT', `${layerdbDir(root)}: layer chain deeper than 4096`);
     seen.add(id);
     const layer = lookup(id);

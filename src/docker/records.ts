@@ -71,8 +71,10 @@ export function parseDeviceRecord(obj: unknown, hash: string, file: string): Dev
   const bad = (msg: string) => new DmiError('BAD_INPUT', `${file}: ${msg}`, { path: file });
   const id = obj.device_id;
   if (id === undefined) throw bad('missing "device_id"');
-  if (typeof id !== 'number' || !Number.isInteger(id)) throw bad(`"device_id" is ${JSON.stringify(id)}, not an integer`);
-  if (id < 0 || id > MAX_THIN_DEVICE_ID) throw bad(`"device_id" ${id} is outside the 24-bit range 0..${MAX_THIN_DEVICE_ID}`);
+  if (typeof id !== 'number' || !Number.isInteger(id))
+    throw bad(`"device_id" is ${JSON.stringify(id)}, not an integer`);
+  if (id < 0 || id > MAX_THIN_DEVICE_ID)
+    throw bad(`"device_id" ${id} is outside the 24-bit range 0..${MAX_THIN_DEVICE_ID}`);
   const size = obj.size;
   if (size === undefined) throw bad('missing "size"');
   if (!isUint(size)) throw bad(`"size" is ${JSON.stringify(size)}, not a non-negative integer number of bytes`);
@@ -82,7 +84,15 @@ export function parseDeviceRecord(obj: unknown, hash: string, file: string): Dev
   if (typeof init !== 'boolean') throw bad(`"initialized" is ${JSON.stringify(init)}, not a boolean`);
   const del = obj.deleted;
   if (del !== undefined && typeof del !== 'boolean') throw bad(`"deleted" is ${JSON.stringify(del)}, not a boolean`);
-  return { hash, deviceId: id, size, transactionId: txn, initialized: init, deleted: del === undefined ? null : del, file };
+  return {
+    hash,
+    deviceId: id,
+    size,
+    transactionId: txn,
+    initialized: init,
+    deleted: del === undefined ? null : del,
+    file,
+  };
 }
 
 /** Reads one device record by hash ("" or "base" for the base device). */
@@ -94,7 +104,12 @@ export function readDeviceRecord(root: string, hash: string): DeviceRecord {
 }
 
 function skipped(name: string): boolean {
-  return name.startsWith('.') || name.endsWith('.migrated') || name === 'deviceset-metadata' || name === 'transaction-metadata';
+  return (
+    name.startsWith('.') ||
+    name.endsWith('.migrated') ||
+    name === 'deviceset-metadata' ||
+    name === 'transaction-metadata'
+  );
 }
 
 export function readDeviceSetMetadata(root: string): DeviceSetMetadata | null {
@@ -103,9 +118,18 @@ export function readDeviceSetMetadata(root: string): DeviceSetMetadata | null {
   const obj = readJson(file);
   if (!isObject(obj)) throw new DmiError('BAD_INPUT', `${file}: expected a JSON object`, { path: file });
   const next = obj.next_device_id;
-  if (next !== undefined && !isUint(next)) throw new DmiError('BAD_INPUT', `${file}: "next_device_id" is ${JSON.stringify(next)}, not a non-negative integer`, { path: file });
+  if (next !== undefined && !isUint(next))
+    throw new DmiError(
+      'BAD_INPUT',
+      `${file}: "next_device_id" is ${JSON.stringify(next)}, not a non-negative integer`,
+      { path: file },
+    );
   const str = (v: unknown) => (typeof v === 'string' ? v : null);
-  return { nextDeviceId: next ?? null, baseDeviceUuid: str(obj.BaseDeviceUUID), baseDeviceFilesystem: str(obj.BaseDeviceFilesystem) };
+  return {
+    nextDeviceId: next ?? null,
+    baseDeviceUuid: str(obj.BaseDeviceUUID),
+    baseDeviceFilesystem: str(obj.BaseDeviceFilesystem),
+  };
 }
 
 export function readTransactionMetadata(root: string): TransactionMetadata | null {
@@ -115,9 +139,21 @@ export function readTransactionMetadata(root: string): TransactionMetadata | nul
   if (!isObject(obj)) throw new DmiError('BAD_INPUT', `${file}: expected a JSON object`, { path: file });
   const open = obj.open_transaction_id;
   const id = obj.device_id ?? 0;
-  if (!isUint(open)) throw new DmiError('BAD_INPUT', `${file}: "open_transaction_id" is ${JSON.stringify(open)}, not a non-negative integer`, { path: file });
-  if (!isUint(id)) throw new DmiError('BAD_INPUT', `${file}: "device_id" is ${JSON.stringify(id)}, not a non-negative integer`, { path: file });
-  return { openTransactionId: open, deviceHash: typeof obj.device_hash === 'string' ? obj.device_hash : '', deviceId: id };
+  if (!isUint(open))
+    throw new DmiError(
+      'BAD_INPUT',
+      `${file}: "open_transaction_id" is ${JSON.stringify(open)}, not a non-negative integer`,
+      { path: file },
+    );
+  if (!isUint(id))
+    throw new DmiError('BAD_INPUT', `${file}: "device_id" is ${JSON.stringify(id)}, not a non-negative integer`, {
+      path: file,
+    });
+  return {
+    openTransactionId: open,
+    deviceHash: typeof obj.device_hash === 'string' ? obj.device_hash : '',
+    deviceId: id,
+  };
 }
 
 /** Reads every device record, the pool-wide files and the stale temp files. Bad records become problems. */
@@ -159,7 +195,8 @@ export function readRecordSet(root: string): RecordSet {
   if (exists(legacy)) {
     keep(() => {
       const obj = parseJson(readText(legacy), legacy);
-      if (!isObject(obj) || !isObject(obj.Devices)) throw new DmiError('BAD_INPUT', `${legacy}: expected {"Devices": {...}}`, { path: legacy });
+      if (!isObject(obj) || !isObject(obj.Devices))
+        throw new DmiError('BAD_INPUT', `${legacy}: expected {"Devices": {...}}`, { path: legacy });
       legacyJson = true;
       for (const [hash, info] of Object.entries(obj.Devices)) {
         if (byHash.has(hash)) continue;

@@ -9,7 +9,14 @@ import { DmiError, fsError, isDmiError } from '../errors.js';
 import { listContainerIds, readContainer, type ContainerRecord } from './containers.js';
 import { byName, exists, fileContains, isDirectory } from './files.js';
 import { readImages, type ImageSet } from './images.js';
-import { listLayerChainIds, listMountIds, readLayer, readMount, type LayerRecord, type MountRecord } from './layerdb.js';
+import {
+  listLayerChainIds,
+  listMountIds,
+  readLayer,
+  readMount,
+  type LayerRecord,
+  type MountRecord,
+} from './layerdb.js';
 import { readDeviceRecord, readRecordSet, type DeviceRecord, type Problem, type RecordSet } from './records.js';
 
 export const DEFAULT_ROOT = '/var/lib/docker';
@@ -32,7 +39,10 @@ export class DockerRoot {
       st = fs.statSync(abs);
     } catch (e) {
       const err = fsError(e, abs, 'open');
-      if (err.code === 'NOT_FOUND') throw new DmiError('NOT_DOCKER_ROOT', `${abs}: no such directory (use --root to name the Docker root)`, { path: abs });
+      if (err.code === 'NOT_FOUND')
+        throw new DmiError('NOT_DOCKER_ROOT', `${abs}: no such directory (use --root to name the Docker root)`, {
+          path: abs,
+        });
       throw err;
     }
     if (!st.isDirectory()) throw new DmiError('NOT_DOCKER_ROOT', `${abs}: not a directory`, { path: abs });
@@ -44,11 +54,23 @@ export class DockerRoot {
     const dm = path.join(abs, 'devicemapper');
     if (!isDirectory(dm)) {
       const other = ['overlay2', 'overlay', 'aufs', 'btrfs', 'zfs', 'vfs'].find((d) => isDirectory(path.join(abs, d)));
-      const hint = other ? ` (it uses the ${other} storage driver)` : isDirectory(path.join(abs, 'containers')) ? '' : ' (no containers/ either)';
-      throw new DmiError('NOT_DOCKER_ROOT', `${abs}: not a Docker root with devicemapper storage: no devicemapper/ directory${hint}`, { path: abs });
+      const hint = other
+        ? ` (it uses the ${other} storage driver)`
+        : isDirectory(path.join(abs, 'containers'))
+          ? ''
+          : ' (no containers/ either)';
+      throw new DmiError(
+        'NOT_DOCKER_ROOT',
+        `${abs}: not a Docker root with devicemapper storage: no devicemapper/ directory${hint}`,
+        { path: abs },
+      );
     }
     if (!isDirectory(path.join(dm, 'metadata')) && !exists(path.join(dm, 'json'))) {
-      throw new DmiError('NOT_DOCKER_ROOT', `${abs}: not a Docker root with devicemapper storage: no devicemapper/metadata/ records`, { path: abs });
+      throw new DmiError(
+        'NOT_DOCKER_ROOT',
+        `${abs}: not a Docker root with devicemapper storage: no devicemapper/metadata/ records`,
+        { path: abs },
+      );
     }
     try {
       fs.readdirSync(path.join(dm, 'metadata'));
@@ -77,7 +99,8 @@ export class DockerRoot {
     } catch (e) {
       if (!isDmiError(e) || e.code !== 'NOT_FOUND') throw e;
     }
-    if (exists(path.join(this.driverHome, 'json'))) return this.recordSet().devices.find((d) => d.hash === hash) ?? null;
+    if (exists(path.join(this.driverHome, 'json')))
+      return this.recordSet().devices.find((d) => d.hash === hash) ?? null;
     return null;
   }
 
@@ -104,7 +127,10 @@ export class DockerRoot {
         layers.push(this.layer(id));
       } catch (e) {
         if (!isDmiError(e)) throw e;
-        problems.push({ file: path.join(this.root, 'image', 'devicemapper', 'layerdb', 'sha256', id), message: e.message });
+        problems.push({
+          file: path.join(this.root, 'image', 'devicemapper', 'layerdb', 'sha256', id),
+          message: e.message,
+        });
       }
     }
     return { layers, problems };
@@ -124,7 +150,11 @@ export class DockerRoot {
     const needle = Buffer.from(name);
     for (const id of this.containerIds()) {
       const dir = path.join(this.root, 'containers', id);
-      if (!fileContains(path.join(dir, 'config.v2.json'), needle) && !fileContains(path.join(dir, 'config.json'), needle)) continue;
+      if (
+        !fileContains(path.join(dir, 'config.v2.json'), needle) &&
+        !fileContains(path.join(dir, 'config.json'), needle)
+      )
+        continue;
       try {
         const c = this.container(id);
         if (c.name === name) out.push(c);

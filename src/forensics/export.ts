@@ -95,34 +95,49 @@ export function resolveExportTarget(rootDir: string, ref: string | null, opts: E
       container = { id: cd.container.id, name: cd.container.name };
       record = cd.record;
     } catch (e) {
-      if (!isDmiError(e) || e.code !== 'NOT_FOUND' || container !== null || !(isDeviceHash(ref) || ref === 'base')) throw e;
+      if (!isDmiError(e) || e.code !== 'NOT_FOUND' || container !== null || !(isDeviceHash(ref) || ref === 'base'))
+        throw e;
       record = r.deviceRecord(ref === 'base' ? '' : ref);
       if (!record) throw new DmiError('NOT_FOUND', `no container "${ref}" and no device record ${ref} in ${r.root}`);
     }
     deviceId = record.deviceId;
   } else {
-    if (opts.deviceId === undefined) throw new DmiError('USAGE', 'name a container or device hash, or pass --device-id');
+    if (opts.deviceId === undefined)
+      throw new DmiError('USAGE', 'name a container or device hash, or pass --device-id');
     deviceId = opts.deviceId;
-    const needRoot = opts.size === undefined || (!opts.images?.length && (opts.metadata === undefined || opts.data === undefined));
+    const needRoot =
+      opts.size === undefined || (!opts.images?.length && (opts.metadata === undefined || opts.data === undefined));
     let records: DeviceRecord[] = [];
     try {
-      records = openRoot().recordSet().devices.filter((d) => d.deviceId === deviceId);
+      records = openRoot()
+        .recordSet()
+        .devices.filter((d) => d.deviceId === deviceId);
     } catch (e) {
       if (needRoot || !isDmiError(e)) throw e;
     }
     if (records.length > 1 && opts.size === undefined && new Set(records.map((r) => r.size)).size > 1) {
-      throw new DmiError('AMBIGUOUS', `${records.length} Docker records have device_id ${deviceId} with different sizes (${records.map((r) => r.file).join(', ')}): pass --size`);
+      throw new DmiError(
+        'AMBIGUOUS',
+        `${records.length} Docker records have device_id ${deviceId} with different sizes (${records.map((r) => r.file).join(', ')}): pass --size`,
+      );
     }
     record = records[0] ?? null;
     if (!record && opts.size === undefined) {
-      throw new DmiError('NOT_FOUND', `no Docker device record has device_id ${deviceId} in ${path.resolve(rootDir)}: pass --size BYTES`);
+      throw new DmiError(
+        'NOT_FOUND',
+        `no Docker device record has device_id ${deviceId} in ${path.resolve(rootDir)}: pass --size BYTES`,
+      );
     }
   }
 
   const size = opts.size ?? record!.size;
   if (size % 512 !== 0) {
     const where = opts.size !== undefined ? '--size' : record!.file;
-    throw new DmiError('BAD_INPUT', `${where}: size ${size} is not a multiple of 512`, record && opts.size === undefined ? { path: record.file } : undefined);
+    throw new DmiError(
+      'BAD_INPUT',
+      `${where}: size ${size} is not a multiple of 512`,
+      record && opts.size === undefined ? { path: record.file } : undefined,
+    );
   }
   const rootPath = opened.root?.root ?? null;
   const pool = locatePool(rootPath ?? path.resolve(rootDir), opts);
@@ -154,20 +169,28 @@ function isInside(child: string, parent: string): boolean {
 export function checkOutput(image: string, t: { root: string | null; pool: PoolLocation }, force: boolean): void {
   const dir = realDir(path.dirname(image));
   if (t.root && isInside(path.join(dir, path.basename(image)), realDir(t.root))) {
-    throw new DmiError('USAGE', `${image}: refusing to write under the Docker root ${t.root} (evidence is never written)`);
+    throw new DmiError(
+      'USAGE',
+      `${image}: refusing to write under the Docker root ${t.root} (evidence is never written)`,
+    );
   }
   const st = statOrNull(image);
   if (!st) return;
   for (const ev of evidenceFiles(t.pool)) {
     const e = statOrNull(ev);
-    if (e && e.dev === st.dev && e.ino === st.ino) throw new DmiError('USAGE', `${image} is the pool file ${ev}: refusing to overwrite evidence`);
+    if (e && e.dev === st.dev && e.ino === st.ino)
+      throw new DmiError('USAGE', `${image} is the pool file ${ev}: refusing to overwrite evidence`);
   }
   if (!force) throw new DmiError('CONFLICT', `${image}: exists (pass --force to overwrite it)`, { path: image });
   if (!st.isFile()) throw new DmiError('CONFLICT', `${image}: exists and is not a regular file`, { path: image });
 }
 
 /** Exports the target's thin device to `image`. */
-export async function exportDevice(t: ExportTarget, imagePath: string, opts: ExportOptions = {}): Promise<ExportResult> {
+export async function exportDevice(
+  t: ExportTarget,
+  imagePath: string,
+  opts: ExportOptions = {},
+): Promise<ExportResult> {
   const t0 = performance.now();
   const image = path.resolve(imagePath);
   const sparse = opts.sparse ?? true;
@@ -178,19 +201,25 @@ export async function exportDevice(t: ExportTarget, imagePath: string, opts: Exp
   for (const f of src.lvmFindings) if (f.severity !== 'info') warnings.push(f.message);
   try {
     if (!pool.mappingRoots().some((r) => r.devId === t.deviceId)) {
-      throw new DmiError('NOT_FOUND', `thin device ${t.deviceId}${t.hash !== null ? ` (record ${t.record?.file ?? t.hash})` : ''} is not in the pool metadata ${metadataName}${opts.metadataSnap ? ' (metadata snapshot)' : ''}`);
+      throw new DmiError(
+        'NOT_FOUND',
+        `thin device ${t.deviceId}${t.hash !== null ? ` (record ${t.record?.file ?? t.hash})` : ''} is not in the pool metadata ${metadataName}${opts.metadataSnap ? ' (metadata snapshot)' : ''}`,
+      );
     }
-    if (pool.liveSuperblock.needsCheck) warnings.push(`${metadataName}: the pool's needs_check flag is set: the metadata may be inconsistent`);
+    if (pool.liveSuperblock.needsCheck)
+      warnings.push(`${metadataName}: the pool's needs_check flag is set: the metadata may be inconsistent`);
     if (t.record?.deleted) warnings.push(`${t.record.file}: the device is marked deleted (deferred deletion pending)`);
     checkOutput(image, t, opts.force ?? false);
 
     let out: number;
     try {
-      const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | (opts.force ? fs.constants.O_TRUNC : fs.constants.O_EXCL);
+      const flags =
+        fs.constants.O_WRONLY | fs.constants.O_CREAT | (opts.force ? fs.constants.O_TRUNC : fs.constants.O_EXCL);
       out = fs.openSync(image, flags, 0o600);
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
-      if (err?.code === 'EEXIST') throw new DmiError('CONFLICT', `${image}: exists (pass --force to overwrite it)`, { path: image });
+      if (err?.code === 'EEXIST')
+        throw new DmiError('CONFLICT', `${image}: exists (pass --force to overwrite it)`, { path: image });
       throw fsError(e, image, 'create');
     }
     let ok = false;
@@ -215,7 +244,10 @@ export async function exportDevice(t: ExportTarget, imagePath: string, opts: Exp
         throw fsError(e, image, 'write');
       }
       ok = true;
-      if (r.mappedPastEnd > 0) warnings.push(`thin device ${t.deviceId} maps ${r.mappedPastEnd} bytes at or past the record size ${t.size}: not exported`);
+      if (r.mappedPastEnd > 0)
+        warnings.push(
+          `thin device ${t.deviceId} maps ${r.mappedPastEnd} bytes at or past the record size ${t.size}: not exported`,
+        );
       return {
         image,
         size: t.size,

@@ -46,10 +46,18 @@ function isEmptyDir(dir: string): boolean {
   return fs.readdirSync(dir).length === 0;
 }
 
-export async function snapshotContainer(root: DockerRoot, ref: string, host: DmHost, opts: LiveOptions): Promise<LiveResult> {
+export async function snapshotContainer(
+  root: DockerRoot,
+  ref: string,
+  host: DmHost,
+  opts: LiveOptions,
+): Promise<LiveResult> {
   const { container: c, record: rec } = containerDevice(root, ref, 'snapshot');
   if (rec.deleted && !opts.force) {
-    throw new DmiError('CONFLICT', `${rec.file}: the device is marked deleted (deferred deletion pending); pass --force to snapshot it anyway`);
+    throw new DmiError(
+      'CONFLICT',
+      `${rec.file}: the device is marked deleted (deferred deletion pending); pass --force to snapshot it anyway`,
+    );
   }
   if (rec.size % 512 !== 0) throw new DmiError('BAD_INPUT', `${rec.file}: size ${rec.size} is not a multiple of 512`);
   const naming = resolveNaming(root.root, opts);
@@ -69,34 +77,68 @@ export async function snapshotContainer(root: DockerRoot, ref: string, host: DmH
   const status = canAsk ? await host.poolStatus(naming.poolName) : null;
   if (status === null && (canAsk || opts.activatePool)) {
     if (!opts.activatePool) {
-      throw new DmiError('NOT_FOUND', `pool ${naming.poolName} is not active (a stopped loop-lvm Docker removes it): start Docker, pass --pool, or --activate-pool to set it up from ${path.join(root.driverHome, 'devicemapper')}`);
+      throw new DmiError(
+        'NOT_FOUND',
+        `pool ${naming.poolName} is not active (a stopped loop-lvm Docker removes it): start Docker, pass --pool, or --activate-pool to set it up from ${path.join(root.driverHome, 'devicemapper')}`,
+      );
     }
-    if (naming.externalPool) throw new DmiError('UNSUPPORTED', `--activate-pool sets up Docker's loop-lvm pool only; ${naming.poolName} is an external pool (activate it with LVM)`);
+    if (naming.externalPool)
+      throw new DmiError(
+        'UNSUPPORTED',
+        `--activate-pool sets up Docker's loop-lvm pool only; ${naming.poolName} is an external pool (activate it with LVM)`,
+      );
     const dataFile = path.join(root.driverHome, 'devicemapper', 'data');
     const metadataFile = path.join(root.driverHome, 'devicemapper', 'metadata');
-    for (const f of [dataFile, metadataFile]) if (!fs.existsSync(f)) throw new DmiError('NOT_FOUND', `${f}: no loop-lvm pool file to activate`);
+    for (const f of [dataFile, metadataFile])
+      if (!fs.existsSync(f)) throw new DmiError('NOT_FOUND', `${f}: no loop-lvm pool file to activate`);
     const loops = opts.dryRun ? ['/dev/loopA', '/dev/loopB'] : freeLoopDevices(2);
     if (loops.length < 2) throw new DmiError('CONFLICT', 'no two free loop devices for the pool');
     const dataSectors = Math.floor(fs.statSync(dataFile).size / 512);
-    steps.push(...activatePoolSteps({ pool: naming.poolName, dataFile, metadataFile, dataLoop: loops[0]!, metadataLoop: loops[1]!, dataSectors, blockSectors: 128 }));
+    steps.push(
+      ...activatePoolSteps({
+        pool: naming.poolName,
+        dataFile,
+        metadataFile,
+        dataLoop: loops[0]!,
+        metadataLoop: loops[1]!,
+        dataSectors,
+        blockSectors: 128,
+      }),
+    );
     activatedPool = { name: naming.poolName, loops };
   } else if (status) {
-    if (status.fail) throw new DmiError('CONFLICT', `pool ${naming.poolName} has failed (status Fail): refusing to touch it`);
-    if (status.needsCheck) throw new DmiError('CONFLICT', `pool ${naming.poolName} needs_check is set: run thin_check on a copy first; refusing to write to it`);
-    if (status.mode === 'ro') throw new DmiError('CONFLICT', `pool ${naming.poolName} is read-only (metadata error or out of metadata space): a snapshot cannot be created`);
-    if (status.mode === 'out_of_data_space') throw new DmiError('CONFLICT', `pool ${naming.poolName} is out of data space: refusing to add a snapshot`);
+    if (status.fail)
+      throw new DmiError('CONFLICT', `pool ${naming.poolName} has failed (status Fail): refusing to touch it`);
+    if (status.needsCheck)
+      throw new DmiError(
+        'CONFLICT',
+        `pool ${naming.poolName} needs_check is set: run thin_check on a copy first; refusing to write to it`,
+      );
+    if (status.mode === 'ro')
+      throw new DmiError(
+        'CONFLICT',
+        `pool ${naming.poolName} is read-only (metadata error or out of metadata space): a snapshot cannot be created`,
+      );
+    if (status.mode === 'out_of_data_space')
+      throw new DmiError('CONFLICT', `pool ${naming.poolName} is out of data space: refusing to add a snapshot`);
   }
 
-  const originActive = activatedPool === null && (canAsk ? await host.exists(originName) : fs.existsSync(`/dev/mapper/${originName}`));
+  const originActive =
+    activatedPool === null && (canAsk ? await host.exists(originName) : fs.existsSync(`/dev/mapper/${originName}`));
   let fsType: FsType | undefined = opts.fs;
   if (!fsType && records.deviceSet?.baseDeviceFilesystem) fsType = records.deviceSet.baseDeviceFilesystem as FsType;
   if (!fsType && originActive) fsType = requireFs(probeFs(`/dev/mapper/${originName}`), `/dev/mapper/${originName}`);
-  if (opts.dir && !fsType) throw new DmiError('USAGE', 'cannot tell the filesystem type (no BaseDeviceFilesystem in deviceset-metadata): pass --fs xfs|ext4');
+  if (opts.dir && !fsType)
+    throw new DmiError(
+      'USAGE',
+      'cannot tell the filesystem type (no BaseDeviceFilesystem in deviceset-metadata): pass --fs xfs|ext4',
+    );
 
   const usedIds = new Set(records.devices.map((d) => d.deviceId));
   const floor = Math.max(records.deviceSet?.nextDeviceId ?? 0, ...usedIds);
   let snapId = opts.id ?? floor + 1;
-  if (opts.id !== undefined && usedIds.has(opts.id)) throw new DmiError('CONFLICT', `--id ${opts.id} is used by a Docker device record`);
+  if (opts.id !== undefined && usedIds.has(opts.id))
+    throw new DmiError('CONFLICT', `--id ${opts.id} is used by a Docker device record`);
 
   let makeDir = false;
   const dir = opts.dir ? path.resolve(opts.dir) : null;
@@ -109,17 +151,32 @@ export async function snapshotContainer(root: DockerRoot, ref: string, host: DmH
 
   for (let attempt = 0; ; attempt++) {
     while (usedIds.has(snapId)) snapId++;
-    if (snapId > MAX_THIN_DEVICE_ID) throw new DmiError('CONFLICT', 'no free 24-bit thin device id above next_device_id');
+    if (snapId > MAX_THIN_DEVICE_ID)
+      throw new DmiError('CONFLICT', 'no free 24-bit thin device id above next_device_id');
     // A pool dminspect set up is read-only: the origin itself is activated read-only, no thin id is taken.
     const readOnlyPool = activatedPool !== null;
-    const snapName = checkSnapshotName(opts.name ?? `dminspect-${c.id.slice(0, 12)}-${readOnlyPool ? `dev${rec.deviceId}` : snapId}`);
-    if (!opts.dryRun && (await host.exists(snapName))) throw new DmiError('CONFLICT', `a device-mapper device named ${snapName} exists already (snapshot name taken)`);
+    const snapName = checkSnapshotName(
+      opts.name ?? `dminspect-${c.id.slice(0, 12)}-${readOnlyPool ? `dev${rec.deviceId}` : snapId}`,
+    );
+    if (!opts.dryRun && (await host.exists(snapName)))
+      throw new DmiError('CONFLICT', `a device-mapper device named ${snapName} exists already (snapshot name taken)`);
     const plan: Plan = {
       steps: [
         ...steps,
         ...(readOnlyPool
-          ? activateOriginSteps({ pool: naming.poolName, deviceId: rec.deviceId, name: snapName, sectors: rec.size / 512 })
-          : snapshotSteps({ pool: naming.poolName, origin: { name: originName, deviceId: rec.deviceId, active: originActive }, snapId, snapName, sectors: rec.size / 512 })),
+          ? activateOriginSteps({
+              pool: naming.poolName,
+              deviceId: rec.deviceId,
+              name: snapName,
+              sectors: rec.size / 512,
+            })
+          : snapshotSteps({
+              pool: naming.poolName,
+              origin: { name: originName, deviceId: rec.deviceId, active: originActive },
+              snapId,
+              snapName,
+              sectors: rec.size / 512,
+            })),
         ...(dir ? mountSteps({ device: `/dev/mapper/${snapName}`, dir, fsType: fsType!, makeDir }) : []),
       ],
     };
@@ -151,7 +208,10 @@ export async function snapshotContainer(root: DockerRoot, ref: string, host: DmH
         continue;
       }
       if (failed && said.includes(ENODATA) && (failed.step.some((a) => a.includes('create_snap')) || readOnlyPool)) {
-        throw new DmiError('NOT_FOUND', `thin device ${rec.deviceId} of container ${c.name || c.id.slice(0, 12)} is not in pool ${naming.poolName} (the record outlived the device)`);
+        throw new DmiError(
+          'NOT_FOUND',
+          `thin device ${rec.deviceId} of container ${c.name || c.id.slice(0, 12)} is not in pool ${naming.poolName} (the record outlived the device)`,
+        );
       }
       throw e;
     }
@@ -166,11 +226,18 @@ export interface ReleaseResult {
   state: SnapshotState | null;
 }
 
-export async function releaseSnapshot(ref: string, host: DmHost, opts: { stateDir: string; dryRun?: boolean; keepImage?: boolean; root?: string }): Promise<ReleaseResult> {
+export async function releaseSnapshot(
+  ref: string,
+  host: DmHost,
+  opts: { stateDir: string; dryRun?: boolean; keepImage?: boolean; root?: string },
+): Promise<ReleaseResult> {
   const st = findState(opts.stateDir, ref);
   if (!st) return { released: false, plan: '', state: null };
   if (opts.root !== undefined && st.root !== opts.root) {
-    throw new DmiError('CONFLICT', `${st.name} was made for the Docker root ${st.root}, not ${opts.root}: not released`);
+    throw new DmiError(
+      'CONFLICT',
+      `${st.name} was made for the Docker root ${st.root}, not ${opts.root}: not released`,
+    );
   }
   const plan = releasePlan({
     mountPoint: st.mountPoint,

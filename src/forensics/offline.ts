@@ -19,7 +19,16 @@ import { prefixFromStat, thinDeviceName } from '../docker/naming.js';
 import { probeFs, probeFsBuffer, PROBE_BYTES, type FsType } from '../dm/fsprobe.js';
 import type { DmHost } from '../dm/host.js';
 import { freeLoopDevices } from '../dm/loop.js';
-import { executePlan, renderPlan, shellLine, stepFailure, undoSteps, type Executed, type Plan, type Step } from '../dm/plan.js';
+import {
+  executePlan,
+  renderPlan,
+  shellLine,
+  stepFailure,
+  undoSteps,
+  type Executed,
+  type Plan,
+  type Step,
+} from '../dm/plan.js';
 import { DmiError, fsError } from '../errors.js';
 import { labelSector } from '../lvm/label.js';
 import type { CopyProgress } from '../thin/copy.js';
@@ -92,7 +101,8 @@ export function classifyImages(files: string[], opts: { fs?: FsType } = {}): Cla
       const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
       try {
         st = fs.fstatSync(fd);
-        if (st.isDirectory()) throw new DmiError('BAD_INPUT', `${file}: is a directory, expected an image file`, { path: file });
+        if (st.isDirectory())
+          throw new DmiError('BAD_INPUT', `${file}: is a directory, expected an image file`, { path: file });
         head = Buffer.alloc(PROBE_BYTES);
         let n = 0;
         while (n < head.length) {
@@ -109,8 +119,13 @@ export function classifyImages(files: string[], opts: { fs?: FsType } = {}): Cla
     }
     const fsType = probeFsBuffer(head);
     if (fsType) {
-      if (out.exported) throw new DmiError('USAGE', `--image ${out.exported} and ${file} are both filesystem images: mount one at a time`);
-      if (!st.isFile()) throw new DmiError('BAD_INPUT', `${file}: not a regular file (expected an image made by dminspect export)`);
+      if (out.exported)
+        throw new DmiError(
+          'USAGE',
+          `--image ${out.exported} and ${file} are both filesystem images: mount one at a time`,
+        );
+      if (!st.isFile())
+        throw new DmiError('BAD_INPUT', `${file}: not a regular file (expected an image made by dminspect export)`);
       out.exported = file;
       out.exportedFs = fsType;
       continue;
@@ -125,21 +140,38 @@ export function classifyImages(files: string[], opts: { fs?: FsType } = {}): Cla
       out.exported = file;
       continue;
     }
-    throw new DmiError('UNSUPPORTED', `${file}: neither a filesystem image (no xfs, ext4 or btrfs magic at offset 0; pass --fs to try one) nor a disk image (no LVM label, no partition table)`, { path: file });
+    throw new DmiError(
+      'UNSUPPORTED',
+      `${file}: neither a filesystem image (no xfs, ext4 or btrfs magic at offset 0; pass --fs to try one) nor a disk image (no LVM label, no partition table)`,
+      { path: file },
+    );
   }
   if (out.exported && out.disks.length > 0) {
-    throw new DmiError('USAGE', `--image ${out.exported} is an exported filesystem image and ${out.disks.join(', ')} ${out.disks.length === 1 ? 'is a disk image' : 'are disk images'}: give the exported image alone, or the disk images`);
+    throw new DmiError(
+      'USAGE',
+      `--image ${out.exported} is an exported filesystem image and ${out.disks.join(', ')} ${out.disks.length === 1 ? 'is a disk image' : 'are disk images'}: give the exported image alone, or the disk images`,
+    );
   }
   return out;
 }
 
 /** Attach `image` read-only to `loop`; the undo detaches it. */
 export function loopStep(loop: string, image: string): Step {
-  return { what: 'attach the image to a read-only loop device', argv: ['losetup', '--read-only', loop, image], undo: ['losetup', '-d', loop] };
+  return {
+    what: 'attach the image to a read-only loop device',
+    argv: ['losetup', '--read-only', loop, image],
+    undo: ['losetup', '-d', loop],
+  };
 }
 
 /** mkdir (when needed), losetup -r, mount read-only: the plan of an offline mount once the image exists. */
-export function offlineMountPlan(i: { image: string; loop: string; dir: string; fsType: FsType; makeDir: boolean }): Plan {
+export function offlineMountPlan(i: {
+  image: string;
+  loop: string;
+  dir: string;
+  fsType: FsType;
+  makeDir: boolean;
+}): Plan {
   const ms = mountSteps({ device: i.loop, dir: i.dir, fsType: i.fsType, makeDir: i.makeDir });
   return { steps: [...ms.slice(0, -1), loopStep(i.loop, i.image), ms[ms.length - 1]!] };
 }
@@ -151,12 +183,20 @@ async function pickLoop(host: DmHost, avoid: Set<string>): Promise<string> {
   const r = await host.run(['losetup', '-f']);
   const name = r.stdout.trim();
   if (r.code !== 0 || !/^\/dev\/loop\d+$/.test(name) || avoid.has(name)) {
-    throw new DmiError('CONFLICT', `no free loop device${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`);
+    throw new DmiError(
+      'CONFLICT',
+      `no free loop device${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`,
+    );
   }
   return name;
 }
 
-export async function mountOffline(rootDir: string, ref: string, host: DmHost, opts: OfflineOptions): Promise<OfflineResult> {
+export async function mountOffline(
+  rootDir: string,
+  ref: string,
+  host: DmHost,
+  opts: OfflineOptions,
+): Promise<OfflineResult> {
   if (!opts.dryRun) host.requireRoot('mount --offline');
   const dir = path.resolve(opts.dir);
   let makeDir = false;
@@ -171,9 +211,16 @@ export async function mountOffline(rootDir: string, ref: string, host: DmHost, o
   let origin: SnapshotState['origin'] = null;
   let target: ReturnType<typeof resolveExportTarget> | null = null;
   const files = [...(opts.image !== undefined ? [opts.image] : []), ...(opts.images ?? [])];
-  const classified = files.length > 0 ? classifyImages(files, { fs: opts.fs }) : { exported: null, exportedFs: null, disks: [] };
-  if (classified.exported && (opts.keepImage || opts.metadata !== undefined || opts.data !== undefined || opts.metadataSnap)) {
-    throw new DmiError('USAGE', `--image ${classified.exported} is an exported image (a filesystem at offset 0), mounted as is: --keep-image, --metadata, --data and --metadata-snap do not apply`);
+  const classified =
+    files.length > 0 ? classifyImages(files, { fs: opts.fs }) : { exported: null, exportedFs: null, disks: [] };
+  if (
+    classified.exported &&
+    (opts.keepImage || opts.metadata !== undefined || opts.data !== undefined || opts.metadataSnap)
+  ) {
+    throw new DmiError(
+      'USAGE',
+      `--image ${classified.exported} is an exported image (a filesystem at offset 0), mounted as is: --keep-image, --metadata, --data and --metadata-snap do not apply`,
+    );
   }
   if (classified.exported !== null) {
     given = classified.exported;
@@ -183,13 +230,17 @@ export async function mountOffline(rootDir: string, ref: string, host: DmHost, o
     } catch (e) {
       throw fsError(e, given);
     }
-    if (!st.isFile()) throw new DmiError('BAD_INPUT', `${given}: not a regular file (expected an image made by dminspect export)`);
+    if (!st.isFile())
+      throw new DmiError('BAD_INPUT', `${given}: not a regular file (expected an image made by dminspect export)`);
     const c = resolveContainer(DockerRoot.open(rootDir), ref);
     container = { id: c.id, name: c.name };
   } else {
     target = resolveExportTarget(rootDir, ref, { ...opts, images: classified.disks });
     if (target.record?.deleted && !opts.force) {
-      throw new DmiError('CONFLICT', `${target.record.file}: the device is marked deleted (deferred deletion pending); pass --force to export it anyway`);
+      throw new DmiError(
+        'CONFLICT',
+        `${target.record.file}: the device is marked deleted (deferred deletion pending); pass --force to export it anyway`,
+      );
     }
     container = target.container;
     let name = `device-${target.deviceId}`;
@@ -208,16 +259,25 @@ export async function mountOffline(rootDir: string, ref: string, host: DmHost, o
   let name: string;
   if (opts.name !== undefined) {
     name = checkSnapshotName(opts.name);
-    if (readState(opts.stateDir, name)) throw new DmiError('CONFLICT', `${name}: dminspect already has a snapshot or mount with this name (release it first)`);
+    if (readState(opts.stateDir, name))
+      throw new DmiError(
+        'CONFLICT',
+        `${name}: dminspect already has a snapshot or mount with this name (release it first)`,
+      );
   } else {
     const tag = (container?.id ?? target?.hash ?? `id${target?.deviceId ?? ''}`).slice(0, 12) || 'base';
     let n = 1;
-    while (readState(opts.stateDir, `dminspect-offline-${tag}-${n}`) || fs.existsSync(path.join(workDir, `dminspect-offline-${tag}-${n}.img`))) n++;
+    while (
+      readState(opts.stateDir, `dminspect-offline-${tag}-${n}`) ||
+      fs.existsSync(path.join(workDir, `dminspect-offline-${tag}-${n}.img`))
+    )
+      n++;
     name = checkSnapshotName(`dminspect-offline-${tag}-${n}`);
   }
   const image = given ?? path.join(workDir, `${name}.img`);
   const keep = given !== null || !!opts.keepImage;
-  if (!given && fs.existsSync(image)) throw new DmiError('CONFLICT', `${image}: a work image with this name exists already`);
+  if (!given && fs.existsSync(image))
+    throw new DmiError('CONFLICT', `${image}: a work image with this name exists already`);
 
   const stateOf = (loop: string | null, fsType: FsType): SnapshotState => ({
     version: 1,
@@ -249,11 +309,27 @@ export async function mountOffline(rootDir: string, ref: string, host: DmHost, o
     const lines: string[] = [];
     if (target) {
       const source = poolSourceArgs(target.pool);
-      const args = ['dminspect', 'export', '--device-id', String(target.deviceId), '--size', String(target.size), ...source, ...(opts.metadataSnap ? ['--metadata-snap'] : []), image];
+      const args = [
+        'dminspect',
+        'export',
+        '--device-id',
+        String(target.deviceId),
+        '--size',
+        String(target.size),
+        ...source,
+        ...(opts.metadataSnap ? ['--metadata-snap'] : []),
+        image,
+      ];
       lines.push(`# export (done in-process): ${shellLine(args)}${note}`);
     }
     lines.push(renderPlan(offlineMountPlan({ image, loop, dir, fsType, makeDir })));
-    return { dryRun: true, plan: lines.join('\n'), state: stateOf(loop, fsType), rootfs: path.join(dir, 'rootfs'), export: null };
+    return {
+      dryRun: true,
+      plan: lines.join('\n'),
+      state: stateOf(loop, fsType),
+      rootfs: path.join(dir, 'rootfs'),
+      export: null,
+    };
   }
 
   let exported: ExportResult | null = null;
@@ -263,7 +339,11 @@ export async function mountOffline(rootDir: string, ref: string, host: DmHost, o
     } catch (e) {
       throw fsError(e, workDir, 'make the work directory');
     }
-    exported = await exportDevice(target, image, { metadataSnap: opts.metadataSnap, onProgress: opts.onProgress, signal: opts.signal });
+    exported = await exportDevice(target, image, {
+      metadataSnap: opts.metadataSnap,
+      onProgress: opts.onProgress,
+      signal: opts.signal,
+    });
   }
   const dropImage = () => {
     if (!keep) fs.rmSync(image, { force: true });
@@ -271,19 +351,31 @@ export async function mountOffline(rootDir: string, ref: string, host: DmHost, o
   try {
     const probed = probeFs(image);
     const fsType = probed === 'xfs' || probed === 'ext4' || probed === 'btrfs' ? probed : opts.fs;
-    if (!fsType) throw new DmiError('UNSUPPORTED', `${image}: no xfs, ext4 or btrfs filesystem found on the image (unknown magic); pass --fs to try one`);
+    if (!fsType)
+      throw new DmiError(
+        'UNSUPPORTED',
+        `${image}: no xfs, ext4 or btrfs filesystem found on the image (unknown magic); pass --fs to try one`,
+      );
     const tried = new Set<string>();
     for (let attempt = 0; ; attempt++) {
       const loop = await pickLoop(host, tried);
       const plan = offlineMountPlan({ image, loop, dir, fsType, makeDir });
-      const text = [...(exported ? [`# exported ${exported.image} (sha256 ${exported.sha256})`] : []), renderPlan(plan)].join('\n');
+      const text = [
+        ...(exported ? [`# exported ${exported.image} (sha256 ${exported.sha256})`] : []),
+        renderPlan(plan),
+      ].join('\n');
       let done: Executed[];
       try {
         done = await executePlan(plan, host.run);
       } catch (e) {
         // Another process took the loop device between the pick and losetup: take the next one.
         const failed = stepFailure(e);
-        if (failed && failed.step[0] === 'losetup' && /busy|in use|failed to set up loop/i.test(failed.stderr) && attempt < LOOP_TRIES) {
+        if (
+          failed &&
+          failed.step[0] === 'losetup' &&
+          /busy|in use|failed to set up loop/i.test(failed.stderr) &&
+          attempt < LOOP_TRIES
+        ) {
           tried.add(loop);
           continue;
         }

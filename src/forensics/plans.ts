@@ -27,17 +27,29 @@ export function snapshotSteps(i: SnapshotInput): Step[] {
     // --nolockfs: suspend waits for in-flight I/O but does not freeze the filesystem on the origin — a freeze
     // writes to it (ext4 commits its superblock and journal), and the origin is evidence. The snapshot is then
     // crash-consistent, which the read-only mount (no journal replay) reads as it is.
-    steps.push({ what: 'suspend the origin (no filesystem freeze) so create_snap sees no I/O in flight', argv: ['dmsetup', 'suspend', '--nolockfs', i.origin.name], undo: ['dmsetup', 'resume', i.origin.name] });
+    steps.push({
+      what: 'suspend the origin (no filesystem freeze) so create_snap sees no I/O in flight',
+      argv: ['dmsetup', 'suspend', '--nolockfs', i.origin.name],
+      undo: ['dmsetup', 'resume', i.origin.name],
+    });
   }
   steps.push({
     what: `create thin snapshot ${i.snapId} of device ${i.origin.deviceId}`,
     argv: ['dmsetup', 'message', i.pool, '0', createSnapMessage(i.snapId, i.origin.deviceId)],
     undo: ['dmsetup', 'message', i.pool, '0', `delete ${i.snapId}`],
   });
-  if (i.origin.active) steps.push({ what: 'resume the origin', argv: ['dmsetup', 'resume', i.origin.name], undo: null });
+  if (i.origin.active)
+    steps.push({ what: 'resume the origin', argv: ['dmsetup', 'resume', i.origin.name], undo: null });
   steps.push({
     what: 'activate the snapshot read-only',
-    argv: ['dmsetup', 'create', i.snapName, '--readonly', '--table', `0 ${i.sectors} thin /dev/mapper/${i.pool} ${i.snapId}`],
+    argv: [
+      'dmsetup',
+      'create',
+      i.snapName,
+      '--readonly',
+      '--table',
+      `0 ${i.sectors} thin /dev/mapper/${i.pool} ${i.snapId}`,
+    ],
     undo: ['dmsetup', 'remove', i.snapName],
   });
   return steps;
@@ -54,7 +66,11 @@ export interface MountInput {
 export function mountSteps(m: MountInput): Step[] {
   const steps: Step[] = [];
   if (m.makeDir) steps.push({ what: 'make the mount point', argv: ['mkdir', m.dir], undo: ['rmdir', m.dir] });
-  steps.push({ what: `mount read-only (${m.fsType}, no journal replay)`, argv: ['mount', '-t', m.fsType, '-o', readOnlyMountOptions(m.fsType), m.device, m.dir], undo: ['umount', m.dir] });
+  steps.push({
+    what: `mount read-only (${m.fsType}, no journal replay)`,
+    argv: ['mount', '-t', m.fsType, '-o', readOnlyMountOptions(m.fsType), m.device, m.dir],
+    undo: ['umount', m.dir],
+  });
   return steps;
 }
 
@@ -77,11 +93,25 @@ export interface LoopPoolInput {
  */
 export function activatePoolSteps(p: LoopPoolInput): Step[] {
   return [
-    { what: 'attach the pool data file', argv: ['losetup', p.dataLoop, p.dataFile], undo: ['losetup', '-d', p.dataLoop] },
-    { what: 'attach the pool metadata file read-only', argv: ['losetup', '--read-only', p.metadataLoop, p.metadataFile], undo: ['losetup', '-d', p.metadataLoop] },
+    {
+      what: 'attach the pool data file',
+      argv: ['losetup', p.dataLoop, p.dataFile],
+      undo: ['losetup', '-d', p.dataLoop],
+    },
+    {
+      what: 'attach the pool metadata file read-only',
+      argv: ['losetup', '--read-only', p.metadataLoop, p.metadataFile],
+      undo: ['losetup', '-d', p.metadataLoop],
+    },
     {
       what: "create the pool read-only with Docker's table",
-      argv: ['dmsetup', 'create', p.pool, '--table', `0 ${p.dataSectors} thin-pool ${p.metadataLoop} ${p.dataLoop} ${p.blockSectors} 32768 2 skip_block_zeroing read_only`],
+      argv: [
+        'dmsetup',
+        'create',
+        p.pool,
+        '--table',
+        `0 ${p.dataSectors} thin-pool ${p.metadataLoop} ${p.dataLoop} ${p.blockSectors} 32768 2 skip_block_zeroing read_only`,
+      ],
       undo: ['dmsetup', 'remove', p.pool],
     },
   ];
@@ -92,7 +122,14 @@ export function activateOriginSteps(i: { pool: string; deviceId: number; name: s
   return [
     {
       what: `activate thin device ${i.deviceId} read-only (read-only pool: no snapshot needed)`,
-      argv: ['dmsetup', 'create', i.name, '--readonly', '--table', `0 ${i.sectors} thin /dev/mapper/${i.pool} ${i.deviceId}`],
+      argv: [
+        'dmsetup',
+        'create',
+        i.name,
+        '--readonly',
+        '--table',
+        `0 ${i.sectors} thin /dev/mapper/${i.pool} ${i.deviceId}`,
+      ],
       undo: ['dmsetup', 'remove', i.name],
     },
   ];
@@ -111,16 +148,56 @@ export interface ReleaseInput {
 /** Every step tolerates "already gone", so release is idempotent and safe when part of it is missing. */
 export function releasePlan(r: ReleaseInput): Plan {
   const steps: Step[] = [];
-  if (r.mountPoint) steps.push({ what: 'unmount', argv: ['umount', r.mountPoint], undo: null, okIf: ['not mounted', 'no mount point specified', 'No such file or directory'] });
-  if (r.madeMountPoint && r.mountPoint) steps.push({ what: 'remove the mount point dminspect made', argv: ['rmdir', r.mountPoint], undo: null, okIf: ['No such file or directory'] });
-  if (r.snapName) steps.push({ what: 'remove the snapshot device', argv: ['dmsetup', 'remove', r.snapName], undo: null, okIf: ['No such device or address', 'not found', 'does not exist'] });
+  if (r.mountPoint)
+    steps.push({
+      what: 'unmount',
+      argv: ['umount', r.mountPoint],
+      undo: null,
+      okIf: ['not mounted', 'no mount point specified', 'No such file or directory'],
+    });
+  if (r.madeMountPoint && r.mountPoint)
+    steps.push({
+      what: 'remove the mount point dminspect made',
+      argv: ['rmdir', r.mountPoint],
+      undo: null,
+      okIf: ['No such file or directory'],
+    });
+  if (r.snapName)
+    steps.push({
+      what: 'remove the snapshot device',
+      argv: ['dmsetup', 'remove', r.snapName],
+      undo: null,
+      okIf: ['No such device or address', 'not found', 'does not exist'],
+    });
   if (r.pool !== null && r.snapId !== null) {
-    steps.push({ what: `delete thin snapshot ${r.snapId} from the pool`, argv: ['dmsetup', 'message', r.pool, '0', `delete ${r.snapId}`], undo: null, okIf: ['No data available', 'No such device or address'] });
+    steps.push({
+      what: `delete thin snapshot ${r.snapId} from the pool`,
+      argv: ['dmsetup', 'message', r.pool, '0', `delete ${r.snapId}`],
+      undo: null,
+      okIf: ['No data available', 'No such device or address'],
+    });
   }
-  if (r.imageLoop) steps.push({ what: 'detach the image loop device', argv: ['losetup', '-d', r.imageLoop], undo: null, okIf: ['No such device or address', 'No such device'] });
+  if (r.imageLoop)
+    steps.push({
+      what: 'detach the image loop device',
+      argv: ['losetup', '-d', r.imageLoop],
+      undo: null,
+      okIf: ['No such device or address', 'No such device'],
+    });
   if (r.activatedPool) {
-    steps.push({ what: 'remove the pool dminspect activated', argv: ['dmsetup', 'remove', r.activatedPool.name], undo: null, okIf: ['No such device or address', 'not found'] });
-    for (const l of r.activatedPool.loops) steps.push({ what: 'detach a pool loop device', argv: ['losetup', '-d', l], undo: null, okIf: ['No such device or address', 'No such device'] });
+    steps.push({
+      what: 'remove the pool dminspect activated',
+      argv: ['dmsetup', 'remove', r.activatedPool.name],
+      undo: null,
+      okIf: ['No such device or address', 'not found'],
+    });
+    for (const l of r.activatedPool.loops)
+      steps.push({
+        what: 'detach a pool loop device',
+        argv: ['losetup', '-d', l],
+        undo: null,
+        okIf: ['No such device or address', 'No such device'],
+      });
   }
   return { steps };
 }

@@ -34,7 +34,8 @@ export interface SnapshotState {
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,120}$/;
 
 export function checkSnapshotName(name: string): string {
-  if (!NAME.test(name)) throw new DmiError('USAGE', `invalid snapshot name ${JSON.stringify(name)}: letters, digits and _ . + - only`);
+  if (!NAME.test(name))
+    throw new DmiError('USAGE', `invalid snapshot name ${JSON.stringify(name)}: letters, digits and _ . + - only`);
   return name;
 }
 

@@ -10,7 +10,11 @@ export function writeFileAtomic(dir: string, name: string, content: string, what
   let fd: number | null = null;
   let created = false;
   try {
-    fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
+    fd = fs.openSync(
+      tmp,
+      fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
+      0o644,
+    );
     created = true;
     fs.writeFileSync(fd, content);
     fs.fchmodSync(fd, 0o644); // the umask may have cut it: node_exporter runs as another user

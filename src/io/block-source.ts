@@ -52,7 +52,13 @@ export class BlockSource {
   private readonly chunks = new Map<number, Buffer>();
 
   private constructor(
-    path: string, fds: Map<string, number>, map: ExtentMap, base: number, nrBlocks: number, chunkBlocks: number, maxChunks: number,
+    path: string,
+    fds: Map<string, number>,
+    map: ExtentMap,
+    base: number,
+    nrBlocks: number,
+    chunkBlocks: number,
+    maxChunks: number,
   ) {
     this.path = path;
     this.fds = fds;
@@ -78,7 +84,8 @@ export class BlockSource {
       fds.set(p, fd);
       try {
         const st = fs.fstatSync(fd);
-        if (st.isDirectory()) throw new DmiError('BAD_INPUT', `${p}: is a directory, expected a metadata file or device`);
+        if (st.isDirectory())
+          throw new DmiError('BAD_INPUT', `${p}: is a directory, expected a metadata file or device`);
         sizes.set(p, st.isBlockDevice() || st.isCharacterDevice() ? probeSize(fd) : st.size);
       } catch (e) {
         throw fsError(e, p);
@@ -106,7 +113,8 @@ export class BlockSource {
       if (base > size) throw new DmiError('BAD_INPUT', `${name}: offset ${base} is past the end (${size} bytes)`);
       let length = size - base;
       if (opts.length !== undefined) {
-        if (!Number.isSafeInteger(opts.length) || opts.length < 0) throw new DmiError('USAGE', `bad metadata length ${opts.length}`);
+        if (!Number.isSafeInteger(opts.length) || opts.length < 0)
+          throw new DmiError('USAGE', `bad metadata length ${opts.length}`);
         if (opts.length > length) {
           throw new DmiError('BAD_INPUT', `${name}: range ${base}+${opts.length} is past the end (${size} bytes)`);
         }
@@ -177,7 +185,10 @@ export class BlockSource {
         this.stats.reads++;
         if (got === 0) {
           const block = first + Math.floor((piece.at - start + done) / BLOCK_SIZE);
-          throw new DmiError('BAD_INPUT', `${this.path}: truncated while reading block ${block}${piece.path !== this.path ? ` (${piece.path} at byte ${piece.offset + done})` : ''}`);
+          throw new DmiError(
+            'BAD_INPUT',
+            `${this.path}: truncated while reading block ${block}${piece.path !== this.path ? ` (${piece.path} at byte ${piece.offset + done})` : ''}`,
+          );
         }
         done += got;
       }

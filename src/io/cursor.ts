@@ -16,7 +16,10 @@ export function u64Safe(buf: Buffer, off: number, where: string, field: string):
   const lo = buf.readUInt32LE(off);
   const hi = buf.readUInt32LE(off + 4);
   if (hi > MAX_SAFE_HI) {
-    throw new DmiError('BAD_INPUT', `${where}: ${field} is too large (0x${hi.toString(16)}${lo.toString(16).padStart(8, '0')})`);
+    throw new DmiError(
+      'BAD_INPUT',
+      `${where}: ${field} is too large (0x${hi.toString(16)}${lo.toString(16).padStart(8, '0')})`,
+    );
   }
   return hi * TWO32 + lo;
 }
@@ -45,7 +48,8 @@ export class LeCursor {
 
   private take(n: number, field: string): number {
     const at = this.pos;
-    if (at + n > this.buf.length) throw new DmiError('BAD_INPUT', `${this.where}: ${field} runs past the end (${this.buf.length} bytes)`);
+    if (at + n > this.buf.length)
+      throw new DmiError('BAD_INPUT', `${this.where}: ${field} runs past the end (${this.buf.length} bytes)`);
     this.pos += n;
     return at;
   }
@@ -81,7 +85,11 @@ export class LeCursor {
 
   /** Moves to byte `off` (a field the struct places by offset). */
   seek(off: number): this {
-    if (off < 0 || off > this.buf.length) throw new DmiError('BAD_INPUT', `${this.where}: offset ${off} is outside the structure (${this.buf.length} bytes)`);
+    if (off < 0 || off > this.buf.length)
+      throw new DmiError(
+        'BAD_INPUT',
+        `${this.where}: offset ${off} is outside the structure (${this.buf.length} bytes)`,
+      );
     this.pos = off;
     return this;
   }

@@ -30,8 +30,10 @@ export class ExtentMap {
     for (const e of extents) {
       const path = e.path ?? defaultPath;
       if (path === undefined) throw new DmiError('USAGE', 'extent without a path');
-      if (!Number.isSafeInteger(e.offset) || e.offset < 0) throw new DmiError('USAGE', `${path}: bad extent offset ${e.offset}`);
-      if (!Number.isSafeInteger(e.length) || e.length < 0) throw new DmiError('USAGE', `${path}: bad extent length ${e.length}`);
+      if (!Number.isSafeInteger(e.offset) || e.offset < 0)
+        throw new DmiError('USAGE', `${path}: bad extent offset ${e.offset}`);
+      if (!Number.isSafeInteger(e.length) || e.length < 0)
+        throw new DmiError('USAGE', `${path}: bad extent length ${e.length}`);
       if (e.length === 0) continue;
       const last = placed[placed.length - 1];
       if (last && last.path === path && last.offset + last.length === e.offset) last.length += e.length;
@@ -73,4 +75,3 @@ export class ExtentMap {
     }
   }
 }
-

@@ -39,7 +39,11 @@ export class ImageFile {
       throw new DmiError('BAD_INPUT', `${this.path}: ${what}: bad range ${offset}+${len}`);
     }
     if (offset + len > this.size) {
-      throw new DmiError('BAD_INPUT', `${this.path}: ${what} at byte ${offset} (+${len}) is past the end of the image (${this.size} bytes): truncated image?`, { path: this.path });
+      throw new DmiError(
+        'BAD_INPUT',
+        `${this.path}: ${what} at byte ${offset} (+${len}) is past the end of the image (${this.size} bytes): truncated image?`,
+        { path: this.path },
+      );
     }
     const buf = Buffer.alloc(len);
     let done = 0;
@@ -50,7 +54,12 @@ export class ImageFile {
       } catch (e) {
         throw fsError(e, this.path);
       }
-      if (got === 0) throw new DmiError('BAD_INPUT', `${this.path}: ${what}: the image ended at byte ${offset + done} while reading`, { path: this.path });
+      if (got === 0)
+        throw new DmiError(
+          'BAD_INPUT',
+          `${this.path}: ${what}: the image ended at byte ${offset + done} while reading`,
+          { path: this.path },
+        );
       done += got;
     }
     return buf;

@@ -9,7 +9,17 @@
  *   dmName / splitDmName                   `docker-thinpool` ⇄ VG docker, LV thinpool
  */
 export { scanImages, locateLv, findVg, MAX_MDA_BYTES } from './scan.js';
-export type { LvmScan, LvmProblem, LvmProblemKind, FoundPv, ScannedImage, ScannedVg, MetadataCopy, LocatedLv, LocatedExtent } from './scan.js';
+export type {
+  LvmScan,
+  LvmProblem,
+  LvmProblemKind,
+  FoundPv,
+  ScannedImage,
+  ScannedVg,
+  MetadataCopy,
+  LocatedLv,
+  LocatedExtent,
+} from './scan.js';
 export { parseLvmText, MAX_NESTING } from './text.js';
 export type { LvmSection, LvmValue, LvmScalar } from './text.js';
 export { readVolumeGroup, mapLogicalVolume, lvBytes, dmName, splitDmName, SECTOR } from './metadata.js';

@@ -71,20 +71,31 @@ export function decodeLabel(head: Buffer, what: string): PvLabel | null {
   const type = c.bytes(8, 'type').toString('latin1');
   const calc = calcCrc(INITIAL_CRC, s.subarray(20));
   if (crc !== calc) {
-    throw new DmiError('BAD_INPUT', `${where}: checksum mismatch (label says 0x${crc.toString(16).padStart(8, '0')}, computed 0x${calc.toString(16).padStart(8, '0')}): corrupt label`);
+    throw new DmiError(
+      'BAD_INPUT',
+      `${where}: checksum mismatch (label says 0x${crc.toString(16).padStart(8, '0')}, computed 0x${calc.toString(16).padStart(8, '0')}): corrupt label`,
+    );
   }
-  if (sectorXl !== BigInt(sector)) throw new DmiError('BAD_INPUT', `${where}: the label says it is in sector ${sectorXl}`);
-  if (type !== LVM2_TYPE) throw new DmiError('UNSUPPORTED', `${where}: label type ${JSON.stringify(type)}, expected "${LVM2_TYPE}" (an LVM1 or pool PV?)`);
-  if (offsetXl < 32 || offsetXl > LABEL_SECTOR - 56) throw new DmiError('BAD_INPUT', `${where}: pv_header offset ${offsetXl} is outside the sector`);
+  if (sectorXl !== BigInt(sector))
+    throw new DmiError('BAD_INPUT', `${where}: the label says it is in sector ${sectorXl}`);
+  if (type !== LVM2_TYPE)
+    throw new DmiError(
+      'UNSUPPORTED',
+      `${where}: label type ${JSON.stringify(type)}, expected "${LVM2_TYPE}" (an LVM1 or pool PV?)`,
+    );
+  if (offsetXl < 32 || offsetXl > LABEL_SECTOR - 56)
+    throw new DmiError('BAD_INPUT', `${where}: pv_header offset ${offsetXl} is outside the sector`);
   // struct pv_header at offset_xl: pv_uuid, device_size_xl, then the data and metadata disk_locn lists.
   c.seek(offsetXl);
   const rawUuid = c.bytes(32, 'pv_uuid').toString('latin1');
-  if (!/^[A-Za-z0-9!#]{32}$/.test(rawUuid)) throw new DmiError('BAD_INPUT', `${where}: PV uuid ${JSON.stringify(rawUuid)} is not an LVM uuid`);
+  if (!/^[A-Za-z0-9!#]{32}$/.test(rawUuid))
+    throw new DmiError('BAD_INPUT', `${where}: PV uuid ${JSON.stringify(rawUuid)} is not an LVM uuid`);
   const deviceSize = c.u64Safe('device_size_xl');
   const list = (name: string): DiskLocn[] => {
     const out: DiskLocn[] = [];
     for (;;) {
-      if (c.remaining < 16) throw new DmiError('BAD_INPUT', `${where}: the ${name} list runs past the label sector (no terminating entry)`);
+      if (c.remaining < 16)
+        throw new DmiError('BAD_INPUT', `${where}: the ${name} list runs past the label sector (no terminating entry)`);
       const offset = c.u64Safe('disk_locn offset');
       const size = c.u64Safe('disk_locn size');
       if (offset === 0) return out;

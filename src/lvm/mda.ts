@@ -37,15 +37,20 @@ export function decodeMdaHeader(b: Buffer, at: number, what: string): MdaHeader 
   const checksum = c.u32('checksum_xl');
   const magic = c.bytes(16, 'magic').toString('latin1');
   const calc = calcCrc(INITIAL_CRC, b.subarray(4, MDA_HEADER_SIZE));
-  if (magic !== FMTT_MAGIC) throw new DmiError('BAD_INPUT', `${what}: bad magic ${JSON.stringify(magic)}: corrupt metadata area header`);
+  if (magic !== FMTT_MAGIC)
+    throw new DmiError('BAD_INPUT', `${what}: bad magic ${JSON.stringify(magic)}: corrupt metadata area header`);
   if (checksum !== calc) {
-    throw new DmiError('BAD_INPUT', `${what}: checksum mismatch (header says 0x${checksum.toString(16).padStart(8, '0')}, computed 0x${calc.toString(16).padStart(8, '0')}): corrupt metadata area header`);
+    throw new DmiError(
+      'BAD_INPUT',
+      `${what}: checksum mismatch (header says 0x${checksum.toString(16).padStart(8, '0')}, computed 0x${calc.toString(16).padStart(8, '0')}): corrupt metadata area header`,
+    );
   }
   const version = c.u32('version');
   if (version !== 1) throw new DmiError('UNSUPPORTED', `${what}: metadata area version ${version} (expected 1)`);
   const start = c.u64Safe('start');
   const size = c.u64Safe('size');
-  if (start !== at) throw new DmiError('BAD_INPUT', `${what}: the header says it starts at byte ${start}, it is at ${at}`);
+  if (start !== at)
+    throw new DmiError('BAD_INPUT', `${what}: the header says it starts at byte ${start}, it is at ${at}`);
   if (size <= MDA_HEADER_SIZE) throw new DmiError('BAD_INPUT', `${what}: area size ${size} is too small`);
   const rawLocns: RawLocn[] = [];
   for (let i = 0; i < MAX_LOCNS; i++) {
@@ -61,11 +66,22 @@ export function decodeMdaHeader(b: Buffer, at: number, what: string): MdaHeader 
 
 /** The byte ranges (offsets from the area start) holding `len` bytes of text at `offset`, wrapping after the header. */
 export function circularRanges(mdaSize: number, offset: number, len: number, what: string): [number, number][] {
-  if (offset < MDA_HEADER_SIZE || offset >= mdaSize) throw new DmiError('BAD_INPUT', `${what}: text offset ${offset} is outside the area (${MDA_HEADER_SIZE}..${mdaSize})`);
-  if (len > mdaSize - MDA_HEADER_SIZE) throw new DmiError('BAD_INPUT', `${what}: text size ${len} is larger than the area (${mdaSize - MDA_HEADER_SIZE} bytes after the header)`);
+  if (offset < MDA_HEADER_SIZE || offset >= mdaSize)
+    throw new DmiError(
+      'BAD_INPUT',
+      `${what}: text offset ${offset} is outside the area (${MDA_HEADER_SIZE}..${mdaSize})`,
+    );
+  if (len > mdaSize - MDA_HEADER_SIZE)
+    throw new DmiError(
+      'BAD_INPUT',
+      `${what}: text size ${len} is larger than the area (${mdaSize - MDA_HEADER_SIZE} bytes after the header)`,
+    );
   if (offset + len <= mdaSize) return [[offset, len]];
   const first = mdaSize - offset;
-  return [[offset, first], [MDA_HEADER_SIZE, len - first]];
+  return [
+    [offset, first],
+    [MDA_HEADER_SIZE, len - first],
+  ];
 }
 
 /** Text of a copy, from the area's bytes; and whether LVM's checksum over it matches. */

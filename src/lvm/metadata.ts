@@ -92,7 +92,8 @@ class Reader {
   int(sec: LvmSection, key: string, min = 0): number {
     const v = sec.values.get(key);
     if (v === undefined) this.fail(sec, `missing "${key}"`);
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) this.fail(sec, `"${key}" is ${JSON.stringify(v)}, expected an integer ≥ ${min}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min)
+      this.fail(sec, `"${key}" is ${JSON.stringify(v)}, expected an integer ≥ ${min}`);
     return v;
   }
 
@@ -114,7 +115,8 @@ class Reader {
   strList(sec: LvmSection, key: string): string[] {
     const v = sec.values.get(key);
     if (v === undefined) return [];
-    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) this.fail(sec, `"${key}" is ${JSON.stringify(v)}, expected a list of strings`);
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string'))
+      this.fail(sec, `"${key}" is ${JSON.stringify(v)}, expected a list of strings`);
     return v as string[];
   }
 
@@ -144,7 +146,11 @@ function readSegment(r: Reader, sec: LvmSection): Segment {
       seg.stripeCount = r.int(sec, 'stripe_count', 1);
       const list = sec.values.get('stripes');
       if (!Array.isArray(list)) r.fail(sec, 'missing "stripes" list');
-      if (list.length !== 2 * seg.stripeCount) r.fail(sec, `"stripes" has ${list.length} items, expected ${2 * seg.stripeCount} (stripe_count ${seg.stripeCount})`);
+      if (list.length !== 2 * seg.stripeCount)
+        r.fail(
+          sec,
+          `"stripes" has ${list.length} items, expected ${2 * seg.stripeCount} (stripe_count ${seg.stripeCount})`,
+        );
       seg.stripes = [];
       for (let i = 0; i < list.length; i += 2) {
         const pv: LvmScalar = list[i]!;
@@ -156,7 +162,8 @@ function readSegment(r: Reader, sec: LvmSection): Segment {
       }
       if (seg.stripeCount > 1) {
         seg.stripeSize = r.int(sec, 'stripe_size', 1);
-        if (seg.extentCount % seg.stripeCount !== 0) r.fail(sec, `extent_count ${seg.extentCount} is not a multiple of stripe_count ${seg.stripeCount}`);
+        if (seg.extentCount % seg.stripeCount !== 0)
+          r.fail(sec, `extent_count ${seg.extentCount} is not a multiple of stripe_count ${seg.stripeCount}`);
       }
       break;
     }
@@ -210,21 +217,35 @@ export function readVolumeGroup(top: LvmSection, what = 'LVM metadata'): VolumeG
       if (/^segment\d+$/.test(ss.name)) segments.push(readSegment(r, ss));
     }
     const count = r.optInt(ls, 'segment_count');
-    if (count !== undefined && count !== segments.length) r.fail(ls, `segment_count is ${count}, found ${segments.length} segments`);
+    if (count !== undefined && count !== segments.length)
+      r.fail(ls, `segment_count is ${count}, found ${segments.length} segments`);
     segments.sort((a, b) => a.startExtent - b.startExtent);
     let next = 0;
     for (const s of segments) {
-      if (s.startExtent !== next) r.fail(ls, `${s.key} starts at extent ${s.startExtent}, expected ${next} (segments overlap or leave a gap)`);
+      if (s.startExtent !== next)
+        r.fail(ls, `${s.key} starts at extent ${s.startExtent}, expected ${next} (segments overlap or leave a gap)`);
       next += s.extentCount;
     }
     const status = r.strList(ls, 'status');
-    lvs.push({ name: ls.name, id: r.optStr(ls, 'id') ?? '', status, flags: r.strList(ls, 'flags'), visible: status.includes('VISIBLE'), segments, extentCount: next });
+    lvs.push({
+      name: ls.name,
+      id: r.optStr(ls, 'id') ?? '',
+      status,
+      flags: r.strList(ls, 'flags'),
+      visible: status.includes('VISIBLE'),
+      segments,
+      extentCount: next,
+    });
   }
   const pvKeys = new Set(pvs.map((p) => p.key));
   for (const lv of lvs) {
     for (const s of lv.segments) {
       for (const st of s.stripes ?? []) {
-        if (!pvKeys.has(st.pv)) throw new DmiError('BAD_INPUT', `${what}: LV ${lv.name} ${s.key} names PV "${st.pv}", which the volume group does not list`);
+        if (!pvKeys.has(st.pv))
+          throw new DmiError(
+            'BAD_INPUT',
+            `${what}: LV ${lv.name} ${s.key} names PV "${st.pv}", which the volume group does not list`,
+          );
       }
     }
   }
@@ -272,14 +293,22 @@ const MAX_LV_DEPTH = 8;
 export function mapLogicalVolume(vg: VolumeGroup, name: string, depth = 0): LvPiece[] {
   const lv = vg.lvs.find((l) => l.name === name);
   if (!lv) throw new DmiError('NOT_FOUND', `volume group ${vg.name} has no logical volume "${name}"`);
-  if (depth > MAX_LV_DEPTH) throw new DmiError('BAD_INPUT', `${vg.name}/${name}: logical volumes nest deeper than ${MAX_LV_DEPTH} (a cycle?)`);
+  if (depth > MAX_LV_DEPTH)
+    throw new DmiError('BAD_INPUT', `${vg.name}/${name}: logical volumes nest deeper than ${MAX_LV_DEPTH} (a cycle?)`);
   const ext = vg.extentSize * SECTOR;
   const out: LvPiece[] = [];
   const push = (p: LvPiece): void => {
     const last = out[out.length - 1];
-    if (last && last.pv === p.pv && last.pvOffset + last.length === p.pvOffset && last.lvOffset + last.length === p.lvOffset) last.length += p.length;
+    if (
+      last &&
+      last.pv === p.pv &&
+      last.pvOffset + last.length === p.pvOffset &&
+      last.lvOffset + last.length === p.lvOffset
+    )
+      last.length += p.length;
     else {
-      if (out.length >= MAX_PIECES) throw new DmiError('BAD_INPUT', `${vg.name}/${name}: more than ${MAX_PIECES} pieces`);
+      if (out.length >= MAX_PIECES)
+        throw new DmiError('BAD_INPUT', `${vg.name}/${name}: more than ${MAX_PIECES} pieces`);
       out.push(p);
     }
   };
@@ -294,24 +323,43 @@ export function mapLogicalVolume(vg: VolumeGroup, name: string, depth = 0): LvPi
       for (const st of stripes) {
         const pv = pvByKey.get(st.pv)!;
         if (st.extent + areaExtents > pv.peCount) {
-          throw new DmiError('BAD_INPUT', `${vg.name}/${name} ${s.key}: extents ${st.extent}..${st.extent + areaExtents - 1} of ${st.pv} are past the PV's end (pe_count ${pv.peCount})`);
+          throw new DmiError(
+            'BAD_INPUT',
+            `${vg.name}/${name} ${s.key}: extents ${st.extent}..${st.extent + areaExtents - 1} of ${st.pv} are past the PV's end (pe_count ${pv.peCount})`,
+          );
         }
       }
       const pvOff = (st: StripeArea): number => (pvByKey.get(st.pv)!.peStart + st.extent * vg.extentSize) * SECTOR;
       if (n === 1) {
-        push({ lvOffset: segStart, pv: stripes[0]!.pv, pvOffset: pvOff(stripes[0]!), length: segLen, segment: s.key, pvExtent: stripes[0]!.extent });
+        push({
+          lvOffset: segStart,
+          pv: stripes[0]!.pv,
+          pvOffset: pvOff(stripes[0]!),
+          length: segLen,
+          segment: s.key,
+          pvExtent: stripes[0]!.extent,
+        });
       } else {
         const chunk = s.stripeSize! * SECTOR;
         const areaBytes = areaExtents * ext;
-        if (areaBytes % chunk !== 0) throw new DmiError('UNSUPPORTED', `${vg.name}/${name} ${s.key}: stripe size ${s.stripeSize} sectors does not divide the area`);
+        if (areaBytes % chunk !== 0)
+          throw new DmiError(
+            'UNSUPPORTED',
+            `${vg.name}/${name} ${s.key}: stripe size ${s.stripeSize} sectors does not divide the area`,
+          );
         const rows = areaBytes / chunk;
-        if (rows * n > MAX_PIECES) throw new DmiError('UNSUPPORTED', `${vg.name}/${name} ${s.key}: too many stripe chunks to map (${rows * n})`);
+        if (rows * n > MAX_PIECES)
+          throw new DmiError('UNSUPPORTED', `${vg.name}/${name} ${s.key}: too many stripe chunks to map (${rows * n})`);
         for (let row = 0; row < rows; row++) {
           for (let i = 0; i < n; i++) {
             const st = stripes[i]!;
             push({
-              lvOffset: segStart + (row * n + i) * chunk, pv: st.pv, pvOffset: pvOff(st) + row * chunk, length: chunk,
-              segment: s.key, pvExtent: st.extent + Math.floor((row * chunk) / ext),
+              lvOffset: segStart + (row * n + i) * chunk,
+              pv: st.pv,
+              pvOffset: pvOff(st) + row * chunk,
+              length: chunk,
+              segment: s.key,
+              pvExtent: st.extent + Math.floor((row * chunk) / ext),
             });
           }
         }
@@ -321,7 +369,8 @@ export function mapLogicalVolume(vg: VolumeGroup, name: string, depth = 0): LvPi
       const list = s.raw[key];
       const image = Array.isArray(list) ? (s.type === 'raid1' ? list[1] : list[0]) : undefined;
       const at = s.type === 'mirror' && Array.isArray(list) && typeof list[1] === 'number' ? list[1] : 0;
-      if (typeof image !== 'string') throw new DmiError('BAD_INPUT', `${vg.name}/${name} ${s.key}: ${s.type} segment without a "${key}" image`);
+      if (typeof image !== 'string')
+        throw new DmiError('BAD_INPUT', `${vg.name}/${name} ${s.key}: ${s.type} segment without a "${key}" image`);
       const inner = mapLogicalVolume(vg, image, depth + 1);
       const from = at * ext;
       let mapped = 0;
@@ -333,9 +382,13 @@ export function mapLogicalVolume(vg: VolumeGroup, name: string, depth = 0): LvPi
           mapped += hi - lo;
         }
       }
-      if (mapped !== segLen) throw new DmiError('BAD_INPUT', `${vg.name}/${name} ${s.key}: image ${image} is shorter than the segment`);
+      if (mapped !== segLen)
+        throw new DmiError('BAD_INPUT', `${vg.name}/${name} ${s.key}: image ${image} is shorter than the segment`);
     } else {
-      throw new DmiError('UNSUPPORTED', `${vg.name}/${name} ${s.key}: a "${s.type}" segment is not a plain copy of PV extents; cannot map its bytes`);
+      throw new DmiError(
+        'UNSUPPORTED',
+        `${vg.name}/${name} ${s.key}: a "${s.type}" segment is not a plain copy of PV extents; cannot map its bytes`,
+      );
     }
   }
   return out;

@@ -52,13 +52,16 @@ function readGpt(read: ReadAt, imageSize: number, what: string, sectorSize: numb
   const h = Buffer.from(hdr.subarray(0, hsize));
   const want = h.readUInt32LE(16);
   h.writeUInt32LE(0, 16);
-  if (crc32(h) >>> 0 !== want) throw new DmiError('BAD_INPUT', `${what}: GPT header checksum mismatch: corrupt partition table`);
+  if (crc32(h) >>> 0 !== want)
+    throw new DmiError('BAD_INPUT', `${what}: GPT header checksum mismatch: corrupt partition table`);
   const entriesLba = Number(hdr.readBigUInt64LE(72));
   const n = hdr.readUInt32LE(80);
   const esize = hdr.readUInt32LE(84);
-  if (n > MAX_GPT_ENTRIES || esize < 128 || esize > 4096 || esize % 8 !== 0) throw new DmiError('BAD_INPUT', `${what}: GPT has ${n} entries of ${esize} bytes: invalid`);
+  if (n > MAX_GPT_ENTRIES || esize < 128 || esize > 4096 || esize % 8 !== 0)
+    throw new DmiError('BAD_INPUT', `${what}: GPT has ${n} entries of ${esize} bytes: invalid`);
   const arr = read(entriesLba * sectorSize, n * esize, 'GPT partition entries');
-  if (crc32(arr) >>> 0 !== hdr.readUInt32LE(88)) problems.push(`${what}: GPT partition entry array checksum mismatch (entries read anyway)`);
+  if (crc32(arr) >>> 0 !== hdr.readUInt32LE(88))
+    problems.push(`${what}: GPT partition entry array checksum mismatch (entries read anyway)`);
   const partitions: Partition[] = [];
   for (let i = 0; i < n; i++) {
     const e = arr.subarray(i * esize, (i + 1) * esize);
@@ -70,7 +73,14 @@ function readGpt(read: ReadAt, imageSize: number, what: string, sectorSize: numb
       continue;
     }
     const name = e.subarray(56, 128).toString('utf16le').replace(/\0.*$/s, '');
-    partitions.push({ number: i + 1, scheme: 'gpt', start: first * sectorSize, size: (last - first + 1) * sectorSize, type: guid(e, 0), name });
+    partitions.push({
+      number: i + 1,
+      scheme: 'gpt',
+      start: first * sectorSize,
+      size: (last - first + 1) * sectorSize,
+      type: guid(e, 0),
+      name,
+    });
   }
   return { scheme: 'gpt', partitions, problems };
 }
@@ -122,7 +132,14 @@ export function readPartitionTable(read: ReadAt, imageSize: number, what: string
         const s = b.readUInt32LE(446 + 8);
         const c = b.readUInt32LE(446 + 12);
         if (t !== 0 && c !== 0) {
-          partitions.push({ number: 5 + k, scheme: 'mbr', start: (ebr + s) * 512, size: c * 512, type: `0x${t.toString(16).padStart(2, '0')}`, name: null });
+          partitions.push({
+            number: 5 + k,
+            scheme: 'mbr',
+            start: (ebr + s) * 512,
+            size: c * 512,
+            type: `0x${t.toString(16).padStart(2, '0')}`,
+            name: null,
+          });
         }
         const nextRel = b.readUInt32LE(446 + 16 + 8);
         if (b[446 + 16 + 4] === 0 || nextRel === 0) break;
@@ -130,7 +147,14 @@ export function readPartitionTable(read: ReadAt, imageSize: number, what: string
       }
       return;
     }
-    partitions.push({ number: i + 1, scheme: 'mbr', start: e.start * 512, size: e.count * 512, type: `0x${e.type.toString(16).padStart(2, '0')}`, name: null });
+    partitions.push({
+      number: i + 1,
+      scheme: 'mbr',
+      start: e.start * 512,
+      size: e.count * 512,
+      type: `0x${e.type.toString(16).padStart(2, '0')}`,
+      name: null,
+    });
   });
   partitions.sort((a, b) => a.number - b.number);
   return { scheme: 'mbr', partitions, problems };

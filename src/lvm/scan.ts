@@ -10,7 +10,14 @@ import { DmiError, isDmiError } from '../errors.js';
 import { ImageFile } from './image.js';
 import { decodeLabel, LABEL_SCAN_SECTORS, LABEL_SECTOR, type PvLabel } from './label.js';
 import { decodeMdaHeader, MDA_HEADER_SIZE, olderCopies, RAW_LOCN_IGNORED, textOfCopy } from './mda.js';
-import { lvBytes, mapLogicalVolume, readVolumeGroup, SECTOR, type LogicalVolume, type VolumeGroup } from './metadata.js';
+import {
+  lvBytes,
+  mapLogicalVolume,
+  readVolumeGroup,
+  SECTOR,
+  type LogicalVolume,
+  type VolumeGroup,
+} from './metadata.js';
 import { readPartitionTable, type Partition } from './partitions.js';
 import { parseLvmText } from './text.js';
 import type { Observation } from '../finding.js';
@@ -118,13 +125,28 @@ function readPvMetadata(img: ImageFile, pv: Omit<FoundPv, 'metadata'>, problems:
     const ev = { image: img.path, pv: pv.label.uuid, areaStart: mda.offset };
     try {
       if (mda.offset + MDA_HEADER_SIZE > pv.available) {
-        throw new DmiError('BAD_INPUT', `${what}: past the end of the image (${grouped(pv.available)} bytes of the PV present): truncated image?`);
+        throw new DmiError(
+          'BAD_INPUT',
+          `${what}: past the end of the image (${grouped(pv.available)} bytes of the PV present): truncated image?`,
+        );
       }
-      const header = decodeMdaHeader(img.read(pv.start + mda.offset, MDA_HEADER_SIZE, 'metadata area header'), mda.offset, what);
-      if (mda.size && header.size !== mda.size) throw new DmiError('BAD_INPUT', `${what}: the header says the area is ${header.size} bytes, the label says ${mda.size}`);
-      if (header.size > MAX_MDA_BYTES) throw new DmiError('UNSUPPORTED', `${what}: area of ${header.size} bytes is larger than ${MAX_MDA_BYTES}`);
+      const header = decodeMdaHeader(
+        img.read(pv.start + mda.offset, MDA_HEADER_SIZE, 'metadata area header'),
+        mda.offset,
+        what,
+      );
+      if (mda.size && header.size !== mda.size)
+        throw new DmiError(
+          'BAD_INPUT',
+          `${what}: the header says the area is ${header.size} bytes, the label says ${mda.size}`,
+        );
+      if (header.size > MAX_MDA_BYTES)
+        throw new DmiError('UNSUPPORTED', `${what}: area of ${header.size} bytes is larger than ${MAX_MDA_BYTES}`);
       if (mda.offset + header.size > pv.available) {
-        throw new DmiError('BAD_INPUT', `${what}: the area (${grouped(header.size)} bytes) runs past the end of the image: truncated image?`);
+        throw new DmiError(
+          'BAD_INPUT',
+          `${what}: the area (${grouped(header.size)} bytes) runs past the end of the image: truncated image?`,
+        );
       }
       const locn = header.rawLocns[0];
       if (!locn || locn.size === 0) return; // an orphan PV: no VG text
@@ -135,20 +157,40 @@ function readPvMetadata(img: ImageFile, pv: Omit<FoundPv, 'metadata'>, problems:
       if (committed.checksumOk) {
         try {
           const p = parseCopy(committed.text, `${what}: metadata text`);
-          found.push({ areaStart: mda.offset, textOffset: locn.offset, source: 'committed', seqno: p.vg.seqno, text: p.text, vg: p.vg });
+          found.push({
+            areaStart: mda.offset,
+            textOffset: locn.offset,
+            source: 'committed',
+            seqno: p.vg.seqno,
+            text: p.text,
+            vg: p.vg,
+          });
           return;
         } catch (e) {
           if (!isDmiError(e) || e.code !== 'BAD_INPUT') throw e;
-          reason = { kind: 'metadata-unparsable', message: `the committed metadata text does not parse (${e.message.slice(what.length + 2)})` };
+          reason = {
+            kind: 'metadata-unparsable',
+            message: `the committed metadata text does not parse (${e.message.slice(what.length + 2)})`,
+          };
         }
       } else {
-        reason = { kind: 'metadata-checksum', message: `the committed metadata text (offset ${locn.offset}, ${locn.size} bytes) fails its checksum` };
+        reason = {
+          kind: 'metadata-checksum',
+          message: `the committed metadata text (offset ${locn.offset}, ${locn.size} bytes) fails its checksum`,
+        };
       }
       const older: MetadataCopy[] = [];
       for (const c of olderCopies(area, new Set([locn.offset]))) {
         try {
           const p = parseCopy(c.text, `${what}: older copy at offset ${c.offset}`);
-          older.push({ areaStart: mda.offset, textOffset: c.offset, source: 'older-copy', seqno: p.vg.seqno, text: p.text, vg: p.vg });
+          older.push({
+            areaStart: mda.offset,
+            textOffset: c.offset,
+            source: 'older-copy',
+            seqno: p.vg.seqno,
+            text: p.text,
+            vg: p.vg,
+          });
         } catch {
           /* overwritten or torn: not a usable copy */
         }
@@ -158,11 +200,18 @@ function readPvMetadata(img: ImageFile, pv: Omit<FoundPv, 'metadata'>, problems:
       if (best) {
         found.push(best);
         problems.push({
-          kind: reason.kind, severity: 'warning', evidence: { ...ev, olderSeqno: best.seqno, olderOffset: best.textOffset },
+          kind: reason.kind,
+          severity: 'warning',
+          evidence: { ...ev, olderSeqno: best.seqno, olderOffset: best.textOffset },
           message: `${what}: ${reason.message}; an older copy (seqno ${best.seqno}, offset ${best.textOffset}) is in the buffer`,
         });
       } else {
-        problems.push({ kind: reason.kind, severity: 'critical', evidence: ev, message: `${what}: ${reason.message}, and no older copy is in the buffer` });
+        problems.push({
+          kind: reason.kind,
+          severity: 'critical',
+          evidence: ev,
+          message: `${what}: ${reason.message}, and no older copy is in the buffer`,
+        });
       }
     } catch (e) {
       if (!isDmiError(e)) throw e;
@@ -174,7 +223,8 @@ function readPvMetadata(img: ImageFile, pv: Omit<FoundPv, 'metadata'>, problems:
 }
 
 function findPvs(img: ImageFile, problems: LvmProblem[]): { pvs: FoundPv[]; image: ScannedImage } {
-  const head = (start: number, avail: number): Buffer => img.read(start, Math.min(LABEL_SCAN_SECTORS * LABEL_SECTOR, avail), 'PV label');
+  const head = (start: number, avail: number): Buffer =>
+    img.read(start, Math.min(LABEL_SCAN_SECTORS * LABEL_SECTOR, avail), 'PV label');
   const whole = decodeLabel(head(0, img.size), img.path);
   const image: ScannedImage = { path: img.path, size: img.size, partitionTable: null, partitions: [] };
   const places: { partition: Partition | null; start: number; available: number; label: PvLabel }[] = [];
@@ -183,10 +233,16 @@ function findPvs(img: ImageFile, problems: LvmProblem[]): { pvs: FoundPv[]; imag
     const table = readPartitionTable((o, n, w) => img.read(o, n, w), img.size, img.path);
     image.partitionTable = table.scheme;
     image.partitions = table.partitions;
-    for (const p of table.problems) problems.push({ kind: 'partition-table', severity: 'info', message: p, evidence: { image: img.path } });
+    for (const p of table.problems)
+      problems.push({ kind: 'partition-table', severity: 'info', message: p, evidence: { image: img.path } });
     for (const part of table.partitions) {
       if (part.start >= img.size) {
-        problems.push({ kind: 'image-truncated', severity: 'warning', evidence: { image: img.path, partition: part.number }, message: `${img.path}: partition ${part.number} starts at byte ${grouped(part.start)}, past the end of the image (${grouped(img.size)} bytes): truncated image?` });
+        problems.push({
+          kind: 'image-truncated',
+          severity: 'warning',
+          evidence: { image: img.path, partition: part.number },
+          message: `${img.path}: partition ${part.number} starts at byte ${grouped(part.start)}, past the end of the image (${grouped(img.size)} bytes): truncated image?`,
+        });
         continue;
       }
       const available = Math.min(part.size, img.size - part.start);
@@ -199,7 +255,9 @@ function findPvs(img: ImageFile, problems: LvmProblem[]): { pvs: FoundPv[]; imag
     const where = `${img.path}${pl.partition ? ` partition ${pl.partition.number}` : ''}`;
     if (pl.label.deviceSize > pl.available) {
       problems.push({
-        kind: 'image-truncated', severity: 'warning', evidence: { image: img.path, pv: pl.label.uuid, deviceSize: pl.label.deviceSize, available: pl.available },
+        kind: 'image-truncated',
+        severity: 'warning',
+        evidence: { image: img.path, pv: pl.label.uuid, deviceSize: pl.label.deviceSize, available: pl.available },
         message: `${where}: PV ${pl.label.uuid} is ${grouped(pl.label.deviceSize)} bytes, the image holds ${grouped(pl.available)} of them: truncated image?`,
       });
     }
@@ -231,12 +289,22 @@ export function scanImages(paths: string[]): LvmScan {
       images.push(r.image);
       if (r.pvs.length === 0) {
         const parts = r.image.partitions.length;
-        problems.push({ kind: 'no-pv-in-image', severity: 'info', evidence: { image: p }, message: `${p}: no LVM physical volume (no LABELONE label in the first ${LABEL_SCAN_SECTORS} sectors of the image${parts ? ` or of its ${parts} partition${parts > 1 ? 's' : ''}` : ''})` });
+        problems.push({
+          kind: 'no-pv-in-image',
+          severity: 'info',
+          evidence: { image: p },
+          message: `${p}: no LVM physical volume (no LABELONE label in the first ${LABEL_SCAN_SECTORS} sectors of the image${parts ? ` or of its ${parts} partition${parts > 1 ? 's' : ''}` : ''})`,
+        });
       }
       for (const pv of r.pvs) {
         const dup = pvs.find((q) => q.label.uuid === pv.label.uuid);
         if (dup) {
-          problems.push({ kind: 'duplicate-pv', severity: 'warning', evidence: { pv: pv.label.uuid }, message: `PV ${pv.label.uuid} is in ${dup.image} and again in ${pv.image}: using the first` });
+          problems.push({
+            kind: 'duplicate-pv',
+            severity: 'warning',
+            evidence: { pv: pv.label.uuid },
+            message: `PV ${pv.label.uuid} is in ${dup.image} and again in ${pv.image}: using the first`,
+          });
           continue;
         }
         pvs.push(pv);
@@ -246,7 +314,13 @@ export function scanImages(paths: string[]): LvmScan {
     }
   }
   if (pvs.length === 0) {
-    throw new DmiError('BAD_INPUT', problems.filter((p) => p.kind === 'no-pv-in-image').map((p) => p.message).join('; ') || `no LVM physical volume in ${paths.join(', ')}`);
+    throw new DmiError(
+      'BAD_INPUT',
+      problems
+        .filter((p) => p.kind === 'no-pv-in-image')
+        .map((p) => p.message)
+        .join('; ') || `no LVM physical volume in ${paths.join(', ')}`,
+    );
   }
 
   // One entry per VG (by id): the copy with the highest seqno.
@@ -269,11 +343,18 @@ export function scanImages(paths: string[]): LvmScan {
     const vg = m.vg;
     const seqnos = [...new Set(holders.map((h) => h.metadata!.seqno))];
     if (seqnos.length > 1) {
-      problems.push({ kind: 'metadata-seqno-differs', severity: 'warning', evidence: { vg: vg.name, seqnos }, message: `VG ${vg.name}: its PVs hold different metadata versions (seqno ${seqnos.join(', ')}); using seqno ${m.seqno}` });
+      problems.push({
+        kind: 'metadata-seqno-differs',
+        severity: 'warning',
+        evidence: { vg: vg.name, seqnos },
+        message: `VG ${vg.name}: its PVs hold different metadata versions (seqno ${seqnos.join(', ')}); using seqno ${m.seqno}`,
+      });
     }
     if (m.source === 'older-copy') {
       problems.push({
-        kind: 'older-metadata', severity: 'warning', evidence: { vg: vg.name, seqno: m.seqno, image: best.image },
+        kind: 'older-metadata',
+        severity: 'warning',
+        evidence: { vg: vg.name, seqno: m.seqno, image: best.image },
         message: `VG ${vg.name}: the committed metadata is unusable; showing an older copy (seqno ${m.seqno}) from ${best.image}: changes made after it are missing`,
       });
     }
@@ -281,10 +362,20 @@ export function scanImages(paths: string[]): LvmScan {
     for (const f of found) {
       if (!f.found) {
         const pv = vg.pvs.find((p) => p.key === f.key)!;
-        problems.push({ kind: 'missing-pv', severity: 'warning', evidence: { vg: vg.name, pv: f.key, id: f.id }, message: `VG ${vg.name}: PV ${f.key} (${f.id}${pv.device ? `, last seen as ${pv.device}` : ''}) is in none of the images given` });
+        problems.push({
+          kind: 'missing-pv',
+          severity: 'warning',
+          evidence: { vg: vg.name, pv: f.key, id: f.id },
+          message: `VG ${vg.name}: PV ${f.key} (${f.id}${pv.device ? `, last seen as ${pv.device}` : ''}) is in none of the images given`,
+        });
       }
     }
-    const svg: ScannedVg = { vg, text: m.text, source: { image: best.image, pvUuid: best.label.uuid, areaStart: m.areaStart, kind: m.source }, pvs: found };
+    const svg: ScannedVg = {
+      vg,
+      text: m.text,
+      source: { image: best.image, pvUuid: best.label.uuid, areaStart: m.areaStart, kind: m.source },
+      pvs: found,
+    };
     vgs.push(svg);
     for (const lv of vg.lvs) problems.push(...segmentProblems(svg, lv));
   }
@@ -304,15 +395,27 @@ function segmentProblems(svg: ScannedVg, lv: LogicalVolume): LvmProblem[] {
       const pv = vg.pvs.find((p) => p.key === st.pv)!;
       const ev = { vg: vg.name, lv: lv.name, segment: s.key, pv: st.pv, firstExtent: st.extent, extents: area };
       if (st.extent + area > pv.peCount) {
-        out.push({ kind: 'extent-past-pv-end', severity: 'critical', evidence: { ...ev, peCount: pv.peCount }, message: `LV ${vg.name}/${lv.name} ${s.key}: extents ${st.extent}..${st.extent + area - 1} of ${st.pv} are past the PV's end (pe_count ${pv.peCount})` });
+        out.push({
+          kind: 'extent-past-pv-end',
+          severity: 'critical',
+          evidence: { ...ev, peCount: pv.peCount },
+          message: `LV ${vg.name}/${lv.name} ${s.key}: extents ${st.extent}..${st.extent + area - 1} of ${st.pv} are past the PV's end (pe_count ${pv.peCount})`,
+        });
         continue;
       }
       const found = svg.pvs.find((p) => p.key === st.pv)?.found;
       if (!found) continue;
-      const end = (pv.peStart * SECTOR) + (st.extent + area) * ext;
+      const end = pv.peStart * SECTOR + (st.extent + area) * ext;
       if (end > found.available) {
         out.push({
-          kind: 'segment-past-image-end', severity: 'critical', evidence: { ...ev, image: found.image, endByte: found.start + end, imageBytes: found.start + found.available },
+          kind: 'segment-past-image-end',
+          severity: 'critical',
+          evidence: {
+            ...ev,
+            image: found.image,
+            endByte: found.start + end,
+            imageBytes: found.start + found.available,
+          },
           message: `LV ${vg.name}/${lv.name} ${s.key}: extents ${st.extent}..${st.extent + area - 1} of ${st.pv} end at byte ${grouped(found.start + end)} of ${found.image}, past its end (${grouped(found.start + found.available)} bytes): truncated acquisition`,
         });
       }
@@ -324,7 +427,11 @@ function segmentProblems(svg: ScannedVg, lv: LogicalVolume): LvmProblem[] {
 /** Finds a VG by name (NOT_FOUND listing the VGs when absent). */
 export function findVg(scan: LvmScan, name: string): ScannedVg {
   const v = scan.vgs.find((x) => x.vg.name === name);
-  if (!v) throw new DmiError('NOT_FOUND', `no volume group "${name}" in the images (found: ${scan.vgs.map((x) => x.vg.name).join(', ') || 'none'})`);
+  if (!v)
+    throw new DmiError(
+      'NOT_FOUND',
+      `no volume group "${name}" in the images (found: ${scan.vgs.map((x) => x.vg.name).join(', ') || 'none'})`,
+    );
   return v;
 }
 
@@ -341,13 +448,26 @@ export function locateLv(svg: ScannedVg, lvName: string): LocatedLv {
   for (const p of pieces) {
     const f = svg.pvs.find((x) => x.key === p.pv);
     if (!f?.found) {
-      throw new DmiError('NOT_FOUND', `LV ${vg.name}/${lvName} ${p.segment} is on PV ${p.pv} (${f?.id ?? '?'}), which none of the images holds: add that disk with another --image`);
+      throw new DmiError(
+        'NOT_FOUND',
+        `LV ${vg.name}/${lvName} ${p.segment} is on PV ${p.pv} (${f?.id ?? '?'}), which none of the images holds: add that disk with another --image`,
+      );
     }
     const pv = f.found;
     if (p.pvOffset + p.length > pv.available) {
-      throw new DmiError('BAD_INPUT', `LV ${vg.name}/${lvName} ${p.segment}: PV ${p.pv} extent ${p.pvExtent} onwards ends at byte ${grouped(pv.start + p.pvOffset + p.length)} of ${pv.image}, past its end (${grouped(pv.start + pv.available)} bytes): truncated acquisition`);
+      throw new DmiError(
+        'BAD_INPUT',
+        `LV ${vg.name}/${lvName} ${p.segment}: PV ${p.pv} extent ${p.pvExtent} onwards ends at byte ${grouped(pv.start + p.pvOffset + p.length)} of ${pv.image}, past its end (${grouped(pv.start + pv.available)} bytes): truncated acquisition`,
+      );
     }
-    extents.push({ path: pv.image, offset: pv.start + p.pvOffset, length: p.length, lvOffset: p.lvOffset, pv: p.pv, segment: p.segment });
+    extents.push({
+      path: pv.image,
+      offset: pv.start + p.pvOffset,
+      length: p.length,
+      lvOffset: p.lvOffset,
+      pv: p.pv,
+      segment: p.segment,
+    });
   }
   return { vg: vg.name, lv: lvName, length: lvBytes(vg, lv), extents };
 }

@@ -31,7 +31,10 @@ class Lexer {
   private pos = 0;
   line = 1;
   private peeked: Tok | null = null;
-  constructor(private readonly s: string, private readonly what: string) {}
+  constructor(
+    private readonly s: string,
+    private readonly what: string,
+  ) {}
 
   fail(line: number, msg: string): never {
     throw new DmiError('BAD_INPUT', `${this.what}: line ${line}: ${msg}`, { line });
@@ -88,7 +91,8 @@ class Lexer {
     const start = this.pos;
     while (this.pos < s.length) {
       const d = s[this.pos]!;
-      if (d === ' ' || d === '\t' || d === '\n' || d === '\r' || d === '#' || d === '"' || d === "'" || PUNCT.has(d)) break;
+      if (d === ' ' || d === '\t' || d === '\n' || d === '\r' || d === '#' || d === '"' || d === "'" || PUNCT.has(d))
+        break;
       this.pos++;
     }
     const v = s.slice(start, this.pos);
@@ -142,7 +146,8 @@ function parseItems(lx: Lexer, into: LvmSection, depth: number, closing: boolean
       if (depth + 1 > MAX_NESTING) lx.fail(op.line, `sections nested deeper than ${MAX_NESTING}`);
       const sec: LvmSection = { name, line: t.line, values: new Map(), sections: new Map() };
       parseItems(lx, sec, depth + 1, true);
-      if (into.sections.has(name) || into.values.has(name)) lx.fail(t.line, `"${name}" is defined twice in "${into.name}"`);
+      if (into.sections.has(name) || into.values.has(name))
+        lx.fail(t.line, `"${name}" is defined twice in "${into.name}"`);
       into.sections.set(name, sec);
     } else if (op.t === 'punct' && op.v === '=') {
       const v = lx.next();
@@ -154,7 +159,8 @@ function parseItems(lx: Lexer, into: LvmSection, depth: number, closing: boolean
           const u = lx.next();
           if (u.t === 'punct' && u.v === ']') break;
           if (!first) {
-            if (!(u.t === 'punct' && u.v === ',')) lx.fail(u.line, `expected "," or "]" in the list "${name}", got ${describe(u)}`);
+            if (!(u.t === 'punct' && u.v === ','))
+              lx.fail(u.line, `expected "," or "]" in the list "${name}", got ${describe(u)}`);
             const w = lx.next();
             if (w.t === 'punct' && w.v === ']') break; // trailing comma
             list.push(scalar(lx, w));
@@ -164,7 +170,8 @@ function parseItems(lx: Lexer, into: LvmSection, depth: number, closing: boolean
         }
         value = list;
       } else value = scalar(lx, v);
-      if (into.values.has(name) || into.sections.has(name)) lx.fail(t.line, `"${name}" is defined twice in "${into.name}"`);
+      if (into.values.has(name) || into.sections.has(name))
+        lx.fail(t.line, `"${name}" is defined twice in "${into.name}"`);
       into.values.set(name, value);
     } else {
       lx.fail(op.line, `expected "=" or "{" after "${name}", got ${describe(op)}`);

@@ -148,7 +148,11 @@ export function containerReport(root: DockerRoot, ref: string, opts: ReportOptio
   const mntPath = path.join(root.driverHome, 'mnt', mount?.mountId ?? c.id);
   const mounts = opts.mountInfo ?? readMountInfo();
   const mountedAt = mounts
-    .filter((m) => m.mountPoint === mntPath || (device !== null && (m.source === device.devPath || m.source === `/dev/mapper/${device.name}`)))
+    .filter(
+      (m) =>
+        m.mountPoint === mntPath ||
+        (device !== null && (m.source === device.devPath || m.source === `/dev/mapper/${device.name}`)),
+    )
     .map((m) => m.mountPoint);
 
   return {
@@ -162,7 +166,12 @@ export function containerReport(root: DockerRoot, ref: string, opts: ReportOptio
     mountId: mount?.mountId ?? null,
     device,
     init,
-    pool: { name: naming.poolName, nameSource: naming.poolNameSource, devPath: `/dev/mapper/${naming.poolName}`, devicePrefix: naming.prefix },
+    pool: {
+      name: naming.poolName,
+      nameSource: naming.poolNameSource,
+      devPath: `/dev/mapper/${naming.poolName}`,
+      devicePrefix: naming.prefix,
+    },
     layers,
     mount: { path: mntPath, mounted: mountedAt.length > 0, mountedAt: [...new Set(mountedAt)] },
     daemon: null,
@@ -178,7 +187,10 @@ export function attachUsage(r: ContainerReport, root: DockerRoot, opts: PoolSour
     const u = deviceUsage(root, [r.device.deviceId], opts);
     if (u) {
       r.usage = u.get(r.device.deviceId) ?? null;
-      if (!r.usage) r.problems.push(`thin device ${r.device.deviceId} is not in the pool metadata (the record outlived the device)`);
+      if (!r.usage)
+        r.problems.push(
+          `thin device ${r.device.deviceId} is not in the pool metadata (the record outlived the device)`,
+        );
     }
   } catch (e) {
     if (!isDmiError(e)) throw e;
@@ -191,28 +203,46 @@ export function attachUsage(r: ContainerReport, root: DockerRoot, opts: PoolSour
 export function crossCheck(report: ContainerReport, daemon: Daemon, dc: DaemonContainer | null): DaemonCheck {
   const findings: string[] = [];
   const d = report.device;
-  if (!dc) findings.push(`the daemon at ${daemon.info.host} does not know container ${report.id.slice(0, 12)} (on disk only)`);
+  if (!dc)
+    findings.push(`the daemon at ${daemon.info.host} does not know container ${report.id.slice(0, 12)} (on disk only)`);
   else {
     const g = dc.graphDriver;
     if (g.name && g.name !== 'devicemapper') findings.push(`the daemon says the container uses the ${g.name} driver`);
     if (d) {
-      if (g.deviceId !== null && g.deviceId !== d.deviceId) findings.push(`DeviceId: daemon ${g.deviceId}, record ${d.deviceId} (${d.recordFile})`);
-      if (g.deviceSize !== null && g.deviceSize !== d.size) findings.push(`DeviceSize: daemon ${g.deviceSize}, record ${d.size}`);
-      if (g.deviceName !== null && g.deviceName !== d.name) findings.push(`DeviceName: daemon ${g.deviceName}, derived ${d.name} (pass --pool or check the driver home)`);
-    } else if (g.deviceId !== null) findings.push(`the daemon names device ${g.deviceId} but there is no record on disk`);
+      if (g.deviceId !== null && g.deviceId !== d.deviceId)
+        findings.push(`DeviceId: daemon ${g.deviceId}, record ${d.deviceId} (${d.recordFile})`);
+      if (g.deviceSize !== null && g.deviceSize !== d.size)
+        findings.push(`DeviceSize: daemon ${g.deviceSize}, record ${d.size}`);
+      if (g.deviceName !== null && g.deviceName !== d.name)
+        findings.push(`DeviceName: daemon ${g.deviceName}, derived ${d.name} (pass --pool or check the driver home)`);
+    } else if (g.deviceId !== null)
+      findings.push(`the daemon names device ${g.deviceId} but there is no record on disk`);
   }
-  return { host: daemon.info.host, version: daemon.info.serverVersion, rootDir: daemon.info.dockerRootDir, graphDriver: dc?.graphDriver ?? null, findings };
+  return {
+    host: daemon.info.host,
+    version: daemon.info.serverVersion,
+    rootDir: daemon.info.dockerRootDir,
+    graphDriver: dc?.graphDriver ?? null,
+    findings,
+  };
 }
 
 /**
  * The report, checked against the live daemon when one answers for this root: the daemon resolves the ref
  * (as `docker inspect` would) and names the pool; the records stay the source of every number.
  */
-export async function containerReportLive(root: DockerRoot, ref: string, opts: ReportOptions & { host?: string; useDaemon: boolean }): Promise<ContainerReport> {
+export async function containerReportLive(
+  root: DockerRoot,
+  ref: string,
+  opts: ReportOptions & { host?: string; useDaemon: boolean },
+): Promise<ContainerReport> {
   const daemon = opts.useDaemon ? await connectDaemon(opts.host) : null;
   if (!daemon || (daemon.info.dockerRootDir !== null && path.resolve(daemon.info.dockerRootDir) !== root.root)) {
     const r = containerReport(root, ref, opts);
-    if (daemon) r.problems.push(`the daemon at ${daemon.info.host} serves ${daemon.info.dockerRootDir}, not ${root.root}: not cross-checked`);
+    if (daemon)
+      r.problems.push(
+        `the daemon at ${daemon.info.host} serves ${daemon.info.dockerRootDir}, not ${root.root}: not cross-checked`,
+      );
     return r;
   }
   checkRef(ref, 'container reference');

@@ -72,15 +72,29 @@ export function loadContainers(root: DockerRoot, problems: Problem[], mountIdOnl
     let device: DeviceRecord | null = null;
     try {
       mount = containerMount(root, container, mountIdOnly);
-      if (mount === null) problems.push({ file: path.join(root.root, 'image', 'devicemapper', 'layerdb', 'mounts', id), message: `container ${id.slice(0, 12)} has no layerdb mount-id` });
+      if (mount === null)
+        problems.push({
+          file: path.join(root.root, 'image', 'devicemapper', 'layerdb', 'mounts', id),
+          message: `container ${id.slice(0, 12)} has no layerdb mount-id`,
+        });
       else device = root.deviceRecord(mount.mountId);
     } catch (e) {
       if (!isDmiError(e)) throw e;
-      problems.push({ file: e.details?.path as string ?? root.root, message: e.message });
+      problems.push({ file: (e.details?.path as string) ?? root.root, message: e.message });
     }
-    out.push({ container, mountId: mount?.mountId ?? null, initId: mount?.initId ?? null, parentChainId: mount?.parentChainId ?? null, device });
+    out.push({
+      container,
+      mountId: mount?.mountId ?? null,
+      initId: mount?.initId ?? null,
+      parentChainId: mount?.parentChainId ?? null,
+      device,
+    });
   }
-  out.sort((a, b) => (a.container.created ?? '').localeCompare(b.container.created ?? '') || a.container.id.localeCompare(b.container.id));
+  out.sort(
+    (a, b) =>
+      (a.container.created ?? '').localeCompare(b.container.created ?? '') ||
+      a.container.id.localeCompare(b.container.id),
+  );
   return out;
 }
 

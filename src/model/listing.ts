@@ -37,7 +37,8 @@ export function listContainers(root: DockerRoot): ContainerList {
   const containers = entries.map(({ container: c, mountId, device }) => ({
     id: c.id,
     name: c.name,
-    image: imageNamesOf(images, c.imageId)[0] ?? c.configImage ?? (c.imageId ? `sha256:${c.imageId.slice(0, 12)}` : null),
+    image:
+      imageNamesOf(images, c.imageId)[0] ?? c.configImage ?? (c.imageId ? `sha256:${c.imageId.slice(0, 12)}` : null),
     imageId: c.imageId,
     state: c.state.status,
     created: c.created,
@@ -127,7 +128,11 @@ export function listDevices(root: DockerRoot, naming: NamingOptions = {}): Devic
  */
 export function attachDeviceUsage(list: DeviceList, root: DockerRoot, opts: PoolSourceOptions = {}): DeviceList {
   try {
-    const usage = deviceUsage(root, list.devices.map((d) => d.deviceId), opts);
+    const usage = deviceUsage(
+      root,
+      list.devices.map((d) => d.deviceId),
+      opts,
+    );
     if (!usage) return list;
     for (const d of list.devices) {
       d.usage = usage.get(d.deviceId) ?? null;
@@ -135,7 +140,10 @@ export function attachDeviceUsage(list: DeviceList, root: DockerRoot, opts: Pool
     }
   } catch (e) {
     if (!isDmiError(e)) throw e;
-    list.problems.push({ file: opts.metadata ?? opts.images?.join(', ') ?? root.root, message: `pool usage unavailable: ${e.message}` });
+    list.problems.push({
+      file: opts.metadata ?? opts.images?.join(', ') ?? root.root,
+      message: `pool usage unavailable: ${e.message}`,
+    });
   }
   return list;
 }

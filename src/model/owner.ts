@@ -22,7 +22,9 @@ export interface OwnerView {
 /** The words for an owner from the join. */
 export function describeOwner(o: DeviceOwner): string {
   const who = o.containerName || o.containerId?.slice(0, 12);
-  const img = (o.imageNames?.length ? o.imageNames.join(', ') : o.imageIds?.map((i) => `sha256:${i.slice(0, 12)}`).join(', ')) || '';
+  const img =
+    (o.imageNames?.length ? o.imageNames.join(', ') : o.imageIds?.map((i) => `sha256:${i.slice(0, 12)}`).join(', ')) ||
+    '';
   switch (o.role) {
     case 'base':
       return 'base device';

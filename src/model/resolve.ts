@@ -25,16 +25,24 @@ export function resolveContainer(root: DockerRoot, ref: string): ContainerRecord
   const named = root.containersNamed(name);
   if (named.length === 1) return named[0]!;
   if (named.length > 1) {
-    throw new DmiError('AMBIGUOUS', `container name "${name}" is used by ${named.length} containers: ${named.map((c) => c.id.slice(0, 12)).join(', ')}`, {
-      candidates: named.map((c) => c.id),
-    });
+    throw new DmiError(
+      'AMBIGUOUS',
+      `container name "${name}" is used by ${named.length} containers: ${named.map((c) => c.id.slice(0, 12)).join(', ')}`,
+      {
+        candidates: named.map((c) => c.id),
+      },
+    );
   }
   if (matches.length === 1) return root.container(matches[0]!);
   if (matches.length > 1) {
     const shown = matches.slice(0, 10).map((id) => id.slice(0, Math.max(12, ref.length + 2)));
-    throw new DmiError('AMBIGUOUS', `"${ref}" matches ${matches.length} containers: ${shown.join(', ')}${matches.length > 10 ? ', ...' : ''}; type more of the id`, {
-      candidates: matches,
-    });
+    throw new DmiError(
+      'AMBIGUOUS',
+      `"${ref}" matches ${matches.length} containers: ${shown.join(', ')}${matches.length > 10 ? ', ...' : ''}; type more of the id`,
+      {
+        candidates: matches,
+      },
+    );
   }
   throw new DmiError('NOT_FOUND', `no container "${ref}" in ${root.root} (by id, name or id prefix)`);
 }
@@ -56,6 +64,10 @@ export function containerDevice(root: DockerRoot, ref: string, purpose: string):
   const mount = containerMount(root, c);
   if (!mount) throw new DmiError('NOT_FOUND', `container ${label} has no layerdb mount-id: no device to ${purpose}`);
   const record = root.deviceRecord(mount.mountId);
-  if (!record) throw new DmiError('NOT_FOUND', `container ${label}: no device record ${path.join(root.driverHome, 'metadata', mount.mountId)}`);
+  if (!record)
+    throw new DmiError(
+      'NOT_FOUND',
+      `container ${label}: no device record ${path.join(root.driverHome, 'metadata', mount.mountId)}`,
+    );
   return { container: c, mount, record };
 }

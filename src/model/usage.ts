@@ -13,7 +13,11 @@ export interface DeviceUsageView {
   sharedBytes: number;
 }
 
-export function usageView(deviceId: number, u: { mapped: number; exclusive: number; shared: number }, blockBytes: number): DeviceUsageView {
+export function usageView(
+  deviceId: number,
+  u: { mapped: number; exclusive: number; shared: number },
+  blockBytes: number,
+): DeviceUsageView {
   return {
     deviceId,
     mappedBlocks: u.mapped,
@@ -29,7 +33,11 @@ export function usageView(deviceId: number, u: { mapped: number; exclusive: numb
  * Mapped / exclusive / shared of some devices, from the root's pool (pool-source). Null when the root has no
  * loop-lvm metadata and none was named; a device not in the pool maps to null.
  */
-export function deviceUsage(root: DockerRoot, ids: number[], opts: PoolSourceOptions = {}): Map<number, DeviceUsageView | null> | null {
+export function deviceUsage(
+  root: DockerRoot,
+  ids: number[],
+  opts: PoolSourceOptions = {},
+): Map<number, DeviceUsageView | null> | null {
   if (!hasPool(root.root, opts)) return null;
   return withPool(locatePool(root.root, opts), { metadataSnap: opts.metadataSnap }, ({ pool }) => {
     const usage = pool.usage();

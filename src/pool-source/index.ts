@@ -85,7 +85,10 @@ export function locatePool(rootDir: string | null, opts: PoolSourceOptions = {})
   const images = (opts.images ?? []).map((i) => path.resolve(i));
   if (images.length > 0) {
     if (opts.metadata !== undefined || opts.data !== undefined) {
-      throw new DmiError('USAGE', '--image reads the pool from LVM inside the disk images: --metadata and --data do not apply');
+      throw new DmiError(
+        'USAGE',
+        '--image reads the pool from LVM inside the disk images: --metadata and --data do not apply',
+      );
     }
     let pool = opts.pool ?? null;
     if (!pool && rootDir !== null) {
@@ -96,10 +99,17 @@ export function locatePool(rootDir: string | null, opts: PoolSourceOptions = {})
   }
   if (opts.metadata !== undefined) {
     const data = opts.data ?? (rootDir !== null ? loopFiles(rootDir).data : undefined);
-    return { kind: 'files', metadata: path.resolve(opts.metadata), data: data !== undefined && (opts.data !== undefined || fs.existsSync(data)) ? path.resolve(data) : null };
+    return {
+      kind: 'files',
+      metadata: path.resolve(opts.metadata),
+      data: data !== undefined && (opts.data !== undefined || fs.existsSync(data)) ? path.resolve(data) : null,
+    };
   }
   if (rootDir === null) {
-    throw new DmiError('USAGE', 'name the pool metadata with --metadata FILE, the disk images of a direct-lvm host with --image, or a Docker root with --root');
+    throw new DmiError(
+      'USAGE',
+      'name the pool metadata with --metadata FILE, the disk images of a direct-lvm host with --image, or a Docker root with --root',
+    );
   }
   const files = loopFiles(rootDir);
   if (!fs.existsSync(files.metadata)) {
@@ -109,7 +119,11 @@ export function locatePool(rootDir: string | null, opts: PoolSourceOptions = {})
       : n.poolNameSource === 'direct-lvm'
         ? 'devicemapper/setup-config.json shows a direct-lvm setup'
         : `the pool ${n.poolName} is external (${n.poolNameSource === 'option' ? '--pool' : 'dm.thinpooldev'})`;
-    throw new DmiError('NOT_FOUND', `${files.metadata}: no loop-lvm pool metadata — ${why}: pass --image <disk image> (repeatable) for the disk(s) holding the LVM thin pool, or --metadata <tmeta device or file> (and --data)`, { path: files.metadata });
+    throw new DmiError(
+      'NOT_FOUND',
+      `${files.metadata}: no loop-lvm pool metadata — ${why}: pass --image <disk image> (repeatable) for the disk(s) holding the LVM thin pool, or --metadata <tmeta device or file> (and --data)`,
+      { path: files.metadata },
+    );
   }
   const data = opts.data !== undefined ? path.resolve(opts.data) : fs.existsSync(files.data) ? files.data : null;
   return { kind: 'files', metadata: files.metadata, data };
@@ -117,12 +131,18 @@ export function locatePool(rootDir: string | null, opts: PoolSourceOptions = {})
 
 /** True when `locatePool` would find a pool without failing (a root without loop files and no options: false). */
 export function hasPool(rootDir: string, opts: PoolSourceOptions = {}): boolean {
-  return opts.location !== undefined || opts.metadata !== undefined || (opts.images?.length ?? 0) > 0 || fs.existsSync(loopFiles(rootDir).metadata);
+  return (
+    opts.location !== undefined ||
+    opts.metadata !== undefined ||
+    (opts.images?.length ?? 0) > 0 ||
+    fs.existsSync(loopFiles(rootDir).metadata)
+  );
 }
 
 /** Metadata errors name the block; the user also needs the file. */
 export function namingFile(e: unknown, file: string): unknown {
-  if (e instanceof DmiError && !e.message.includes(file)) return new DmiError(e.code, `${file}: ${e.message}`, { ...(e.details ?? {}), path: file }, { cause: e });
+  if (e instanceof DmiError && !e.message.includes(file))
+    return new DmiError(e.code, `${file}: ${e.message}`, { ...(e.details ?? {}), path: file }, { cause: e });
   return e;
 }
 
@@ -130,13 +150,22 @@ export function namingFile(e: unknown, file: string): unknown {
  * Opens the located pool's metadata read-only. `requireData`: the data must be readable too (export): NOT_FOUND
  * when the data file is missing, BAD_INPUT when an LVM data LV cannot be mapped in the images.
  */
-export function openPoolSource(loc: PoolLocation, opts: { metadataSnap?: boolean; requireData?: boolean } = {}): PoolSource {
+export function openPoolSource(
+  loc: PoolLocation,
+  opts: { metadataSnap?: boolean; requireData?: boolean } = {},
+): PoolSource {
   if (loc.kind === 'lvm') {
     const { pool: lvm, findings } = locateLvmPool(loc.images, { pool: loc.pool });
     const label = lvm.metadata?.label ?? `${lvm.vg}/${lvm.metadataLv}`;
     if (opts.requireData && !lvm.data) {
-      const why = findings.filter((f) => f.severity !== 'info').map((f) => f.message).join('; ');
-      throw new DmiError('BAD_INPUT', `${lvm.vg}/${lvm.dataLv}: the thin pool's data LV cannot be read from ${loc.images.join(', ')}${why ? `: ${why}` : ''}`);
+      const why = findings
+        .filter((f) => f.severity !== 'info')
+        .map((f) => f.message)
+        .join('; ');
+      throw new DmiError(
+        'BAD_INPUT',
+        `${lvm.vg}/${lvm.dataLv}: the thin pool's data LV cannot be read from ${loc.images.join(', ')}${why ? `: ${why}` : ''}`,
+      );
     }
     let pool: ThinPool;
     try {
@@ -156,15 +185,29 @@ export function openPoolSource(loc: PoolLocation, opts: { metadataSnap?: boolean
       throw namingFile(e, loc.metadata);
     }
     const data = loc.data !== null ? { path: loc.data, label: loc.data } : null;
-    return { pool, location: loc, metadataFile: loc.metadata, data, lvm: null, lvmFindings: [], close: () => pool.close() };
+    return {
+      pool,
+      location: loc,
+      metadataFile: loc.metadata,
+      data,
+      lvm: null,
+      lvmFindings: [],
+      close: () => pool.close(),
+    };
   }
   if (opts.requireData) {
     if (!fs.existsSync(loc.metadata)) {
-      throw new DmiError('NOT_FOUND', `${loc.metadata}: no pool metadata file (a direct-lvm pool keeps metadata and data on LVM volumes: pass --image <disk image>, or --metadata and --data)`, { path: loc.metadata });
+      throw new DmiError(
+        'NOT_FOUND',
+        `${loc.metadata}: no pool metadata file (a direct-lvm pool keeps metadata and data on LVM volumes: pass --image <disk image>, or --metadata and --data)`,
+        { path: loc.metadata },
+      );
     }
     if (loc.data === null || !fs.existsSync(loc.data)) {
       const p = loc.data ?? path.join(path.dirname(loc.metadata), 'data');
-      throw new DmiError('NOT_FOUND', `${p}: no pool data file (pass --data, or --image for a direct-lvm pool)`, { path: p });
+      throw new DmiError('NOT_FOUND', `${p}: no pool data file (pass --data, or --image for a direct-lvm pool)`, {
+        path: p,
+      });
     }
   }
   let pool: ThinPool;
@@ -174,7 +217,15 @@ export function openPoolSource(loc: PoolLocation, opts: { metadataSnap?: boolean
     throw namingFile(e, loc.metadata);
   }
   const data = loc.data !== null ? { path: loc.data, label: loc.data } : null;
-  return { pool, location: loc, metadataFile: loc.metadata, data, lvm: null, lvmFindings: [], close: () => pool.close() };
+  return {
+    pool,
+    location: loc,
+    metadataFile: loc.metadata,
+    data,
+    lvm: null,
+    lvmFindings: [],
+    close: () => pool.close(),
+  };
 }
 
 /** The files a read or export must never write: the pool's metadata, data and disk images. */
@@ -183,7 +234,11 @@ export function evidenceFiles(loc: PoolLocation): string[] {
 }
 
 /** Runs `fn` on the opened pool and closes it; errors name the metadata file. */
-export function withPool<T>(loc: PoolLocation, opts: { metadataSnap?: boolean; requireData?: boolean }, fn: (src: PoolSource) => T): T {
+export function withPool<T>(
+  loc: PoolLocation,
+  opts: { metadataSnap?: boolean; requireData?: boolean },
+  fn: (src: PoolSource) => T,
+): T {
   const src = openPoolSource(loc, opts);
   try {
     return fn(src);
@@ -196,7 +251,8 @@ export function withPool<T>(loc: PoolLocation, opts: { metadataSnap?: boolean; r
 
 /** The dminspect options that name this pool again (for printed commands: `--dry-run`). */
 export function poolSourceArgs(loc: PoolLocation): string[] {
-  if (loc.kind === 'lvm') return [...loc.images.flatMap((i) => ['--image', i]), ...(loc.pool ? ['--pool', loc.pool] : [])];
+  if (loc.kind === 'lvm')
+    return [...loc.images.flatMap((i) => ['--image', i]), ...(loc.pool ? ['--pool', loc.pool] : [])];
   if (loc.kind === 'live') return ['--pool', loc.pool];
   return ['--metadata', loc.metadata, ...(loc.data !== null ? ['--data', loc.data] : [])];
 }

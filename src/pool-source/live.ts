@@ -27,7 +27,13 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseTable, parseThinPoolStatus, parseThinPoolTable, type ThinPoolStatus, type ThinPoolTable } from '../dm/dmsetup.js';
+import {
+  parseTable,
+  parseThinPoolStatus,
+  parseThinPoolTable,
+  type ThinPoolStatus,
+  type ThinPoolTable,
+} from '../dm/dmsetup.js';
 import type { DmHost } from '../dm/host.js';
 import { resolveNaming } from '../docker/naming.js';
 import { firstUsefulLine, shellLine, type RunResult } from '../dm/plan.js';
@@ -186,7 +192,17 @@ async function run(host: DmHost, argv: string[], timeoutMs: number, log?: (l: st
 async function timed(p: Promise<RunResult>, argv: string[], timeoutMs: number): Promise<RunResult> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DmiError('CONFLICT', `${shellLine(argv)}: no answer after ${timeoutMs / 1000} s (is the pool suspended?)`, { step: argv, timeout: true })), timeoutMs);
+    timer = setTimeout(
+      () =>
+        reject(
+          new DmiError(
+            'CONFLICT',
+            `${shellLine(argv)}: no answer after ${timeoutMs / 1000} s (is the pool suspended?)`,
+            { step: argv, timeout: true },
+          ),
+        ),
+      timeoutMs,
+    );
   });
   try {
     return await Promise.race([p, timeout]);
@@ -195,12 +211,23 @@ async function timed(p: Promise<RunResult>, argv: string[], timeoutMs: number): 
   }
 }
 
-async function dmsetupLines(host: DmHost, verb: 'status' | 'table', pool: string, timeoutMs: number, log?: (l: string) => void): Promise<RunResult> {
+async function dmsetupLines(
+  host: DmHost,
+  verb: 'status' | 'table',
+  pool: string,
+  timeoutMs: number,
+  log?: (l: string) => void,
+): Promise<RunResult> {
   return run(host, ['dmsetup', verb, pool], timeoutMs, log);
 }
 
 /** `dmsetup status <pool>` as a thin-pool status, or null when the kernel has no such device. */
-export async function liveStatus(host: DmHost, pool: string, timeoutMs = 30_000, log?: (l: string) => void): Promise<ThinPoolStatus | null> {
+export async function liveStatus(
+  host: DmHost,
+  pool: string,
+  timeoutMs = 30_000,
+  log?: (l: string) => void,
+): Promise<ThinPoolStatus | null> {
   let r: RunResult;
   try {
     r = await dmsetupLines(host, 'status', pool, timeoutMs, log);
@@ -210,17 +237,26 @@ export async function liveStatus(host: DmHost, pool: string, timeoutMs = 30_000,
   }
   if (r.code !== 0) {
     if (/No such device|not found|does not exist/i.test(r.stderr)) return null;
-    if (/Permission denied|Operation not permitted/i.test(r.stderr)) throw new DmiError('PERMISSION', `dmsetup status ${pool}: ${firstUsefulLine(r.stderr) ?? 'permission denied'} (reading a live pool needs root)`);
+    if (/Permission denied|Operation not permitted/i.test(r.stderr))
+      throw new DmiError(
+        'PERMISSION',
+        `dmsetup status ${pool}: ${firstUsefulLine(r.stderr) ?? 'permission denied'} (reading a live pool needs root)`,
+      );
     throw new DmiError('UNSUPPORTED', `dmsetup status ${pool}: ${firstUsefulLine(r.stderr) ?? `exit ${r.code}`}`);
   }
   const line = parseTable(r.stdout)[0];
   if (!line) return null;
-  if (line.target !== 'thin-pool') throw new DmiError('BAD_INPUT', `${pool} is a ${line.target} device, not a thin-pool`);
+  if (line.target !== 'thin-pool')
+    throw new DmiError('BAD_INPUT', `${pool} is a ${line.target} device, not a thin-pool`);
   return parseThinPoolStatus(line.args);
 }
 
 /** Resolves `M:m` to its /dev node and, for a loop device, its backing file. */
-export function resolveDevice(majMin: string, sysfs = '/sys', devDir = '/dev'): { majMin: string; path: string | null; backingFile: string | null } {
+export function resolveDevice(
+  majMin: string,
+  sysfs = '/sys',
+  devDir = '/dev',
+): { majMin: string; path: string | null; backingFile: string | null } {
   const m = /^(\d+):(\d+)$/.exec(majMin);
   if (!m) {
     // the table names a path (older dmsetup, or a test)
@@ -248,18 +284,27 @@ export function resolveDevice(majMin: string, sysfs = '/sys', devDir = '/dev'): 
  * Asks the kernel whether `pool` is active; if so, where its metadata is read from. Null when it is not active
  * (the caller reads the files offline). Nothing is held yet.
  */
-export async function locateLive(host: DmHost, pool: string, opts: Pick<LiveOptions, 'sysfs' | 'devDir' | 'stepTimeoutMs' | 'log'> = {}): Promise<LiveLocation | null> {
+export async function locateLive(
+  host: DmHost,
+  pool: string,
+  opts: Pick<LiveOptions, 'sysfs' | 'devDir' | 'stepTimeoutMs' | 'log'> = {},
+): Promise<LiveLocation | null> {
   const t = opts.stepTimeoutMs ?? 30_000;
   const status = await liveStatus(host, pool, t, opts.log);
   if (status === null) return null;
   const tr = await dmsetupLines(host, 'table', pool, t, opts.log);
   const line = tr.code === 0 ? parseTable(tr.stdout)[0] : undefined;
-  if (!line || line.target !== 'thin-pool') throw new DmiError('UNSUPPORTED', `dmsetup table ${pool}: ${firstUsefulLine(tr.stderr) ?? 'no thin-pool table'}`);
+  if (!line || line.target !== 'thin-pool')
+    throw new DmiError('UNSUPPORTED', `dmsetup table ${pool}: ${firstUsefulLine(tr.stderr) ?? 'no thin-pool table'}`);
   const table = parseThinPoolTable(line.args);
   const meta = resolveDevice(table.metadataDev, opts.sysfs, opts.devDir);
   const data = resolveDevice(table.dataDev, opts.sysfs, opts.devDir);
   const metadata = meta.backingFile ?? meta.path;
-  if (metadata === null) throw new DmiError('NOT_FOUND', `pool ${pool}: cannot find the metadata device ${table.metadataDev} (no /sys/dev/block/${table.metadataDev}/uevent)`);
+  if (metadata === null)
+    throw new DmiError(
+      'NOT_FOUND',
+      `pool ${pool}: cannot find the metadata device ${table.metadataDev} (no /sys/dev/block/${table.metadataDev}/uevent)`,
+    );
   return {
     kind: 'live',
     pool,
@@ -289,18 +334,35 @@ export interface HoldResult<T> {
 export function holdPlan(loc: LiveLocation, stateDir: string, useHeld = false): string {
   const lines = [
     `# record the hold in ${holdFile(stateDir, loc.pool)} (pid, start time) before reserving`,
-    ...(useHeld ? ['# --metadata-snap: read the snapshot another holder reserved; nothing is reserved or released'] : [`${shellLine(messageArgv(loc.pool, 'reserve_metadata_snap'))}    # hold the metadata as it is now`]),
+    ...(useHeld
+      ? ['# --metadata-snap: read the snapshot another holder reserved; nothing is reserved or released']
+      : [`${shellLine(messageArgv(loc.pool, 'reserve_metadata_snap'))}    # hold the metadata as it is now`]),
     `${shellLine(['dmsetup', 'status', loc.pool])}    # the kernel's figures, and the held root`,
-    ...(loc.coherence === 'flushbufs' && loc.metadataDevice.path ? [`${shellLine(['blockdev', '--flushbufs', loc.metadataDevice.path])}    # drop cached pages the kernel's writes bypassed`] : []),
+    ...(loc.coherence === 'flushbufs' && loc.metadataDevice.path
+      ? [
+          `${shellLine(['blockdev', '--flushbufs', loc.metadataDevice.path])}    # drop cached pages the kernel's writes bypassed`,
+        ]
+      : []),
     `# read ${loc.metadata} from the held root (read-only)`,
-    ...(useHeld ? [] : [`${shellLine(messageArgv(loc.pool, 'release_metadata_snap'))}    # always, also after an error, SIGINT/SIGTERM or a timeout`]),
+    ...(useHeld
+      ? []
+      : [
+          `${shellLine(messageArgv(loc.pool, 'release_metadata_snap'))}    # always, also after an error, SIGINT/SIGTERM or a timeout`,
+        ]),
     `# remove ${holdFile(stateDir, loc.pool)}`,
   ];
   return lines.join('\n');
 }
 
 /** Clears a hold a dead dminspect run left: release the snapshot (if still held) and remove the record. */
-async function clearStale(host: DmHost, loc: LiveLocation, rec: HoldRecord, status: ThinPoolStatus, opts: LiveOptions, t: number): Promise<StaleHoldCleared> {
+async function clearStale(
+  host: DmHost,
+  loc: LiveLocation,
+  rec: HoldRecord,
+  status: ThinPoolStatus,
+  opts: LiveOptions,
+  t: number,
+): Promise<StaleHoldCleared> {
   let released = false;
   // The dead run's own hold: the root it recorded (or none recorded yet: it died between the reserve and the
   // update). A different held root is someone else's snapshot, taken after the dead run's was gone: not touched.
@@ -308,7 +370,10 @@ async function clearStale(host: DmHost, loc: LiveLocation, rec: HoldRecord, stat
   if (ours) {
     const r = await run(host, messageArgv(loc.pool, 'release_metadata_snap'), t, opts.log);
     if (r.code !== 0) {
-      throw new DmiError('CONFLICT', `pool ${loc.pool}: a run that died (pid ${rec.pid}) left the metadata snapshot held, and releasing it failed: ${firstUsefulLine(r.stderr) ?? `exit ${r.code}`}`);
+      throw new DmiError(
+        'CONFLICT',
+        `pool ${loc.pool}: a run that died (pid ${rec.pid}) left the metadata snapshot held, and releasing it failed: ${firstUsefulLine(r.stderr) ?? `exit ${r.code}`}`,
+      );
     }
     released = true;
   }
@@ -331,24 +396,54 @@ export interface HeldView {
   staleCleared: StaleHoldCleared | null;
 }
 
-export async function withHeldSnapshot<T>(host: DmHost, loc: LiveLocation, opts: LiveOptions, read: (held: HeldView) => T): Promise<HoldResult<T>> {
+export async function withHeldSnapshot<T>(
+  host: DmHost,
+  loc: LiveLocation,
+  opts: LiveOptions,
+  read: (held: HeldView) => T,
+): Promise<HoldResult<T>> {
   const t = opts.stepTimeoutMs ?? 30_000;
   let status = await liveStatus(host, loc.pool, t, opts.log);
   if (status === null) throw new DmiError('NOT_FOUND', `pool ${loc.pool} is no longer active`);
 
   if (opts.useHeld) {
-    if (status.heldMetadataRoot === null) throw new DmiError('NOT_FOUND', `pool ${loc.pool}: no metadata snapshot is held (--metadata-snap reads one another holder reserved); run without --metadata-snap and dminspect holds one itself`);
+    if (status.heldMetadataRoot === null)
+      throw new DmiError(
+        'NOT_FOUND',
+        `pool ${loc.pool}: no metadata snapshot is held (--metadata-snap reads one another holder reserved); run without --metadata-snap and dminspect holds one itself`,
+      );
     await flush(host, loc, t, opts.log);
-    const view: HeldView = { metadata: loc.metadata, status, statusBefore: status, heldRoot: status.heldMetadataRoot, reserved: false, staleCleared: null };
+    const view: HeldView = {
+      metadata: loc.metadata,
+      status,
+      statusBefore: status,
+      heldRoot: status.heldMetadataRoot,
+      reserved: false,
+      staleCleared: null,
+    };
     const value = readWithRetry(() => read(view));
-    return { value, status, statusBefore: status, heldRoot: status.heldMetadataRoot, reserved: false, staleCleared: null };
+    return {
+      value,
+      status,
+      statusBefore: status,
+      heldRoot: status.heldMetadataRoot,
+      reserved: false,
+      staleCleared: null,
+    };
   }
 
   // A read-only or failed pool takes no messages (dm-thin refuses them in READ_ONLY and FAIL mode) and commits
   // nothing: its current trees do not change, so they are read as they are, without a hold.
   if (status.mode === 'ro' || status.mode === 'fail') {
     await flush(host, loc, t, opts.log);
-    const view: HeldView = { metadata: loc.metadata, status, statusBefore: status, heldRoot: null, reserved: false, staleCleared: null };
+    const view: HeldView = {
+      metadata: loc.metadata,
+      status,
+      statusBefore: status,
+      heldRoot: null,
+      reserved: false,
+      staleCleared: null,
+    };
     const value = readWithRetry(() => read(view));
     return { value, status, statusBefore: status, heldRoot: null, reserved: false, staleCleared: null };
   }
@@ -358,18 +453,36 @@ export async function withHeldSnapshot<T>(host: DmHost, loc: LiveLocation, opts:
   const existing = readHold(opts.stateDir, loc.pool);
   if (existing) {
     if (holderAlive(existing)) {
-      throw new DmiError('CONFLICT', `pool ${loc.pool}: dminspect pid ${existing.pid} holds its metadata snapshot (since ${existing.startedAt}); wait for it, or pass --metadata-snap to read the held snapshot`, { holder: existing });
+      throw new DmiError(
+        'CONFLICT',
+        `pool ${loc.pool}: dminspect pid ${existing.pid} holds its metadata snapshot (since ${existing.startedAt}); wait for it, or pass --metadata-snap to read the held snapshot`,
+        { holder: existing },
+      );
     }
     staleCleared = await clearStale(host, loc, existing, status, opts, t);
     status = (await liveStatus(host, loc.pool, t, opts.log)) ?? status;
   }
   if (status.heldMetadataRoot !== null) {
-    throw new DmiError('CONFLICT', `pool ${loc.pool}: a metadata snapshot is held already (root block ${status.heldMetadataRoot}) by another tool; pass --metadata-snap to read it, or release it (dmsetup message ${loc.pool} 0 release_metadata_snap) once its holder is done`, { heldRoot: status.heldMetadataRoot });
+    throw new DmiError(
+      'CONFLICT',
+      `pool ${loc.pool}: a metadata snapshot is held already (root block ${status.heldMetadataRoot}) by another tool; pass --metadata-snap to read it, or release it (dmsetup message ${loc.pool} 0 release_metadata_snap) once its holder is done`,
+      { heldRoot: status.heldMetadataRoot },
+    );
   }
-  const rec: HoldRecord = { version: 1, pool: loc.pool, pid: process.pid, processStart: processStart(process.pid), startedAt: new Date().toISOString(), heldRoot: null };
+  const rec: HoldRecord = {
+    version: 1,
+    pool: loc.pool,
+    pid: process.pid,
+    processStart: processStart(process.pid),
+    startedAt: new Date().toISOString(),
+    heldRoot: null,
+  };
   if (!createHold(opts.stateDir, rec)) {
     const other = readHold(opts.stateDir, loc.pool);
-    throw new DmiError('CONFLICT', `pool ${loc.pool}: another dminspect run (pid ${other?.pid ?? '?'}) is reserving its metadata snapshot; try again`);
+    throw new DmiError(
+      'CONFLICT',
+      `pool ${loc.pool}: another dminspect run (pid ${other?.pid ?? '?'}) is reserving its metadata snapshot; try again`,
+    );
   }
 
   const statusBefore = status;
@@ -380,15 +493,26 @@ export async function withHeldSnapshot<T>(host: DmHost, loc: LiveLocation, opts:
     if (!reserved && reserveCall) {
       // In flight or unanswered: it holds only if it succeeds. Still no answer: keep the record (this pid will be
       // dead), so the next run releases whatever the reserve took.
-      const ok = await timed(reserveCall, messageArgv(loc.pool, 'reserve_metadata_snap'), t).then((r) => r.code === 0, (e: unknown) => (e instanceof DmiError && e.details?.timeout ? null : false));
-      if (ok === null) throw new DmiError('CONFLICT', `pool ${loc.pool}: reserve_metadata_snap got no answer; the hold record ${holdFile(opts.stateDir, loc.pool)} stays and the next dminspect run releases the snapshot`);
+      const ok = await timed(reserveCall, messageArgv(loc.pool, 'reserve_metadata_snap'), t).then(
+        (r) => r.code === 0,
+        (e: unknown) => (e instanceof DmiError && e.details?.timeout ? null : false),
+      );
+      if (ok === null)
+        throw new DmiError(
+          'CONFLICT',
+          `pool ${loc.pool}: reserve_metadata_snap got no answer; the hold record ${holdFile(opts.stateDir, loc.pool)} stays and the next dminspect run releases the snapshot`,
+        );
       reserved = ok;
     }
     if (!reserved) {
       removeHold(opts.stateDir, loc.pool);
       return;
     }
-    const r = await run(host, messageArgv(loc.pool, 'release_metadata_snap'), t, opts.log).catch((e: unknown) => ({ code: -1, stdout: '', stderr: e instanceof Error ? e.message : String(e) }));
+    const r = await run(host, messageArgv(loc.pool, 'release_metadata_snap'), t, opts.log).catch((e: unknown) => ({
+      code: -1,
+      stdout: '',
+      stderr: e instanceof Error ? e.message : String(e),
+    }));
     if (r.code === 0 || /Invalid argument|No data available/.test(r.stderr)) {
       // released (or nothing left to release): the record goes too
       reserved = false;
@@ -396,7 +520,10 @@ export async function withHeldSnapshot<T>(host: DmHost, loc: LiveLocation, opts:
       return;
     }
     // Not released: the record stays, naming this (soon dead) pid, so the next run clears the hold.
-    throw new DmiError('CONFLICT', `pool ${loc.pool}: release_metadata_snap failed: ${firstUsefulLine(r.stderr) ?? `exit ${r.code}`}; the next dminspect run releases it (hold record ${holdFile(opts.stateDir, loc.pool)})`);
+    throw new DmiError(
+      'CONFLICT',
+      `pool ${loc.pool}: release_metadata_snap failed: ${firstUsefulLine(r.stderr) ?? `exit ${r.code}`}; the next dminspect run releases it (hold record ${holdFile(opts.stateDir, loc.pool)})`,
+    );
   };
   let releasing: Promise<void> | null = null;
   const release = (): Promise<void> => (releasing ??= releaseNow());
@@ -416,18 +543,31 @@ export async function withHeldSnapshot<T>(host: DmHost, loc: LiveLocation, opts:
     const r = await timed(reserveCall, argv, t);
     if (r.code !== 0) {
       const why = firstUsefulLine(r.stderr) ?? `exit ${r.code}`;
-      if (/busy/i.test(why)) throw new DmiError('CONFLICT', `pool ${loc.pool}: the kernel refused reserve_metadata_snap (${why}): another holder took the snapshot; pass --metadata-snap to read it`);
-      throw new DmiError(/ermission denied|not permitted/i.test(why) ? 'PERMISSION' : 'CONFLICT', `${shellLine(messageArgv(loc.pool, 'reserve_metadata_snap'))}: ${why}`);
+      if (/busy/i.test(why))
+        throw new DmiError(
+          'CONFLICT',
+          `pool ${loc.pool}: the kernel refused reserve_metadata_snap (${why}): another holder took the snapshot; pass --metadata-snap to read it`,
+        );
+      throw new DmiError(
+        /ermission denied|not permitted/i.test(why) ? 'PERMISSION' : 'CONFLICT',
+        `${shellLine(messageArgv(loc.pool, 'reserve_metadata_snap'))}: ${why}`,
+      );
     }
     reserved = true;
     const held = await liveStatus(host, loc.pool, t, opts.log);
     if (held === null) throw new DmiError('NOT_FOUND', `pool ${loc.pool} went away while held`);
-    if (held.heldMetadataRoot === null) throw new DmiError('CONFLICT', `pool ${loc.pool}: reserve_metadata_snap answered but dmsetup status shows no held root`);
+    if (held.heldMetadataRoot === null)
+      throw new DmiError(
+        'CONFLICT',
+        `pool ${loc.pool}: reserve_metadata_snap answered but dmsetup status shows no held root`,
+      );
     updateHold(opts.stateDir, { ...rec, heldRoot: held.heldMetadataRoot });
     if (opts.holdDelayMs) await new Promise((res) => setTimeout(res, opts.holdDelayMs));
     await flush(host, loc, t, opts.log);
     const heldRoot = held.heldMetadataRoot;
-    const value = readWithRetry(() => read({ metadata: loc.metadata, status: held, statusBefore, heldRoot, reserved: true, staleCleared }));
+    const value = readWithRetry(() =>
+      read({ metadata: loc.metadata, status: held, statusBefore, heldRoot, reserved: true, staleCleared }),
+    );
     return { value, status: held, statusBefore, heldRoot: held.heldMetadataRoot, reserved: true, staleCleared };
   } finally {
     try {
@@ -443,7 +583,11 @@ export async function withHeldSnapshot<T>(host: DmHost, loc: LiveLocation, opts:
 async function flush(host: DmHost, loc: LiveLocation, t: number, log?: (l: string) => void): Promise<void> {
   if (loc.coherence !== 'flushbufs' || !loc.metadataDevice.path) return;
   const r = await run(host, ['blockdev', '--flushbufs', loc.metadataDevice.path], t, log);
-  if (r.code !== 0) throw new DmiError('PERMISSION', `blockdev --flushbufs ${loc.metadataDevice.path}: ${firstUsefulLine(r.stderr) ?? `exit ${r.code}`} (needed to read the kernel's writes, not stale cached pages)`);
+  if (r.code !== 0)
+    throw new DmiError(
+      'PERMISSION',
+      `blockdev --flushbufs ${loc.metadataDevice.path}: ${firstUsefulLine(r.stderr) ?? `exit ${r.code}`} (needed to read the kernel's writes, not stale cached pages)`,
+    );
 }
 
 /**
@@ -456,7 +600,8 @@ function readWithRetry<T>(fn: () => T, tries = 3): T {
       return fn();
     } catch (e) {
       const block = e instanceof DmiError ? (e.details as { block?: number } | undefined)?.block : undefined;
-      if (i >= tries || !(e instanceof DmiError) || e.code !== 'BAD_INPUT' || (block !== 0 && block !== undefined)) throw e;
+      if (i >= tries || !(e instanceof DmiError) || e.code !== 'BAD_INPUT' || (block !== 0 && block !== undefined))
+        throw e;
     }
   }
 }
@@ -490,7 +635,11 @@ export function livePoolName(rootDir: string | null, opts: LiveChoice): string |
 }
 
 /** Where the root's pool is when the kernel has it active; null: read the files (not active, or cannot ask). */
-export async function locateRootLive(rootDir: string | null, opts: LiveChoice, host: DmHost): Promise<LiveLocation | null> {
+export async function locateRootLive(
+  rootDir: string | null,
+  opts: LiveChoice,
+  host: DmHost,
+): Promise<LiveLocation | null> {
   const name = livePoolName(rootDir, opts);
   if (name === null || !host.hasDeviceMapper()) return null;
   try {
@@ -510,9 +659,19 @@ export async function locateRootLive(rootDir: string | null, opts: LiveChoice, h
  * Runs `fn` on the root's pool: live, inside a held snapshot (`fn` gets the location and whether a snapshot root
  * is held), or with null (read the files). For `container` and `devices`, whose pool reads are synchronous.
  */
-export async function withRootPool<T>(host: DmHost, rootDir: string | null, opts: LiveChoice & { stateDir: string }, fn: (loc: LiveLocation | null, held: boolean) => T): Promise<T> {
+export async function withRootPool<T>(
+  host: DmHost,
+  rootDir: string | null,
+  opts: LiveChoice & { stateDir: string },
+  fn: (loc: LiveLocation | null, held: boolean) => T,
+): Promise<T> {
   const loc = await locateRootLive(rootDir, opts, host);
   if (!loc) return fn(null, false);
-  const r = await withHeldSnapshot(host, loc, { stateDir: opts.stateDir, stepTimeoutMs: opts.stepTimeoutMs, log: opts.log }, (v) => fn(loc, v.heldRoot !== null));
+  const r = await withHeldSnapshot(
+    host,
+    loc,
+    { stateDir: opts.stateDir, stepTimeoutMs: opts.stepTimeoutMs, log: opts.log },
+    (v) => fn(loc, v.heldRoot !== null),
+  );
   return r.value;
 }

@@ -6,8 +6,18 @@
 import { DmiError, isDmiError } from '../errors.js';
 import type { Finding } from '../finding.js';
 import {
-  dmName, findVg, locateLv, lvBytes, scanImages, SECTOR, splitDmName,
-  type LocatedLv, type LvmProblem, type LvmProblemKind, type LvmScan, type ScannedVg,
+  dmName,
+  findVg,
+  locateLv,
+  lvBytes,
+  scanImages,
+  SECTOR,
+  splitDmName,
+  type LocatedLv,
+  type LvmProblem,
+  type LvmProblemKind,
+  type LvmScan,
+  type ScannedVg,
 } from '../lvm/index.js';
 import type { Extent } from '../io/extents.js';
 import { openPool, type ThinPool } from '../thin/index.js';
@@ -66,10 +76,13 @@ export interface LvmPoolOptions {
 }
 
 const REMEDY: Partial<Record<LvmLocateKind, string>> = {
-  'metadata-checksum': 'the disk may be damaged or was captured mid-write: check the acquisition; compare with /etc/lvm/backup/<vg> from the host',
+  'metadata-checksum':
+    'the disk may be damaged or was captured mid-write: check the acquisition; compare with /etc/lvm/backup/<vg> from the host',
   'metadata-unparsable': 'compare with /etc/lvm/backup/<vg> from the host',
-  'metadata-area-unreadable': 'check the acquisition; another metadata copy (another PV or area) is used when there is one',
-  'older-metadata': 'prefer /etc/lvm/backup/<vg> from the host if it is newer; LVs created or extended after this copy are not shown',
+  'metadata-area-unreadable':
+    'check the acquisition; another metadata copy (another PV or area) is used when there is one',
+  'older-metadata':
+    'prefer /etc/lvm/backup/<vg> from the host if it is newer; LVs created or extended after this copy are not shown',
   'metadata-seqno-differs': 'an interrupted LVM command or images taken at different times: acquire all PVs at once',
   'missing-pv': 'add the disk that holds that PV with another --image',
   'duplicate-pv': 'pass each disk once (a clone of a disk has the same PV uuid)',
@@ -89,7 +102,10 @@ function location(svg: ScannedVg, lv: string): LvLocation {
   const first = l.extents[0];
   if (!first) throw new DmiError('BAD_INPUT', `LV ${svg.vg.name}/${lv} is empty`);
   return {
-    vg: l.vg, lv: l.lv, path: first.path, length: l.length,
+    vg: l.vg,
+    lv: l.lv,
+    path: first.path,
+    length: l.length,
     extents: l.extents.map((e) => ({ path: e.path, offset: e.offset, length: e.length })),
     label: `${first.path}: ${l.vg}/${l.lv}`,
   };
@@ -101,20 +117,35 @@ export function describeThinPool(svg: ScannedVg, lvName: string, findings: LvmLo
   const lv = vg.lvs.find((l) => l.name === lvName);
   if (!lv) throw new DmiError('NOT_FOUND', `volume group ${vg.name} has no logical volume "${lvName}"`);
   const seg = lv.segments[0];
-  if (!seg || seg.type !== 'thin-pool') throw new DmiError('BAD_INPUT', `LV ${vg.name}/${lvName} is not a thin pool (segment type ${seg?.type ?? 'none'})`);
-  if (lv.segments.length !== 1) throw new DmiError('BAD_INPUT', `thin pool ${vg.name}/${lvName} has ${lv.segments.length} segments (LVM writes one)`);
+  if (!seg || seg.type !== 'thin-pool')
+    throw new DmiError('BAD_INPUT', `LV ${vg.name}/${lvName} is not a thin pool (segment type ${seg?.type ?? 'none'})`);
+  if (lv.segments.length !== 1)
+    throw new DmiError(
+      'BAD_INPUT',
+      `thin pool ${vg.name}/${lvName} has ${lv.segments.length} segments (LVM writes one)`,
+    );
   const thinVolumes: ThinVolume[] = vg.lvs
     .filter((l) => l.segments[0]?.type === 'thin' && l.segments[0].thinPool === lvName)
     .map((l) => ({
-      name: l.name, dmName: dmName(vg.name, l.name), deviceId: l.segments[0]!.deviceId!, transactionId: l.segments[0]!.transactionId!,
-      sizeBytes: lvBytes(vg, l), visible: l.visible,
+      name: l.name,
+      dmName: dmName(vg.name, l.name),
+      deviceId: l.segments[0]!.deviceId!,
+      transactionId: l.segments[0]!.transactionId!,
+      sizeBytes: lvBytes(vg, l),
+      visible: l.visible,
     }));
   const where = (name: string): LvLocation | null => {
     try {
       return location(svg, name);
     } catch (e) {
       if (!isDmiError(e)) throw e;
-      findings.push({ kind: 'pool-lv-unmappable', severity: 'critical', message: e.message, evidence: { vg: vg.name, lv: name, code: e.code }, remedy: REMEDY['segment-past-image-end']! });
+      findings.push({
+        kind: 'pool-lv-unmappable',
+        severity: 'critical',
+        message: e.message,
+        evidence: { vg: vg.name, lv: name, code: e.code },
+        remedy: REMEDY['segment-past-image-end']!,
+      });
       return null;
     }
   };
@@ -138,7 +169,9 @@ export function describeThinPool(svg: ScannedVg, lvName: string, findings: LvmLo
 
 /** Every thin-pool LV in the scan, as (VG, LV name). */
 export function thinPoolsOf(scan: LvmScan): { svg: ScannedVg; lv: string }[] {
-  return scan.vgs.flatMap((svg) => svg.vg.lvs.filter((l) => l.segments[0]?.type === 'thin-pool').map((l) => ({ svg, lv: l.name })));
+  return scan.vgs.flatMap((svg) =>
+    svg.vg.lvs.filter((l) => l.segments[0]?.type === 'thin-pool').map((l) => ({ svg, lv: l.name })),
+  );
 }
 
 /**
@@ -150,22 +183,43 @@ export function findThinPool(scan: LvmScan, opts: LvmPoolOptions = {}): { svg: S
   const list = pools.map((p) => `${dmName(p.svg.vg.name, p.lv)} (${p.svg.vg.name}/${p.lv})`).join(', ');
   if (opts.pool) {
     const want = splitDmName(opts.pool);
-    if (!want) throw new DmiError('USAGE', `pool ${JSON.stringify(opts.pool)}: expected a dm name like docker-thinpool or vg/lv`);
+    if (!want)
+      throw new DmiError(
+        'USAGE',
+        `pool ${JSON.stringify(opts.pool)}: expected a dm name like docker-thinpool or vg/lv`,
+      );
     const svg = findVg(scan, want.vg);
     const lv = svg.vg.lvs.find((l) => l.name === want.lv);
-    if (!lv) throw new DmiError('NOT_FOUND', `volume group ${want.vg} has no logical volume "${want.lv}" (thin pools: ${list || 'none'})`);
-    if (lv.segments[0]?.type !== 'thin-pool') throw new DmiError('BAD_INPUT', `${want.vg}/${want.lv} is not a thin pool (segment type ${lv.segments[0]?.type ?? 'none'}; thin pools: ${list || 'none'})`);
+    if (!lv)
+      throw new DmiError(
+        'NOT_FOUND',
+        `volume group ${want.vg} has no logical volume "${want.lv}" (thin pools: ${list || 'none'})`,
+      );
+    if (lv.segments[0]?.type !== 'thin-pool')
+      throw new DmiError(
+        'BAD_INPUT',
+        `${want.vg}/${want.lv} is not a thin pool (segment type ${lv.segments[0]?.type ?? 'none'}; thin pools: ${list || 'none'})`,
+      );
     return { svg, lv: lv.name };
   }
-  if (pools.length === 0) throw new DmiError('NOT_FOUND', `no thin pool in the volume groups found (${scan.vgs.map((v) => v.vg.name).join(', ') || 'none'})`);
+  if (pools.length === 0)
+    throw new DmiError(
+      'NOT_FOUND',
+      `no thin pool in the volume groups found (${scan.vgs.map((v) => v.vg.name).join(', ') || 'none'})`,
+    );
   if (pools.length > 1) {
-    throw new DmiError('AMBIGUOUS', `${pools.length} thin pools: ${list}; name one with --pool`, { candidates: pools.map((p) => dmName(p.svg.vg.name, p.lv)) });
+    throw new DmiError('AMBIGUOUS', `${pools.length} thin pools: ${list}; name one with --pool`, {
+      candidates: pools.map((p) => dmName(p.svg.vg.name, p.lv)),
+    });
   }
   return pools[0]!;
 }
 
 /** Scans the images and locates the pool; throws when its metadata or data LV cannot be mapped. */
-export function locateLvmPool(images: string[], opts: LvmPoolOptions = {}): { scan: LvmScan; pool: LvmThinPool; findings: LvmLocateFinding[] } {
+export function locateLvmPool(
+  images: string[],
+  opts: LvmPoolOptions = {},
+): { scan: LvmScan; pool: LvmThinPool; findings: LvmLocateFinding[] } {
   const scan = scanImages(images);
   const { svg, lv } = findThinPool(scan, opts);
   const findings = scan.problems.map(problemToFinding);
@@ -178,6 +232,10 @@ export function locateLvmPool(images: string[], opts: LvmPoolOptions = {}): { sc
 /** Opens the pool's metadata LV (read-only) through its extents. */
 export function openLvmPoolMetadata(pool: LvmThinPool, opts: { metadataSnap?: boolean } = {}): ThinPool {
   const m = pool.metadata;
-  if (!m) throw new DmiError('BAD_INPUT', `thin pool ${pool.vg}/${pool.lv}: its metadata LV ${pool.metadataLv} is not readable in the images`);
+  if (!m)
+    throw new DmiError(
+      'BAD_INPUT',
+      `thin pool ${pool.vg}/${pool.lv}: its metadata LV ${pool.metadataLv} is not readable in the images`,
+    );
   return openPool(m.path, { extents: m.extents, label: m.label, metadataSnap: opts.metadataSnap });
 }

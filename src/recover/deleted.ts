@@ -21,8 +21,16 @@ import type { CopyProgress } from '../thin/copy.js';
 import { copyThinDevice } from '../thin/copy.js';
 import type { MappingRun, ThinPool } from '../thin/pool.js';
 import {
-  BLOCK_FREE, BLOCK_REUSED, buildLiveIndex, classifyBlocks, scanStale, versionRuns,
-  type DeletedDevice, type DeletedVersion, type LiveIndex, type StaleScanResult,
+  BLOCK_FREE,
+  BLOCK_REUSED,
+  buildLiveIndex,
+  classifyBlocks,
+  scanStale,
+  versionRuns,
+  type DeletedDevice,
+  type DeletedVersion,
+  type LiveIndex,
+  type StaleScanResult,
 } from '../thin/stale.js';
 
 export interface DeletedOptions extends PoolSourceOptions {
@@ -113,7 +121,13 @@ export interface DeletedReport {
   liveDeviceIds: number[];
   devices: DeletedDeviceView[];
   /** Details records of deleted device ids whose mapping trees are gone. */
-  detailsOnly: { deviceId: number; mappedBlocks: number; transactionId: number; creationTime: number; snapshottedTime: number }[];
+  detailsOnly: {
+    deviceId: number;
+    mappedBlocks: number;
+    transactionId: number;
+    creationTime: number;
+    snapshottedTime: number;
+  }[];
   /** Free mapping trees whose top-level entry is gone: device id unknown (may be an old version of a live device). */
   unattributed: { root: number; mappedBlocks: number; highestTime: number | null; highestVblock: number }[];
   unattributedCount: number;
@@ -126,7 +140,10 @@ class DataReader {
   private readonly buf: Buffer;
   readonly label: string;
 
-  constructor(src: PoolSource, private readonly blockBytes: number) {
+  constructor(
+    src: PoolSource,
+    private readonly blockBytes: number,
+  ) {
     const d = src.data!;
     if (d.extents) {
       this.map = new ExtentMap(d.extents, d.path);
@@ -195,7 +212,16 @@ function dockerJoin(root: DockerRoot | null, rec: DeviceRecord | undefined): Doc
     containerId = o.containerId ?? null;
     containerName = o.containerName ?? null;
     const who = containerName || containerId?.slice(0, 12);
-    owner = o.role === 'base' ? 'base device' : o.role === 'container' ? `container ${who}` : o.role === 'init' ? `init of ${who}` : o.role === 'layer' ? 'image layer' : 'unreferenced record';
+    owner =
+      o.role === 'base'
+        ? 'base device'
+        : o.role === 'container'
+          ? `container ${who}`
+          : o.role === 'init'
+            ? `init of ${who}`
+            : o.role === 'layer'
+              ? 'image layer'
+              : 'unreferenced record';
   } catch {
     // the record alone still names the device
   }
@@ -216,7 +242,8 @@ function staleOwners(devices: DeletedDevice[]): StaleOwners {
         const list = out.get(b) ?? [];
         const v = m.vblocks[i]!;
         const t = m.times[i]!;
-        if (list.length < 8 && !list.some((x) => x.dev === d.devId && x.v === v && x.t === t)) list.push({ dev: d.devId, v, t });
+        if (list.length < 8 && !list.some((x) => x.dev === d.devId && x.v === v && x.t === t))
+          list.push({ dev: d.devId, v, t });
         out.set(b, list);
       }
     }
@@ -225,7 +252,11 @@ function staleOwners(devices: DeletedDevice[]): StaleOwners {
 }
 
 function versionStates(
-  v: DeletedVersion, createdAt: number | null, idx: LiveIndex, data: DataReader | null, owners: StaleOwners,
+  v: DeletedVersion,
+  createdAt: number | null,
+  idx: LiveIndex,
+  data: DataReader | null,
+  owners: StaleOwners,
 ): { states: Uint8Array; counts: BlockCounts; zero: Uint8Array | null } {
   const s = classifyBlocks(v, createdAt, idx);
   const zero: Uint8Array | null = data ? new Uint8Array(s.states.length) : null;
@@ -246,12 +277,23 @@ function versionStates(
   }
   const discarded = data ? zeros : null;
   const free = s.free - zeros;
-  return { states: s.states, zero, counts: { shared: s.shared, free, discarded, reused: s.reused, contested, intact: s.shared + free } };
+  return {
+    states: s.states,
+    zero,
+    counts: { shared: s.shared, free, discarded, reused: s.reused, contested, intact: s.shared + free },
+  };
 }
 
 function detailsFor(d: DeletedDevice, mapped: number): DeletedVersionView['details'] {
   const x = d.details.find((r) => r.mappedBlocks === mapped);
-  return x ? { mappedBlocks: x.mappedBlocks, transactionId: x.transactionId, creationTime: x.creationTime, snapshottedTime: x.snapshottedTime } : null;
+  return x
+    ? {
+        mappedBlocks: x.mappedBlocks,
+        transactionId: x.transactionId,
+        creationTime: x.creationTime,
+        snapshottedTime: x.snapshottedTime,
+      }
+    : null;
 }
 
 function createdAtOf(d: DeletedDevice): number | null {
@@ -303,7 +345,12 @@ function report(root: DockerRoot | null, s: Scanned): DeletedReport {
       deviceId: d.devId,
       docker,
       owner: docker ? docker.owner : 'unknown',
-      details: d.details.map(({ mappedBlocks, transactionId, creationTime, snapshottedTime }) => ({ mappedBlocks, transactionId, creationTime, snapshottedTime })),
+      details: d.details.map(({ mappedBlocks, transactionId, creationTime, snapshottedTime }) => ({
+        mappedBlocks,
+        transactionId,
+        creationTime,
+        snapshottedTime,
+      })),
       lineage: d.lineage,
       versions: d.versions.map((v) => ({
         version: v.version,
@@ -345,7 +392,13 @@ function report(root: DockerRoot | null, s: Scanned): DeletedReport {
     devices,
     unattributed: scan.unattributed,
     unattributedCount: scan.unattributedCount,
-    detailsOnly: scan.detailsOnly.map(({ devId, mappedBlocks, transactionId, creationTime, snapshottedTime }) => ({ deviceId: devId, mappedBlocks, transactionId, creationTime, snapshottedTime })),
+    detailsOnly: scan.detailsOnly.map(({ devId, mappedBlocks, transactionId, creationTime, snapshottedTime }) => ({
+      deviceId: devId,
+      mappedBlocks,
+      transactionId,
+      creationTime,
+      snapshottedTime,
+    })),
   };
 }
 
@@ -386,7 +439,11 @@ export interface ExportDeletedResult {
 /** Runs of the version without the reused mappings (those stay holes: their bytes belong to another device now). */
 function intactRuns(v: DeletedVersion, states: Uint8Array): Generator<MappingRun> {
   const keep = (_: number, k: number): boolean => states[k] !== BLOCK_REUSED;
-  return versionRuns({ vblocks: v.mappings.vblocks.filter(keep), dblocks: v.mappings.dblocks.filter(keep), times: v.mappings.times.filter(keep) });
+  return versionRuns({
+    vblocks: v.mappings.vblocks.filter(keep),
+    dblocks: v.mappings.dblocks.filter(keep),
+    times: v.mappings.times.filter(keep),
+  });
 }
 
 function reusedRanges(v: DeletedVersion, states: Uint8Array): { vblock: number; length: number }[] {
@@ -402,7 +459,11 @@ function reusedRanges(v: DeletedVersion, states: Uint8Array): { vblock: number; 
 }
 
 /** Exports one version of a deleted device to `imagePath` (sparse, sha256); reused blocks stay holes. */
-export async function exportDeleted(root: DockerRoot | null, imagePath: string, opts: ExportDeletedOptions): Promise<ExportDeletedResult> {
+export async function exportDeleted(
+  root: DockerRoot | null,
+  imagePath: string,
+  opts: ExportDeletedOptions,
+): Promise<ExportDeletedResult> {
   const t0 = performance.now();
   const image = path.resolve(imagePath);
   const src = openPoolSource(locatePool(root?.root ?? null, opts), { metadataSnap: opts.metadataSnap });
@@ -410,19 +471,40 @@ export async function exportDeleted(root: DockerRoot | null, imagePath: string, 
   try {
     const data0 = src.data;
     if (data0 === null || (data0.extents === undefined && !fs.existsSync(data0.path))) {
-      throw new DmiError('NOT_FOUND', `${data0?.path ?? 'pool data'}: no pool data file (pass --data, or --image for a direct-lvm pool)`);
+      throw new DmiError(
+        'NOT_FOUND',
+        `${data0?.path ?? 'pool data'}: no pool data file (pass --data, or --image for a direct-lvm pool)`,
+      );
     }
     const s = scanSource(src, opts);
     data = s.data;
     const pool: ThinPool = src.pool;
     const dev = s.scan.devices.find((d) => d.devId === opts.deviceId);
     if (!dev) {
-      if (s.scan.liveDeviceIds.includes(opts.deviceId)) throw new DmiError('CONFLICT', `thin device ${opts.deviceId} is live in the pool: use dminspect export --device-id ${opts.deviceId}`);
-      throw new DmiError('NOT_FOUND', `no deleted thin device ${opts.deviceId} in the stale metadata of ${src.metadataFile}`);
+      if (s.scan.liveDeviceIds.includes(opts.deviceId))
+        throw new DmiError(
+          'CONFLICT',
+          `thin device ${opts.deviceId} is live in the pool: use dminspect export --device-id ${opts.deviceId}`,
+        );
+      throw new DmiError(
+        'NOT_FOUND',
+        `no deleted thin device ${opts.deviceId} in the stale metadata of ${src.metadataFile}`,
+      );
     }
-    if (dev.versions.length === 0) throw new DmiError('NOT_FOUND', `deleted thin device ${opts.deviceId}: no version of its mapping tree is readable (${dev.rejected.length} overwritten)`);
-    const v = opts.version === undefined ? dev.versions.find((x) => x.newest)! : dev.versions.find((x) => x.version === opts.version);
-    if (!v) throw new DmiError('NOT_FOUND', `deleted thin device ${opts.deviceId} has versions 1..${dev.versions.length}, not ${opts.version}`);
+    if (dev.versions.length === 0)
+      throw new DmiError(
+        'NOT_FOUND',
+        `deleted thin device ${opts.deviceId}: no version of its mapping tree is readable (${dev.rejected.length} overwritten)`,
+      );
+    const v =
+      opts.version === undefined
+        ? dev.versions.find((x) => x.newest)!
+        : dev.versions.find((x) => x.version === opts.version);
+    if (!v)
+      throw new DmiError(
+        'NOT_FOUND',
+        `deleted thin device ${opts.deviceId} has versions 1..${dev.versions.length}, not ${opts.version}`,
+      );
     const rec = recordsById(root).get(opts.deviceId);
     const docker = dockerJoin(root, rec);
     const warnings: string[] = [];
@@ -431,23 +513,34 @@ export async function exportDeleted(root: DockerRoot | null, imagePath: string, 
     if (rec) {
       size = rec.size;
       sizeFrom = 'docker-record';
-      if (opts.size !== undefined && opts.size !== rec.size) warnings.push(`--size ${opts.size} ignored: Docker's record ${rec.file} says ${rec.size}`);
+      if (opts.size !== undefined && opts.size !== rec.size)
+        warnings.push(`--size ${opts.size} ignored: Docker's record ${rec.file} says ${rec.size}`);
     } else if (opts.size !== undefined) {
       size = opts.size;
       sizeFrom = 'option';
     } else {
       size = ((v.highestVblock ?? -1) + 1) * pool.dataBlockBytes;
       sizeFrom = 'highest-mapped-block';
-      warnings.push(`no Docker record and no --size: the image ends after the highest mapped block (${size} bytes); the device may have been larger`);
+      warnings.push(
+        `no Docker record and no --size: the image ends after the highest mapped block (${size} bytes); the device may have been larger`,
+      );
     }
     const st = versionStates(v, createdAtOf(dev), s.idx, data, staleOwners(s.scan.devices));
-    if (st.counts.contested > 0) warnings.push(`${st.counts.contested} free block(s) were also mapped differently by another deleted device or version: they may hold other bytes`);
-    if (st.counts.reused > 0) warnings.push(`${st.counts.reused} block(s) are owned by another device now: left as holes (see reusedRanges)`);
+    if (st.counts.contested > 0)
+      warnings.push(
+        `${st.counts.contested} free block(s) were also mapped differently by another deleted device or version: they may hold other bytes`,
+      );
+    if (st.counts.reused > 0)
+      warnings.push(`${st.counts.reused} block(s) are owned by another device now: left as holes (see reusedRanges)`);
     if (!v.newest) warnings.push(`version ${v.version} is not the newest (${dev.versions.length})`);
     checkOutput(image, { root: root?.root ?? null, pool: src.location }, opts.force ?? false);
     let out: number;
     try {
-      out = fs.openSync(image, fs.constants.O_WRONLY | fs.constants.O_CREAT | (opts.force ? fs.constants.O_TRUNC : fs.constants.O_EXCL), 0o600);
+      out = fs.openSync(
+        image,
+        fs.constants.O_WRONLY | fs.constants.O_CREAT | (opts.force ? fs.constants.O_TRUNC : fs.constants.O_EXCL),
+        0o600,
+      );
     } catch (e) {
       throw fsError(e, image, 'create');
     }
@@ -469,7 +562,8 @@ export async function exportDeleted(root: DockerRoot | null, imagePath: string, 
       });
       fs.closeSync(out);
       ok = true;
-      if (r.mappedPastEnd > 0) warnings.push(`version ${v.version} maps ${r.mappedPastEnd} bytes at or past the size ${size}: not exported`);
+      if (r.mappedPastEnd > 0)
+        warnings.push(`version ${v.version} maps ${r.mappedPastEnd} bytes at or past the size ${size}: not exported`);
       return {
         image,
         deviceId: opts.deviceId,

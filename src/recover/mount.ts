@@ -36,7 +36,11 @@ export interface MountDeletedResult {
   export: ExportDeletedResult | null;
 }
 
-export async function mountDeleted(root: DockerRoot | null, host: DmHost, opts: MountDeletedOptions): Promise<MountDeletedResult> {
+export async function mountDeleted(
+  root: DockerRoot | null,
+  host: DmHost,
+  opts: MountDeletedOptions,
+): Promise<MountDeletedResult> {
   if (!opts.dryRun) host.requireRoot('mount --offline --deleted');
   const dir = path.resolve(opts.dir);
   let makeDir = false;
@@ -48,7 +52,11 @@ export async function mountDeleted(root: DockerRoot | null, host: DmHost, opts: 
   let name: string;
   if (opts.name !== undefined) {
     name = checkSnapshotName(opts.name);
-    if (readState(opts.stateDir, name)) throw new DmiError('CONFLICT', `${name}: dminspect already has a snapshot or mount with this name (release it first)`);
+    if (readState(opts.stateDir, name))
+      throw new DmiError(
+        'CONFLICT',
+        `${name}: dminspect already has a snapshot or mount with this name (release it first)`,
+      );
   } else {
     let n = 1;
     const tag = `dminspect-deleted-${opts.deviceId}-v${opts.version ?? 'newest'}`;
@@ -61,9 +69,14 @@ export async function mountDeleted(root: DockerRoot | null, host: DmHost, opts: 
     createdAt: new Date().toISOString(),
     name,
     mode: 'offline',
-    root: root ? root.root : exported?.metadata ?? opts.metadata ?? '',
+    root: root ? root.root : (exported?.metadata ?? opts.metadata ?? ''),
     container: null,
-    origin: { hash: '', deviceId: opts.deviceId, name: `deleted thin device ${opts.deviceId}${exported ? ` version ${exported.version}` : ''}`, size: exported?.size ?? opts.size ?? 0 },
+    origin: {
+      hash: '',
+      deviceId: opts.deviceId,
+      name: `deleted thin device ${opts.deviceId}${exported ? ` version ${exported.version}` : ''}`,
+      size: exported?.size ?? opts.size ?? 0,
+    },
     pool: null,
     snapId: null,
     mountPoint: dir,
@@ -74,10 +87,31 @@ export async function mountDeleted(root: DockerRoot | null, host: DmHost, opts: 
   });
   if (opts.dryRun) {
     const fsType = opts.fs ?? 'ext4';
-    const src = opts.images?.length ? opts.images.flatMap((i) => ['--image', i]) : [...(opts.metadata ? ['--metadata', opts.metadata] : []), ...(opts.data ? ['--data', opts.data] : [])];
-    const args = ['dminspect', 'export', '--deleted', '--device-id', String(opts.deviceId), ...(opts.version ? ['--version', String(opts.version)] : []), ...(opts.size ? ['--size', String(opts.size)] : []), ...src, image];
-    const plan = [`# export (done in-process): ${shellLine(args)} (filesystem type probed on the image after the export; ${fsType} assumed here)`, renderPlan(offlineMountPlan({ image, loop: '/dev/loopN', dir, fsType, makeDir }))].join('\n');
-    return { dryRun: true, state: stateOf('/dev/loopN', fsType, null), rootfs: path.join(dir, 'rootfs'), plan, export: null };
+    const src = opts.images?.length
+      ? opts.images.flatMap((i) => ['--image', i])
+      : [...(opts.metadata ? ['--metadata', opts.metadata] : []), ...(opts.data ? ['--data', opts.data] : [])];
+    const args = [
+      'dminspect',
+      'export',
+      '--deleted',
+      '--device-id',
+      String(opts.deviceId),
+      ...(opts.version ? ['--version', String(opts.version)] : []),
+      ...(opts.size ? ['--size', String(opts.size)] : []),
+      ...src,
+      image,
+    ];
+    const plan = [
+      `# export (done in-process): ${shellLine(args)} (filesystem type probed on the image after the export; ${fsType} assumed here)`,
+      renderPlan(offlineMountPlan({ image, loop: '/dev/loopN', dir, fsType, makeDir })),
+    ].join('\n');
+    return {
+      dryRun: true,
+      state: stateOf('/dev/loopN', fsType, null),
+      rootfs: path.join(dir, 'rootfs'),
+      plan,
+      export: null,
+    };
   }
   try {
     fs.mkdirSync(workDir, { recursive: true, mode: 0o700 });
@@ -89,7 +123,11 @@ export async function mountDeleted(root: DockerRoot | null, host: DmHost, opts: 
   try {
     const probed = probeFs(image);
     const fsType = probed === 'xfs' || probed === 'ext4' || probed === 'btrfs' ? probed : opts.fs;
-    if (!fsType) throw new DmiError('UNSUPPORTED', `${image}: no xfs, ext4 or btrfs filesystem found on the export (unknown magic; discarded or reused blocks?); pass --fs to try one`);
+    if (!fsType)
+      throw new DmiError(
+        'UNSUPPORTED',
+        `${image}: no xfs, ext4 or btrfs filesystem found on the export (unknown magic; discarded or reused blocks?); pass --fs to try one`,
+      );
     const free = freeLoopDevices(1);
     let loop = free[0];
     if (!loop) {
@@ -106,7 +144,13 @@ export async function mountDeleted(root: DockerRoot | null, host: DmHost, opts: 
       await undoSteps(done, host.run);
       throw e;
     }
-    return { dryRun: false, state, rootfs: path.join(dir, 'rootfs'), plan: [`# exported ${image} (sha256 ${exported.sha256})`, renderPlan(plan)].join('\n'), export: exported };
+    return {
+      dryRun: false,
+      state,
+      rootfs: path.join(dir, 'rootfs'),
+      plan: [`# exported ${image} (sha256 ${exported.sha256})`, renderPlan(plan)].join('\n'),
+      export: exported,
+    };
   } catch (e) {
     if (!keep) fs.rmSync(image, { force: true });
     throw e;

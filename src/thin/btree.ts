@@ -52,11 +52,13 @@ export function decodeNodeHeader(buf: Buffer, blockNr: number, what: string, lea
   const nrEntries = c.u32('nr_entries');
   const maxEntries = c.u32('max_entries');
   const valueSize = c.u32('value_size');
-  const bad = (msg: string): DmiError => new DmiError('BAD_INPUT', `${nodeName(blockNr, what)}: ${msg}`, { block: blockNr });
+  const bad = (msg: string): DmiError =>
+    new DmiError('BAD_INPUT', `${nodeName(blockNr, what)}: ${msg}`, { block: blockNr });
   if (flags !== INTERNAL_NODE && flags !== LEAF_NODE) throw bad(`bad node flags ${flags}`);
   const isLeaf = flags === LEAF_NODE;
   const want = isLeaf ? leafValueSize : 8;
-  if (valueSize !== want) throw bad(`value size ${valueSize} (expected ${want} in ${isLeaf ? 'a leaf' : 'an internal node'})`);
+  if (valueSize !== want)
+    throw bad(`value size ${valueSize} (expected ${want} in ${isLeaf ? 'a leaf' : 'an internal node'})`);
   if (maxEntries === 0 || NODE_HEADER_SIZE + (8 + valueSize) * maxEntries > 4096 || maxEntries % 3 !== 0) {
     throw bad(`bad max_entries ${maxEntries} for value size ${valueSize}`);
   }
@@ -69,7 +71,8 @@ export function keyAt(buf: Buffer, h: NodeHeader, i: number, what: string): numb
   const off = NODE_HEADER_SIZE + 8 * i;
   const lo = buf.readUInt32LE(off);
   const hi = buf.readUInt32LE(off + 4);
-  if (hi >= 0x200000) throw new DmiError('BAD_INPUT', `${nodeName(h.blockNr, what)}: key ${i} is too large`, { block: h.blockNr });
+  if (hi >= 0x200000)
+    throw new DmiError('BAD_INPUT', `${nodeName(h.blockNr, what)}: key ${i} is too large`, { block: h.blockNr });
   return hi * TWO32 + lo;
 }
 
@@ -78,7 +81,8 @@ export function u64ValueAt(buf: Buffer, h: NodeHeader, i: number, what: string):
   const off = h.valuesOffset + h.valueSize * i;
   const lo = buf.readUInt32LE(off);
   const hi = buf.readUInt32LE(off + 4);
-  if (hi >= 0x200000) throw new DmiError('BAD_INPUT', `${nodeName(h.blockNr, what)}: value ${i} is too large`, { block: h.blockNr });
+  if (hi >= 0x200000)
+    throw new DmiError('BAD_INPUT', `${nodeName(h.blockNr, what)}: value ${i} is too large`, { block: h.blockNr });
   return hi * TWO32 + lo;
 }
 
@@ -92,10 +96,18 @@ export function checkedKeys(buf: Buffer, h: NodeHeader, what: string, lo: number
   for (let i = 0; i < h.nrEntries; i++) {
     const k = keyAt(buf, h, i, what);
     if (k <= prev) {
-      throw new DmiError('BAD_INPUT', `${nodeName(h.blockNr, what)}: keys out of order (key ${i} = ${k} after ${prev})`, { block: h.blockNr });
+      throw new DmiError(
+        'BAD_INPUT',
+        `${nodeName(h.blockNr, what)}: keys out of order (key ${i} = ${k} after ${prev})`,
+        { block: h.blockNr },
+      );
     }
     if (k < lo || k >= hi) {
-      throw new DmiError('BAD_INPUT', `${nodeName(h.blockNr, what)}: key ${k} outside the range [${lo}, ${hi}) its parent gives it`, { block: h.blockNr });
+      throw new DmiError(
+        'BAD_INPUT',
+        `${nodeName(h.blockNr, what)}: key ${k} outside the range [${lo}, ${hi}) its parent gives it`,
+        { block: h.blockNr },
+      );
     }
     keys[i] = k;
     prev = k;
@@ -116,16 +128,32 @@ export interface LeafVisit {
  */
 export function* leaves(read: NodeReader, root: number, leafValueSize: number, what: string): Generator<LeafVisit> {
   const seen = new Set<number>();
-  interface Frame { block: number; buf: Buffer; header: NodeHeader; keys: Float64Array; next: number; hi: number }
+  interface Frame {
+    block: number;
+    buf: Buffer;
+    header: NodeHeader;
+    keys: Float64Array;
+    next: number;
+    hi: number;
+  }
   const stack: Frame[] = [];
   const enter = (block: number, lo: number, hi: number, parent: number | null): Frame | LeafVisit => {
     if (stack.some((f) => f.block === block)) {
-      throw new DmiError('BAD_INPUT', `${nodeName(parent ?? block, what)}: child ${block} points back to an ancestor (cycle)`, { block: parent ?? block });
+      throw new DmiError(
+        'BAD_INPUT',
+        `${nodeName(parent ?? block, what)}: child ${block} points back to an ancestor (cycle)`,
+        { block: parent ?? block },
+      );
     }
     if (seen.has(block)) {
-      throw new DmiError('BAD_INPUT', `${nodeName(parent ?? block, what)}: child ${block} is reached twice (cross-linked tree)`, { block: parent ?? block });
+      throw new DmiError(
+        'BAD_INPUT',
+        `${nodeName(parent ?? block, what)}: child ${block} is reached twice (cross-linked tree)`,
+        { block: parent ?? block },
+      );
     }
-    if (stack.length >= MAX_DEPTH) throw new DmiError('BAD_INPUT', `${nodeName(block, what)}: tree deeper than ${MAX_DEPTH} levels`, { block });
+    if (stack.length >= MAX_DEPTH)
+      throw new DmiError('BAD_INPUT', `${nodeName(block, what)}: tree deeper than ${MAX_DEPTH} levels`, { block });
     seen.add(block);
     const buf = read(block, what);
     const header = decodeNodeHeader(buf, block, what, leafValueSize);
@@ -169,12 +197,23 @@ export function forEachEntry(
 }
 
 /** Looks `key` up; returns the leaf and the value's byte offset, or null. */
-export function lookup(read: NodeReader, root: number, key: number, valueSize: number, what: string): { buf: Buffer; offset: number } | null {
+export function lookup(
+  read: NodeReader,
+  root: number,
+  key: number,
+  valueSize: number,
+  what: string,
+): { buf: Buffer; offset: number } | null {
   let block = root;
   const path: number[] = [];
   for (;;) {
-    if (path.includes(block)) throw new DmiError('BAD_INPUT', `${nodeName(path[path.length - 1]!, what)}: child ${block} points back to an ancestor (cycle)`);
-    if (path.length >= MAX_DEPTH) throw new DmiError('BAD_INPUT', `${nodeName(block, what)}: tree deeper than ${MAX_DEPTH} levels`);
+    if (path.includes(block))
+      throw new DmiError(
+        'BAD_INPUT',
+        `${nodeName(path[path.length - 1]!, what)}: child ${block} points back to an ancestor (cycle)`,
+      );
+    if (path.length >= MAX_DEPTH)
+      throw new DmiError('BAD_INPUT', `${nodeName(block, what)}: tree deeper than ${MAX_DEPTH} levels`);
     path.push(block);
     const buf = read(block, what);
     const h = decodeNodeHeader(buf, block, what, valueSize);

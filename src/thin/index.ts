@@ -42,13 +42,37 @@ export { decodeNodeHeader, expectedMaxEntries, leaves, forEachEntry, lookup, MAX
 export type { NodeHeader, NodeReader } from './btree.js';
 export { decodeDeviceDetails, MAX_THIN_DEVICE_ID } from './details.js';
 export type { DeviceDetails } from './details.js';
-export { decodeSmRoot, decodeIndexEntry, decodeMetadataIndex, bitmapEntry, countBitmap, ENTRIES_PER_BITMAP } from './space-map.js';
+export {
+  decodeSmRoot,
+  decodeIndexEntry,
+  decodeMetadataIndex,
+  bitmapEntry,
+  countBitmap,
+  ENTRIES_PER_BITMAP,
+} from './space-map.js';
 export type { SmRoot, IndexEntry, BitmapCounts } from './space-map.js';
 export { countExclusive } from './usage.js';
 export { kernelMetadataAccounting, metadataReserve, KERNEL_RULES, MAX_METADATA_RESERVE } from './reserve.js';
 export type { KernelRule, MetadataAccounting } from './reserve.js';
 export {
-  scanStale, buildLiveIndex, classifyBlocks, versionRuns, lineageCompare, classifyNode, metadataAllocated,
-  BLOCK_SHARED, BLOCK_FREE, BLOCK_REUSED,
+  scanStale,
+  buildLiveIndex,
+  classifyBlocks,
+  versionRuns,
+  lineageCompare,
+  classifyNode,
+  metadataAllocated,
+  BLOCK_SHARED,
+  BLOCK_FREE,
+  BLOCK_REUSED,
 } from './stale.js';
-export type { StaleScanOptions, StaleScanResult, DeletedDevice, DeletedVersion, VersionMappings, LiveIndex, BlockStatus, UnattributedTree } from './stale.js';
+export type {
+  StaleScanOptions,
+  StaleScanResult,
+  DeletedDevice,
+  DeletedVersion,
+  VersionMappings,
+  LiveIndex,
+  BlockStatus,
+  UnattributedTree,
+} from './stale.js';

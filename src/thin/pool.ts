@@ -11,8 +11,14 @@ import { u64Safe as u64 } from '../io/cursor.js';
 import { verifyBlock, type BlockKind } from './checksum.js';
 import { decodeDeviceDetails, DEVICE_DETAILS_SIZE, MAX_THIN_DEVICE_ID, type DeviceDetails } from './details.js';
 import {
-  bitmapEntry, countBitmap, decodeIndexEntry, decodeMetadataIndex, ENTRIES_PER_BITMAP, nrBitmaps,
-  type IndexEntry, type SmRoot,
+  bitmapEntry,
+  countBitmap,
+  decodeIndexEntry,
+  decodeMetadataIndex,
+  ENTRIES_PER_BITMAP,
+  nrBitmaps,
+  type IndexEntry,
+  type SmRoot,
 } from './space-map.js';
 import { decodeSuperblock, type Superblock } from './superblock.js';
 import { countExclusive } from './usage.js';
@@ -87,7 +93,8 @@ export class ThinPool {
 
   constructor(src: BlockSource, metadataSnap = false) {
     this.src = src;
-    if (src.nrBlocks < 1) throw new DmiError('BAD_INPUT', `${src.path}: too small for a thin-pool superblock (${src.nrBlocks} blocks)`);
+    if (src.nrBlocks < 1)
+      throw new DmiError('BAD_INPUT', `${src.path}: too small for a thin-pool superblock (${src.nrBlocks} blocks)`);
     const live = decodeSuperblock(src.read(0), 0, 0);
     this.liveSuperblock = live;
     if (live.metadataNrBlocks > src.nrBlocks) {
@@ -101,16 +108,29 @@ export class ThinPool {
     this.verified[0] = KIND_CODE.superblock;
     this.nVerified = 1;
     if (live.metadataSpaceMapRoot.nrBlocks !== live.metadataNrBlocks) {
-      throw new DmiError('BAD_INPUT', `superblock: metadata space map has ${live.metadataSpaceMapRoot.nrBlocks} blocks, metadata_nr_blocks is ${live.metadataNrBlocks}`, { block: 0 });
+      throw new DmiError(
+        'BAD_INPUT',
+        `superblock: metadata space map has ${live.metadataSpaceMapRoot.nrBlocks} blocks, metadata_nr_blocks is ${live.metadataNrBlocks}`,
+        { block: 0 },
+      );
     }
     if (live.dataSpaceMapRoot.nrBlocks > 2 ** 40) {
-      throw new DmiError('BAD_INPUT', `superblock: data space map has ${live.dataSpaceMapRoot.nrBlocks} blocks (at most 2^40)`, { block: 0 });
+      throw new DmiError(
+        'BAD_INPUT',
+        `superblock: data space map has ${live.dataSpaceMapRoot.nrBlocks} blocks (at most 2^40)`,
+        { block: 0 },
+      );
     }
     if (metadataSnap) {
       const at = live.metadataSnap;
-      if (at === 0) throw new DmiError('NOT_FOUND', `${src.path}: no metadata snapshot is held (superblock metadata_snap = 0)`);
+      if (at === 0)
+        throw new DmiError('NOT_FOUND', `${src.path}: no metadata snapshot is held (superblock metadata_snap = 0)`);
       if (at >= this.metadataNrBlocks) {
-        throw new DmiError('BAD_INPUT', `superblock: metadata_snap ${at} is past the end of the metadata (${this.metadataNrBlocks} blocks)`, { block: 0 });
+        throw new DmiError(
+          'BAD_INPUT',
+          `superblock: metadata_snap ${at} is past the end of the metadata (${this.metadataNrBlocks} blocks)`,
+          { block: 0 },
+        );
       }
       this.superblock = decodeSuperblock(src.read(at), 0, at, true);
       this.mark(at, 'superblock');
@@ -143,7 +163,11 @@ export class ThinPool {
   /** Block `n`, checksum and block number verified for `kind` (once per block). */
   block(n: number, kind: BlockKind, what: string): Buffer {
     if (!(n >= 0 && n < this.metadataNrBlocks)) {
-      throw new DmiError('BAD_INPUT', `${what}: block ${n} is past the end of the metadata (${this.metadataNrBlocks} blocks)`, { block: n });
+      throw new DmiError(
+        'BAD_INPUT',
+        `${what}: block ${n} is past the end of the metadata (${this.metadataNrBlocks} blocks)`,
+        { block: n },
+      );
     }
     const buf = this.src.read(n, what);
     if (this.verified[n] !== KIND_CODE[kind]) {
@@ -229,17 +253,31 @@ export class ThinPool {
   private dataIndexEntries(root: SmRoot): IndexEntry[] {
     const count = nrBitmaps(root.nrBlocks);
     if (count > this.metadataNrBlocks) {
-      throw new DmiError('BAD_INPUT', `superblock: the data space map needs ${count} bitmaps, more than the metadata holds`, { block: 0 });
+      throw new DmiError(
+        'BAD_INPUT',
+        `superblock: the data space map needs ${count} bitmaps, more than the metadata holds`,
+        { block: 0 },
+      );
     }
     const out: IndexEntry[] = new Array(count);
     const what = 'data space map index tree';
     let n = 0;
     forEachEntry(this.node, root.bitmapRoot, 16, what, (key, buf, off, h) => {
-      if (key >= count) throw new DmiError('BAD_INPUT', `${nodeName(h.blockNr, what)}: bitmap index ${key} but the data space map needs ${count}`, { block: h.blockNr });
+      if (key >= count)
+        throw new DmiError(
+          'BAD_INPUT',
+          `${nodeName(h.blockNr, what)}: bitmap index ${key} but the data space map needs ${count}`,
+          { block: h.blockNr },
+        );
       out[key] = decodeIndexEntry(buf, off, nodeName(h.blockNr, what));
       n++;
     });
-    if (n !== count) throw new DmiError('BAD_INPUT', `${what}: ${n} index entries, ${count} bitmaps needed for ${root.nrBlocks} data blocks`, { block: root.bitmapRoot });
+    if (n !== count)
+      throw new DmiError(
+        'BAD_INPUT',
+        `${what}: ${n} index entries, ${count} bitmaps needed for ${root.nrBlocks} data blocks`,
+        { block: root.bitmapRoot },
+      );
     return out;
   }
 
@@ -255,7 +293,8 @@ export class ThinPool {
     const seen = new Set<number>();
     index.forEach((e, i) => {
       const what = `${name} space map bitmap ${i}`;
-      if (seen.has(e.blockNr)) throw new DmiError('BAD_INPUT', `${what}: block ${e.blockNr} is used by two bitmaps`, { block: e.blockNr });
+      if (seen.has(e.blockNr))
+        throw new DmiError('BAD_INPUT', `${what}: block ${e.blockNr} is used by two bitmaps`, { block: e.blockNr });
       seen.add(e.blockNr);
       const buf = this.block(e.blockNr, 'bitmap', what);
       const entries = Math.min(ENTRIES_PER_BITMAP, root.nrBlocks - i * ENTRIES_PER_BITMAP);
@@ -267,33 +306,62 @@ export class ThinPool {
     let overflowEntries = 0;
     const what = `${name} space map ref-count tree`;
     forEachEntry(this.node, root.refCountRoot, 4, what, (key, _buf, _off, h) => {
-      if (key >= root.nrBlocks) throw new DmiError('BAD_INPUT', `${nodeName(h.blockNr, what)}: block ${key} is past the ${name} device (${root.nrBlocks} blocks)`, { block: h.blockNr });
+      if (key >= root.nrBlocks)
+        throw new DmiError(
+          'BAD_INPUT',
+          `${nodeName(h.blockNr, what)}: block ${key} is past the ${name} device (${root.nrBlocks} blocks)`,
+          { block: h.blockNr },
+        );
       overflowEntries++;
     });
     const problems: string[] = [];
-    if (used !== root.nrAllocated) problems.push(`${name} space map: nr_allocated is ${root.nrAllocated} but the bitmaps count ${used} blocks in use`);
+    if (used !== root.nrAllocated)
+      problems.push(
+        `${name} space map: nr_allocated is ${root.nrAllocated} but the bitmaps count ${used} blocks in use`,
+      );
     // The kernel counts a bitmap's entries past the end of the device as free (sm_ll_extend sets nr_free to the
     // whole bitmap); thin_restore counts only up to nr_blocks. Either convention is consistent.
     const kernelFree = index.length * ENTRIES_PER_BITMAP - used;
     if (nrFree !== root.nrBlocks - used && nrFree !== kernelFree) {
-      problems.push(`${name} space map: the index entries count ${nrFree} free blocks, the bitmaps ${root.nrBlocks - used}`);
+      problems.push(
+        `${name} space map: the index entries count ${nrFree} free blocks, the bitmaps ${root.nrBlocks - used}`,
+      );
     }
-    if (overflowBlocks !== overflowEntries) problems.push(`${name} space map: ${overflowBlocks} blocks have a count ≥ 3 but the ref-count tree holds ${overflowEntries}`);
-    return { nrBlocks: root.nrBlocks, nrAllocated: root.nrAllocated, used, free: root.nrBlocks - used, bitmaps: index.length, overflowBlocks, overflowEntries, problems };
+    if (overflowBlocks !== overflowEntries)
+      problems.push(
+        `${name} space map: ${overflowBlocks} blocks have a count ≥ 3 but the ref-count tree holds ${overflowEntries}`,
+      );
+    return {
+      nrBlocks: root.nrBlocks,
+      nrAllocated: root.nrAllocated,
+      used,
+      free: root.nrBlocks - used,
+      bitmaps: index.length,
+      overflowBlocks,
+      overflowEntries,
+      problems,
+    };
   }
 
   /** Reference count of data block `b` in the data space map (bitmap, then the overflow tree). */
   dataRefCount(b: number): number {
     const root = this.liveSuperblock.dataSpaceMapRoot;
-    if (!(b >= 0 && b < root.nrBlocks)) throw new DmiError('NOT_FOUND', `data block ${b} is past the data device (${root.nrBlocks} blocks)`);
+    if (!(b >= 0 && b < root.nrBlocks))
+      throw new DmiError('NOT_FOUND', `data block ${b} is past the data device (${root.nrBlocks} blocks)`);
     const i = Math.floor(b / ENTRIES_PER_BITMAP);
     const e = lookup(this.node, root.bitmapRoot, i, 16, 'data space map index tree');
-    if (!e) throw new DmiError('BAD_INPUT', `data space map index tree: no entry for bitmap ${i}`, { block: root.bitmapRoot });
+    if (!e)
+      throw new DmiError('BAD_INPUT', `data space map index tree: no entry for bitmap ${i}`, {
+        block: root.bitmapRoot,
+      });
     const ie = decodeIndexEntry(e.buf, e.offset, 'data space map index tree');
     const v = bitmapEntry(this.block(ie.blockNr, 'bitmap', `data space map bitmap ${i}`), b % ENTRIES_PER_BITMAP);
     if (v < 3) return v;
     const o = lookup(this.node, root.refCountRoot, b, 4, 'data space map ref-count tree');
-    if (!o) throw new DmiError('BAD_INPUT', `data space map ref-count tree: no count for data block ${b} (bitmap says ≥ 3)`, { block: root.refCountRoot });
+    if (!o)
+      throw new DmiError('BAD_INPUT', `data space map ref-count tree: no count for data block ${b} (bitmap says ≥ 3)`, {
+        block: root.refCountRoot,
+      });
     return o.buf.readUInt32LE(o.offset);
   }
 
@@ -319,7 +387,11 @@ export class ThinPool {
         const lo = buf.readUInt32LE(vo + 8 * i);
         const d = blockOfBlockTime(lo, buf.readUInt32LE(vo + 8 * i + 4));
         if (d >= this.dataNrBlocks) {
-          throw new DmiError('BAD_INPUT', `${nodeName(header.blockNr, what)}: virtual block ${v} maps data block ${d}, past the data device (${this.dataNrBlocks} blocks)`, { block: header.blockNr });
+          throw new DmiError(
+            'BAD_INPUT',
+            `${nodeName(header.blockNr, what)}: virtual block ${v} maps data block ${d}, past the data device (${this.dataNrBlocks} blocks)`,
+            { block: header.blockNr },
+          );
         }
         if (run && run.vblock + run.length === v && run.dblock + run.length === d) {
           run.length++;
@@ -337,8 +409,13 @@ export class ThinPool {
     const what = `mapping tree of device ${devId}`;
     const path: number[] = [];
     const walk = (block: number): number | null => {
-      if (path.includes(block)) throw new DmiError('BAD_INPUT', `${nodeName(path[path.length - 1]!, what)}: child ${block} points back to an ancestor (cycle)`);
-      if (path.length >= MAX_DEPTH) throw new DmiError('BAD_INPUT', `${nodeName(block, what)}: tree deeper than ${MAX_DEPTH} levels`);
+      if (path.includes(block))
+        throw new DmiError(
+          'BAD_INPUT',
+          `${nodeName(path[path.length - 1]!, what)}: child ${block} points back to an ancestor (cycle)`,
+        );
+      if (path.length >= MAX_DEPTH)
+        throw new DmiError('BAD_INPUT', `${nodeName(block, what)}: tree deeper than ${MAX_DEPTH} levels`);
       const buf = Buffer.from(this.node(block, what));
       const h = decodeNodeHeader(buf, block, what, 8);
       if (h.isLeaf) return h.nrEntries > 0 ? keyAt(buf, h, h.nrEntries - 1, what) : null;
@@ -398,4 +475,3 @@ export function openPool(metadataPath: string, opts: OpenPoolOptions = {}): Thin
     throw e;
   }
 }
-

@@ -28,7 +28,11 @@ export function metadataReserve(totalBlocks: number, rule: KernelRule): number {
 }
 
 /** The kernel's view of metadata use (dm_pool_get_free_metadata_block_count: free below the reserve is 0). */
-export function kernelMetadataAccounting(totalBlocks: number, allocatedBlocks: number, rule: KernelRule): MetadataAccounting {
+export function kernelMetadataAccounting(
+  totalBlocks: number,
+  allocatedBlocks: number,
+  rule: KernelRule,
+): MetadataAccounting {
   const reserveBlocks = metadataReserve(totalBlocks, rule);
   const free = Math.max(0, totalBlocks - allocatedBlocks);
   const kernelFree = free < reserveBlocks ? 0 : free - reserveBlocks;

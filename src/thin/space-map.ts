@@ -59,7 +59,9 @@ export function nrBitmaps(nrBlocks: number): number {
 export function decodeMetadataIndex(buf: Buffer, blockNr: number, count: number): IndexEntry[] {
   const where = `space-map index ${blockNr}`;
   if (count > MAX_METADATA_BITMAPS) {
-    throw new DmiError('BAD_INPUT', `${where}: ${count} bitmaps needed, an index block holds ${MAX_METADATA_BITMAPS}`, { block: blockNr });
+    throw new DmiError('BAD_INPUT', `${where}: ${count} bitmaps needed, an index block holds ${MAX_METADATA_BITMAPS}`, {
+      block: blockNr,
+    });
   }
   const out: IndexEntry[] = [];
   for (let i = 0; i < count; i++) out.push(decodeIndexEntry(buf, 16 + i * INDEX_ENTRY_SIZE, where));
@@ -76,7 +78,7 @@ export function bitmapEntry(buf: Buffer, e: number): number {
 function popcount(x: number): number {
   x -= (x >>> 1) & 0x55555555;
   x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+  return Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
 }
 
 export interface BitmapCounts {

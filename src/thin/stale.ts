@@ -34,7 +34,15 @@
  * block was discarded (a hole, or zeros) needs the data file: the caller checks that.
  */
 import { DmiError } from '../errors.js';
-import { decodeNodeHeader, expectedMaxEntries, INTERNAL_NODE, LEAF_NODE, MAX_DEPTH, NODE_HEADER_SIZE, leaves } from './btree.js';
+import {
+  decodeNodeHeader,
+  expectedMaxEntries,
+  INTERNAL_NODE,
+  LEAF_NODE,
+  MAX_DEPTH,
+  NODE_HEADER_SIZE,
+  leaves,
+} from './btree.js';
 import { rawChecksum, SALT } from './checksum.js';
 import { decodeDeviceDetails, MAX_THIN_DEVICE_ID, type DeviceDetails } from './details.js';
 import type { MappingRun, ThinPool } from './pool.js';
@@ -168,7 +176,11 @@ export function metadataAllocated(pool: ThinPool): Uint8Array {
   const n = pool.metadataNrBlocks;
   const out = new Uint8Array(n);
   const root = pool.liveSuperblock.metadataSpaceMapRoot;
-  const idx = decodeMetadataIndex(pool.block(root.bitmapRoot, 'index', 'metadata space map'), root.bitmapRoot, nrBitmaps(root.nrBlocks));
+  const idx = decodeMetadataIndex(
+    pool.block(root.bitmapRoot, 'index', 'metadata space map'),
+    root.bitmapRoot,
+    nrBitmaps(root.nrBlocks),
+  );
   idx.forEach((e, i) => {
     const buf = Buffer.from(pool.block(e.blockNr, 'bitmap', `metadata space map bitmap ${i}`));
     const first = i * ENTRIES_PER_BITMAP;
@@ -189,7 +201,7 @@ export function classifyNode(buf: Buffer, blockNr: number): number {
   if (vs !== 8 && vs !== 24 && vs !== 16 && vs !== 4) return NODE_NONE;
   if (flags === INTERNAL_NODE && vs !== 8) return NODE_NONE;
   if (max !== expectedMaxEntries(vs) || nr > max) return NODE_NONE;
-  if (((rawChecksum(buf) ^ SALT.btree) >>> 0) !== buf.readUInt32LE(0)) return NODE_NONE;
+  if ((rawChecksum(buf) ^ SALT.btree) >>> 0 !== buf.readUInt32LE(0)) return NODE_NONE;
   if (flags === INTERNAL_NODE) return NODE_INTERNAL;
   return vs === 8 ? NODE_LEAF8 : vs === 24 ? NODE_LEAF24 : vs === 16 ? NODE_LEAF16 : NODE_LEAF4;
 }
@@ -321,7 +333,15 @@ export function scanStale(pool: ThinPool, opts: StaleScanOptions = {}): StaleSca
           continue;
         }
         const list = details.get(key) ?? [];
-        if (!list.some((x) => x.mappedBlocks === d.mappedBlocks && x.transactionId === d.transactionId && x.creationTime === d.creationTime && x.snapshottedTime === d.snapshottedTime)) {
+        if (
+          !list.some(
+            (x) =>
+              x.mappedBlocks === d.mappedBlocks &&
+              x.transactionId === d.transactionId &&
+              x.creationTime === d.creationTime &&
+              x.snapshottedTime === d.snapshottedTime,
+          )
+        ) {
           if (list.length >= 64 || nDetails >= MAX_DETAILS) continue;
           list.push(d);
           nDetails++;
@@ -350,7 +370,11 @@ export function scanStale(pool: ThinPool, opts: StaleScanOptions = {}): StaleSca
   const poolTime = pool.liveSuperblock.time;
   let nodesWalked = 0;
   /** The mappings of the bottom-level tree at `root`; throws DmiError if it is not (any more) a whole valid tree. */
-  const walkTree = (root: number, what: string, refuseTopLevel = false): { mappings: VersionMappings; allFree: boolean } => {
+  const walkTree = (
+    root: number,
+    what: string,
+    refuseTopLevel = false,
+  ): { mappings: VersionMappings; allFree: boolean } => {
     const vb = new Column((k) => new Float64Array(k));
     const db = new Column((k) => new Float64Array(k));
     const tm = new Column((k) => new Uint32Array(k));
@@ -358,10 +382,12 @@ export function scanStale(pool: ThinPool, opts: StaleScanOptions = {}): StaleSca
     const read = (blk: number, w: string): Buffer => {
       if (--budget < 0) throw new DmiError('BAD_INPUT', `${w}: walk budget exhausted`);
       nodesWalked++;
-      if (kind[blk] !== NODE_INTERNAL && kind[blk] !== NODE_LEAF8) throw new DmiError('BAD_INPUT', `${w}: block ${blk} is not a valid btree node now`);
+      if (kind[blk] !== NODE_INTERNAL && kind[blk] !== NODE_LEAF8)
+        throw new DmiError('BAD_INPUT', `${w}: block ${blk} is not a valid btree node now`);
       if (allocated[blk]) allFree = false;
       // an orphan internal node of an old top-level tree would read its device-id leaves as mappings
-      if (refuseTopLevel && flags[blk]! & TOP_LEVEL) throw new DmiError('BAD_INPUT', `${w}: block ${blk} looks like a top-level leaf`);
+      if (refuseTopLevel && flags[blk]! & TOP_LEVEL)
+        throw new DmiError('BAD_INPUT', `${w}: block ${blk} looks like a top-level leaf`);
       return pool.node(blk, w);
     };
     for (const { buf, header, keys } of leaves(read, root, 8, what)) {
@@ -370,7 +396,8 @@ export function scanStale(pool: ThinPool, opts: StaleScanOptions = {}): StaleSca
         const lo = buf.readUInt32LE(vo + 8 * i);
         const d = buf.readUInt32LE(vo + 8 * i + 4) * 256 + (lo >>> 24);
         const t = lo & 0xffffff;
-        if (d >= dataNr) throw new DmiError('BAD_INPUT', `${what}: data block ${d} past the data device (${dataNr} blocks)`);
+        if (d >= dataNr)
+          throw new DmiError('BAD_INPUT', `${what}: data block ${d} past the data device (${dataNr} blocks)`);
         if (t > poolTime) throw new DmiError('BAD_INPUT', `${what}: block time ${t} after the pool's time ${poolTime}`);
         vb.push(keys[i]!);
         db.push(d);
@@ -429,7 +456,10 @@ export function scanStale(pool: ThinPool, opts: StaleScanOptions = {}): StaleSca
     }
     if (dev.versions.length === 0 && dev.rejected.length === 0) continue;
     orderVersions(dev);
-    dev.details = (details.get(devId) ?? []).sort((a, b) => b.snapshottedTime - a.snapshottedTime || b.mappedBlocks - a.mappedBlocks || b.transactionId - a.transactionId);
+    dev.details = (details.get(devId) ?? []).sort(
+      (a, b) =>
+        b.snapshottedTime - a.snapshottedTime || b.mappedBlocks - a.mappedBlocks || b.transactionId - a.transactionId,
+    );
     details.delete(devId);
     devices.push(dev);
   }
@@ -453,7 +483,12 @@ export function scanStale(pool: ThinPool, opts: StaleScanOptions = {}): StaleSca
     if (m.vblocks.length === 0 || known.has(contentKey(m))) continue;
     unattributedCount++;
     if (unattributed.length < 100) {
-      unattributed.push({ root: b, mappedBlocks: m.vblocks.length, highestTime: maxOf(m.times), highestVblock: m.vblocks[m.vblocks.length - 1]! });
+      unattributed.push({
+        root: b,
+        mappedBlocks: m.vblocks.length,
+        highestTime: maxOf(m.times),
+        highestVblock: m.vblocks[m.vblocks.length - 1]!,
+      });
     }
   }
   const detailsOnly = [...details.entries()].sort((a, b) => a[0] - b[0]).flatMap(([, l]) => l);
@@ -506,7 +541,13 @@ function orderVersions(dev: DeletedDevice): void {
       else if (c < 0) wins.set(vs[i]!, wins.get(vs[i]!)! + 1);
     }
   }
-  vs.sort((a, b) => wins.get(a)! - wins.get(b)! || a.mappedBlocks - b.mappedBlocks || (a.highestTime ?? -1) - (b.highestTime ?? -1) || a.root - b.root);
+  vs.sort(
+    (a, b) =>
+      wins.get(a)! - wins.get(b)! ||
+      a.mappedBlocks - b.mappedBlocks ||
+      (a.highestTime ?? -1) - (b.highestTime ?? -1) ||
+      a.root - b.root,
+  );
   let ordered = true;
   for (let i = 1; i < vs.length; i++) if (lineageCompare(vs[i - 1]!.mappings, vs[i]!.mappings) <= 0) ordered = false;
   dev.lineage = vs.length === 1 ? 'single' : ordered ? 'ordered' : 'tie-broken';
@@ -558,7 +599,9 @@ export function buildLiveIndex(pool: ThinPool, devices: DeletedDevice[]): LiveIn
   const refcounts = new Map<number, number>();
   for (const b of interest) refcounts.set(b, pool.dataRefCount(b));
   const live = pool.devices();
-  const roots = [...pool.mappingRoots()].sort((a, b) => (live.get(b.devId)?.creationTime ?? 0) - (live.get(a.devId)?.creationTime ?? 0) || a.devId - b.devId);
+  const roots = [...pool.mappingRoots()].sort(
+    (a, b) => (live.get(b.devId)?.creationTime ?? 0) - (live.get(a.devId)?.creationTime ?? 0) || a.devId - b.devId,
+  );
   const visited = new Uint8Array(pool.metadataNrBlocks);
   let nodesRead = 0;
   for (const { devId, root } of roots) {
@@ -567,7 +610,8 @@ export function buildLiveIndex(pool: ThinPool, devices: DeletedDevice[]): LiveIn
     const stack: { block: number; depth: number }[] = [{ block: root, depth: 0 }];
     while (stack.length) {
       const { block, depth } = stack.pop()!;
-      if (block >= visited.length) throw new DmiError('BAD_INPUT', `${what}: block ${block} is past the end of the metadata`);
+      if (block >= visited.length)
+        throw new DmiError('BAD_INPUT', `${what}: block ${block} is past the end of the metadata`);
       if (visited[block]) continue;
       visited[block] = 1;
       if (depth >= MAX_DEPTH) throw new DmiError('BAD_INPUT', `${what}: tree deeper than ${MAX_DEPTH} levels`);

@@ -60,7 +60,9 @@ export function decodeSuperblock(buf: Buffer, off = 0, blockNr = 0, snapshotCopy
   const magic = c.u64Safe('magic');
   // Not thin metadata at all: say so before any other field is judged.
   if (magic !== THIN_MAGIC) {
-    throw new DmiError('BAD_INPUT', `${where}: bad magic ${magic} (expected ${THIN_MAGIC}): not thin-pool metadata`, { block: blockNr });
+    throw new DmiError('BAD_INPUT', `${where}: bad magic ${magic} (expected ${THIN_MAGIC}): not thin-pool metadata`, {
+      block: blockNr,
+    });
   }
   verifyBlock(b, blockNr, 'superblock', blockNr === 0 ? undefined : 'metadata snapshot');
   const version = c.u32('version');
@@ -79,19 +81,33 @@ export function decodeSuperblock(buf: Buffer, off = 0, blockNr = 0, snapshotCopy
   const incompatFlags = c.u32('incompat_flags');
 
   if (version !== 1 && version !== 2) {
-    throw new DmiError('UNSUPPORTED', `${where}: unsupported metadata version ${version} (known: 1, 2)`, { block: blockNr });
+    throw new DmiError('UNSUPPORTED', `${where}: unsupported metadata version ${version} (known: 1, 2)`, {
+      block: blockNr,
+    });
   }
   if (incompatFlags !== 0) {
-    throw new DmiError('UNSUPPORTED', `${where}: unsupported incompat flags 0x${incompatFlags.toString(16)}`, { block: blockNr });
+    throw new DmiError('UNSUPPORTED', `${where}: unsupported incompat flags 0x${incompatFlags.toString(16)}`, {
+      block: blockNr,
+    });
   }
   if (metadataBlockSize !== 8) {
-    throw new DmiError('BAD_INPUT', `${where}: metadata block size ${metadataBlockSize} sectors (expected 8)`, { block: blockNr });
+    throw new DmiError('BAD_INPUT', `${where}: metadata block size ${metadataBlockSize} sectors (expected 8)`, {
+      block: blockNr,
+    });
   }
-  if (dataBlockSize < MIN_DATA_BLOCK_SECTORS || dataBlockSize > MAX_DATA_BLOCK_SECTORS || dataBlockSize % MIN_DATA_BLOCK_SECTORS !== 0) {
+  if (
+    dataBlockSize < MIN_DATA_BLOCK_SECTORS ||
+    dataBlockSize > MAX_DATA_BLOCK_SECTORS ||
+    dataBlockSize % MIN_DATA_BLOCK_SECTORS !== 0
+  ) {
     throw new DmiError('BAD_INPUT', `${where}: bad data block size ${dataBlockSize} sectors`, { block: blockNr });
   }
   if (!snapshotCopy && (metadataNrBlocks < 1 || metadataNrBlocks > MAX_METADATA_BLOCKS)) {
-    throw new DmiError('BAD_INPUT', `${where}: bad metadata size ${metadataNrBlocks} blocks (at most ${MAX_METADATA_BLOCKS})`, { block: blockNr });
+    throw new DmiError(
+      'BAD_INPUT',
+      `${where}: bad metadata size ${metadataNrBlocks} blocks (at most ${MAX_METADATA_BLOCKS})`,
+      { block: blockNr },
+    );
   }
   return {
     blockNr,

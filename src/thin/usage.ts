@@ -59,7 +59,16 @@ export function countExclusive(input: UsageWalkInput): UsageWalkResult {
   const u32 = (buf: Buffer): Uint32Array => new Uint32Array(buf.buffer, buf.byteOffset, 1024);
 
   /** First visit of a leaf, reached by device index `dev`. Keys must lie in [lo, hi). */
-  const leaf = (block: number, buf: Buffer, nr: number, maxEntries: number, dev: number, lo: number, hi: number, what: string): void => {
+  const leaf = (
+    block: number,
+    buf: Buffer,
+    nr: number,
+    maxEntries: number,
+    dev: number,
+    lo: number,
+    hi: number,
+    what: string,
+  ): void => {
     const w = u32(buf);
     const kb = NODE_HEADER_SIZE / 4;
     const vb = (NODE_HEADER_SIZE + 8 * maxEntries) / 4;
@@ -74,7 +83,11 @@ export function countExclusive(input: UsageWalkInput): UsageWalkResult {
       const vlo = w[vb + 2 * i]!;
       const d = blockOfBlockTime(vlo, w[vb + 2 * i + 1]!);
       if (d >= dataNrBlocks) {
-        throw new DmiError('BAD_INPUT', `${nodeName(block, what)}: virtual block ${k} maps data block ${d}, past the data device (${dataNrBlocks} blocks)`, { block });
+        throw new DmiError(
+          'BAD_INPUT',
+          `${nodeName(block, what)}: virtual block ${k} maps data block ${d}, past the data device (${dataNrBlocks} blocks)`,
+          { block },
+        );
       }
       const p = (d / PAGE) | 0;
       let page = pages[p];
@@ -138,20 +151,33 @@ export function countExclusive(input: UsageWalkInput): UsageWalkResult {
   const stVb = new Int32Array(MAX_DEPTH);
 
   /** Visits node `block` reached from `parent` (or the top level) with key range [lo, hi). Returns true if pushed. */
-  const enter = (block: number, parent: number, dev: number, lo: number, hi: number, depth: number, what: string): boolean => {
+  const enter = (
+    block: number,
+    parent: number,
+    dev: number,
+    lo: number,
+    hi: number,
+    depth: number,
+    what: string,
+  ): boolean => {
     if (block >= metadataBlocks) {
       const from = parent < 0 ? `top-level mapping tree: the root of the ${what}` : `${nodeName(parent, what)}: child`;
-      throw new DmiError('BAD_INPUT', `${from} ${block} is past the end of the metadata (${metadataBlocks} blocks)`, { block: parent < 0 ? block : parent });
+      throw new DmiError('BAD_INPUT', `${from} ${block} is past the end of the metadata (${metadataBlocks} blocks)`, {
+        block: parent < 0 ? block : parent,
+      });
     }
     const s = state[block]!;
     if (s === ON_STACK) {
-      throw new DmiError('BAD_INPUT', `${nodeName(parent, what)}: child ${block} points back to an ancestor (cycle)`, { block: parent });
+      throw new DmiError('BAD_INPUT', `${nodeName(parent, what)}: child ${block} points back to an ancestor (cycle)`, {
+        block: parent,
+      });
     }
     if (s !== UNSEEN) {
       markShared(block, what);
       return false;
     }
-    if (depth >= MAX_DEPTH) throw new DmiError('BAD_INPUT', `${nodeName(block, what)}: tree deeper than ${MAX_DEPTH} levels`, { block });
+    if (depth >= MAX_DEPTH)
+      throw new DmiError('BAD_INPUT', `${nodeName(block, what)}: tree deeper than ${MAX_DEPTH} levels`, { block });
     const buf = readNode(block, what);
     const h = decodeNodeHeader(buf, block, what, 8);
     nodes++;
@@ -209,6 +235,11 @@ export function countExclusive(input: UsageWalkInput): UsageWalkResult {
 }
 
 function badKey(block: number, what: string, i: number, k: number, prev: number, lo: number, hi: number): never {
-  const msg = k >= 2 ** 53 ? `key ${i} is too large` : k <= prev ? `keys out of order (key ${i} = ${k} after ${prev})` : `key ${k} outside the range [${lo}, ${hi}) its parent gives it`;
+  const msg =
+    k >= 2 ** 53
+      ? `key ${i} is too large`
+      : k <= prev
+        ? `keys out of order (key ${i} = ${k} after ${prev})`
+        : `key ${k} outside the range [${lo}, ${hi}) its parent gives it`;
   throw new DmiError('BAD_INPUT', `${nodeName(block, what)}: ${msg}`, { block });
 }

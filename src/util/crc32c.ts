@@ -33,7 +33,16 @@ function makeTables(poly: number): Uint32Array[] {
 }
 
 function sliceBy8(poly: number): CrcFn {
-  const [t0, t1, t2, t3, t4, t5, t6, t7] = makeTables(poly) as [Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array];
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = makeTables(poly) as [
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+    Uint32Array,
+  ];
   return (buf, initialState = 0) => {
     let crc = ~initialState >>> 0;
     const n = buf.length;
@@ -43,8 +52,14 @@ function sliceBy8(poly: number): CrcFn {
       const a = crc ^ (buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24));
       const b = buf[i + 4]! | (buf[i + 5]! << 8) | (buf[i + 6]! << 16) | (buf[i + 7]! << 24);
       crc =
-        t7[a & 0xff]! ^ t6[(a >>> 8) & 0xff]! ^ t5[(a >>> 16) & 0xff]! ^ t4[a >>> 24]! ^
-        t3[b & 0xff]! ^ t2[(b >>> 8) & 0xff]! ^ t1[(b >>> 16) & 0xff]! ^ t0[b >>> 24]!;
+        t7[a & 0xff]! ^
+        t6[(a >>> 8) & 0xff]! ^
+        t5[(a >>> 16) & 0xff]! ^
+        t4[a >>> 24]! ^
+        t3[b & 0xff]! ^
+        t2[(b >>> 8) & 0xff]! ^
+        t1[(b >>> 16) & 0xff]! ^
+        t0[b >>> 24]!;
       i += 8;
     }
     while (i < n) crc = t0[(crc ^ buf[i++]!) & 0xff]! ^ (crc >>> 8);

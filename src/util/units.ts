@@ -15,7 +15,12 @@ export function humanBytes(n: number | bigint): string {
     v /= 1024;
     i++;
   }
-  const text = i === 0 ? String(v) : Number.isInteger(v) ? String(v) : v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2).replace(/\.?0+$/, '');
+  const text =
+    i === 0
+      ? String(v)
+      : Number.isInteger(v)
+        ? String(v)
+        : v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2).replace(/\.?0+$/, '');
   return `${neg ? '-' : ''}${text} ${UNITS[i]}`;
 }
 

@@ -11,7 +11,13 @@ const SAMPLE_META = path.join(SAMPLE, 'devicemapper/devicemapper/metadata');
 describe('metadata space as the kernel counts it (Linux >= 4.20 reserve)', () => {
   it('a real Docker 20.10 loop-lvm pool: 43 blocks allocated of 16384 is what dmsetup status shows as 1681 used', () => {
     // Measured on a real dockerd 20.10 pool (issue 12): dmsetup status / docker info said 1681/16384, the space map 43.
-    expect(kernelMetadataAccounting(16384, 43, 'reserve')).toEqual({ totalBlocks: 16384, allocatedBlocks: 43, reserveBlocks: 1638, usedBlocks: 1681, rule: 'reserve' });
+    expect(kernelMetadataAccounting(16384, 43, 'reserve')).toEqual({
+      totalBlocks: 16384,
+      allocatedBlocks: 43,
+      reserveBlocks: 1638,
+      usedBlocks: 1681,
+      rule: 'reserve',
+    });
     expect(kernelMetadataAccounting(16384, 43, 'none').usedBlocks).toBe(43);
   });
 
@@ -34,7 +40,12 @@ describe.skipIf(!hasThinTools)('pool: the kernel’s metadata accounting on real
     const total = pool.metadataNrBlocks;
     pool.close();
     const r = await cliJson('pool', '--root', SAMPLE);
-    expect(r.metadata).toMatchObject({ totalBlocks: total, allocatedBlocks: allocated, reserveBlocks: Math.min(4096, Math.floor(total / 10)), kernelRule: 'reserve' });
+    expect(r.metadata).toMatchObject({
+      totalBlocks: total,
+      allocatedBlocks: allocated,
+      reserveBlocks: Math.min(4096, Math.floor(total / 10)),
+      kernelRule: 'reserve',
+    });
     expect(r.metadata.usedBlocks).toBe(allocated + r.metadata.reserveBlocks);
     expect(r.metadata.usedBytes).toBe(r.metadata.usedBlocks * 4096);
     const none = await cliJson('pool', '--root', SAMPLE, '--kernel-rule', 'none');
@@ -49,7 +60,10 @@ describe.skipIf(!hasThinTools)('pool: the kernel’s metadata accounting on real
     // a threshold between the kernel's free fraction and the on-disk one
     const between = (free + freeOnDisk) / 2;
     const kernel = poolAudit(root, { minFreeFraction: between });
-    expect(kernel.findings.find((f) => f.kind === 'metadata-space-low')).toMatchObject({ severity: 'critical', evidence: { reserveBlocks: r.metadata.reserveBlocks, kernelRule: 'reserve' } });
+    expect(kernel.findings.find((f) => f.kind === 'metadata-space-low')).toMatchObject({
+      severity: 'critical',
+      evidence: { reserveBlocks: r.metadata.reserveBlocks, kernelRule: 'reserve' },
+    });
     const old = poolAudit(root, { minFreeFraction: between, kernelRule: 'none' });
     expect(old.findings.map((f) => f.kind)).not.toContain('metadata-space-low');
   });

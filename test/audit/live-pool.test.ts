@@ -23,7 +23,17 @@ import { DmiError } from '../../src/errors.js';
 import { holdFile, readHold, withRootPool } from '../../src/pool-source/live.js';
 import { deviceUsage } from '../../src/model/usage.js';
 import { openPool } from '../../src/thin/index.js';
-import { hasThinTools, patchBlock, randomPool, readBlock, removeTmp, restore, thinLs, tmpDir, writeBlock } from '../thin/helpers.js';
+import {
+  hasThinTools,
+  patchBlock,
+  randomPool,
+  readBlock,
+  removeTmp,
+  restore,
+  thinLs,
+  tmpDir,
+  writeBlock,
+} from '../thin/helpers.js';
 
 const POOL = 'docker-8:1-4242-pool';
 
@@ -41,9 +51,15 @@ interface KernelState {
 class FakeThinKernel {
   calls: string[][] = [];
   readonly sysfs: string;
-  constructor(readonly meta: string, readonly st: KernelState = { mode: 'rw', noSpace: 'queue_if_no_space' }) {
+  constructor(
+    readonly meta: string,
+    readonly st: KernelState = { mode: 'rw', noSpace: 'queue_if_no_space' },
+  ) {
     this.sysfs = tmpDir();
-    for (const [mm, dev, backing] of [['7:1', 'loop1', meta], ['7:0', 'loop0', '/var/lib/docker/devicemapper/devicemapper/data']] as const) {
+    for (const [mm, dev, backing] of [
+      ['7:1', 'loop1', meta],
+      ['7:0', 'loop0', '/var/lib/docker/devicemapper/devicemapper/data'],
+    ] as const) {
       const d = path.join(this.sysfs, 'dev', 'block', mm);
       fs.mkdirSync(path.join(d, 'loop'), { recursive: true });
       fs.writeFileSync(path.join(d, 'uevent'), `MAJOR=7\nMINOR=${mm.split(':')[1]}\nDEVNAME=${dev}\nDEVTYPE=disk\n`);
@@ -56,7 +72,14 @@ class FakeThinKernel {
   private figures() {
     const p = openPool(this.meta);
     const sm = p.spaceMaps();
-    const r = { txn: p.liveSuperblock.transactionId, ud: this.st.usedData ?? sm.data.used, td: sm.data.nrBlocks, um: Math.min(sm.metadata.nrBlocks, sm.metadata.used + Math.min(4096, Math.floor(sm.metadata.nrBlocks / 10))), tm: sm.metadata.nrBlocks, bs: p.dataBlockSectors };
+    const r = {
+      txn: p.liveSuperblock.transactionId,
+      ud: this.st.usedData ?? sm.data.used,
+      td: sm.data.nrBlocks,
+      um: Math.min(sm.metadata.nrBlocks, sm.metadata.used + Math.min(4096, Math.floor(sm.metadata.nrBlocks / 10))),
+      tm: sm.metadata.nrBlocks,
+      bs: p.dataBlockSectors,
+    };
     p.close();
     return r;
   }
@@ -72,13 +95,17 @@ class FakeThinKernel {
     switch (argv[1]) {
       case 'status':
         if (this.st.mode === 'fail') return ok(`0 ${sectors} thin-pool Fail\n`);
-        return ok(`0 ${sectors} thin-pool ${f.txn} ${f.um}/${f.tm} ${f.ud}/${f.td} ${this.heldRoot ?? '-'} ${this.st.mode} discard_passdown ${this.st.noSpace} - 1024\n`);
+        return ok(
+          `0 ${sectors} thin-pool ${f.txn} ${f.um}/${f.tm} ${f.ud}/${f.td} ${this.heldRoot ?? '-'} ${this.st.mode} discard_passdown ${this.st.noSpace} - 1024\n`,
+        );
       case 'table':
         return ok(`0 ${sectors} thin-pool 7:1 7:0 ${this.st.blockSectors ?? f.bs} 32768 1 skip_block_zeroing\n`);
       case 'message': {
-        if (this.st.mode === 'ro' || this.st.mode === 'fail') return fail(`device-mapper: message ioctl on ${POOL}  failed: Operation not supported\nCommand failed.`);
+        if (this.st.mode === 'ro' || this.st.mode === 'fail')
+          return fail(`device-mapper: message ioctl on ${POOL}  failed: Operation not supported\nCommand failed.`);
         if (argv[4] === 'reserve_metadata_snap') {
-          if (this.heldRoot !== null) return fail(`device-mapper: message ioctl on ${POOL}  failed: Device or resource busy\nCommand failed.`);
+          if (this.heldRoot !== null)
+            return fail(`device-mapper: message ioctl on ${POOL}  failed: Device or resource busy\nCommand failed.`);
           const at = openPool(this.meta).metadataNrBlocks - 1;
           const copy = readBlock(this.meta, 0);
           copy.writeUInt32LE(at, 8); // blocknr
@@ -90,7 +117,8 @@ class FakeThinKernel {
           return ok();
         }
         if (argv[4] === 'release_metadata_snap') {
-          if (this.heldRoot === null) return fail(`device-mapper: message ioctl on ${POOL}  failed: Invalid argument\nCommand failed.`);
+          if (this.heldRoot === null)
+            return fail(`device-mapper: message ioctl on ${POOL}  failed: Invalid argument\nCommand failed.`);
           patchBlock(this.meta, 0, 'superblock', (b) => b.writeUInt32LE(0, 56));
           return ok();
         }
@@ -131,15 +159,42 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
     if (r.dryRun) throw new Error('not a dry run');
     const rep = r.report;
     expect(k.messages()).toEqual(['reserve_metadata_snap', 'release_metadata_snap']);
-    expect(k.calls.some((c) => c[0] === 'blockdev'), 'a loop backing file needs no flushbufs').toBe(false);
+    expect(
+      k.calls.some((c) => c[0] === 'blockdev'),
+      'a loop backing file needs no flushbufs',
+    ).toBe(false);
     expect(k.heldRoot).toBeNull();
     expect(fs.existsSync(holdFile(stateDir, POOL))).toBe(false);
     const f = (k as any).figures();
-    expect(rep.live).toMatchObject({ pool: POOL, metadataRead: meta, coherence: 'loop-backing-file', reservedByDminspect: true, heldRoot: openPool(meta).metadataNrBlocks - 1 });
+    expect(rep.live).toMatchObject({
+      pool: POOL,
+      metadataRead: meta,
+      coherence: 'loop-backing-file',
+      reservedByDminspect: true,
+      heldRoot: openPool(meta).metadataNrBlocks - 1,
+    });
     // the figures shown: dmsetup status just before the reserve (no hold yet); the held one names the root read
-    expect(rep.live!.status).toMatchObject({ transactionId: f.txn, usedDataBlocks: f.ud, totalDataBlocks: f.td, usedMetadataBlocks: f.um, totalMetadataBlocks: f.tm, heldMetadataRoot: null, mode: 'rw', noSpace: 'queue_if_no_space', metadataLowWatermark: 1024 });
-    expect(rep.live!.statusWhileHeld).toMatchObject({ transactionId: f.txn, heldMetadataRoot: openPool(meta).metadataNrBlocks - 1 });
-    expect([rep.transactionId, rep.data.usedBlocks, rep.metadata.usedBlocks, rep.metadata.totalBlocks]).toEqual([f.txn, f.ud, f.um, f.tm]);
+    expect(rep.live!.status).toMatchObject({
+      transactionId: f.txn,
+      usedDataBlocks: f.ud,
+      totalDataBlocks: f.td,
+      usedMetadataBlocks: f.um,
+      totalMetadataBlocks: f.tm,
+      heldMetadataRoot: null,
+      mode: 'rw',
+      noSpace: 'queue_if_no_space',
+      metadataLowWatermark: 1024,
+    });
+    expect(rep.live!.statusWhileHeld).toMatchObject({
+      transactionId: f.txn,
+      heldMetadataRoot: openPool(meta).metadataNrBlocks - 1,
+    });
+    expect([rep.transactionId, rep.data.usedBlocks, rep.metadata.usedBlocks, rep.metadata.totalBlocks]).toEqual([
+      f.txn,
+      f.ud,
+      f.um,
+      f.tm,
+    ]);
     expect(rep.metadata.kernelRule).toBe('kernel');
     expect(rep.metadata.allocatedBlocks + rep.metadata.reserveBlocks).toBe(f.um);
     expect(rep.heldMetadataSnapshot, 'no one else held one').toBeNull();
@@ -152,9 +207,13 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
     }
     expect(rep.findings.map((x) => x.kind)).not.toContain('table-block-size-differs');
     const text = renderPool(rep);
-    expect(text).toMatch(/^source: +live: active in the kernel \(6\.1\.0-57-amd64\); read through dminspect's own held metadata snapshot \(released\) at block \d+, from the loop's backing file$/m);
+    expect(text).toMatch(
+      /^source: +live: active in the kernel \(6\.1\.0-57-amd64\); read through dminspect's own held metadata snapshot \(released\) at block \d+, from the loop's backing file$/m,
+    );
     expect(text).toMatch(/^mode: +rw, queue_if_no_space, discard_passdown$/m);
-    expect(text).toContain(`transaction ${f.txn}; data ${f.ud}/${f.td}; metadata ${f.um}/${f.tm}; held root -; metadata low water mark 1024`);
+    expect(text).toContain(
+      `transaction ${f.txn}; data ${f.ud}/${f.td}; metadata ${f.um}/${f.tm}; held root -; metadata low water mark 1024`,
+    );
     expect(text).toContain('kernel (dmsetup status)');
     const prom = renderMetrics(rep, { durationSeconds: 1, lastSuccessSeconds: 1 });
     expect(prom).toContain(`dminspect_pool_live{pool="${POOL}"} 1`);
@@ -196,7 +255,8 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
     const host = k.host();
     const real = host.run;
     let hung: (() => void) | null = null;
-    (host as { run: typeof real }).run = (argv) => (argv[4] === 'reserve_metadata_snap' ? new Promise((res) => (hung = () => void real(argv).then(res))) : real(argv));
+    (host as { run: typeof real }).run = (argv) =>
+      argv[4] === 'reserve_metadata_snap' ? new Promise((res) => (hung = () => void real(argv).then(res))) : real(argv);
     const e = await poolAuditLive(null, { ...opts, stepTimeoutMs: 150 }, host).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(DmiError);
     expect((e as DmiError).message).toMatch(/reserve_metadata_snap got no answer; the hold record .* stays/);
@@ -219,11 +279,24 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
     k.calls = [];
     fs.mkdirSync(stateDir, { recursive: true });
     const pid = deadPid();
-    fs.writeFileSync(holdFile(stateDir, POOL), JSON.stringify({ version: 1, pool: POOL, pid, processStart: 1, startedAt: '2026-11-29T00:00:00Z', heldRoot: k.heldRoot }));
+    fs.writeFileSync(
+      holdFile(stateDir, POOL),
+      JSON.stringify({
+        version: 1,
+        pool: POOL,
+        pid,
+        processStart: 1,
+        startedAt: '2026-11-29T00:00:00Z',
+        heldRoot: k.heldRoot,
+      }),
+    );
     const r = await poolAuditLive(null, opts, k.host());
     if (r.dryRun) throw new Error('not a dry run');
     expect(k.messages()).toEqual(['release_metadata_snap', 'reserve_metadata_snap', 'release_metadata_snap']);
-    expect(r.report.findings.find((f) => f.kind === 'stale-hold-cleared')).toMatchObject({ severity: 'info', evidence: { pid, released: true } });
+    expect(r.report.findings.find((f) => f.kind === 'stale-hold-cleared')).toMatchObject({
+      severity: 'info',
+      evidence: { pid, released: true },
+    });
     expect(r.report.live!.staleHoldCleared).toMatchObject({ pid, released: true });
     expect(k.heldRoot).toBeNull();
     expect(readHold(stateDir, POOL)).toBeNull();
@@ -235,7 +308,17 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
     const theirs = k.heldRoot!;
     k.calls = [];
     fs.mkdirSync(stateDir, { recursive: true });
-    fs.writeFileSync(holdFile(stateDir, POOL), JSON.stringify({ version: 1, pool: POOL, pid: deadPid(), processStart: 1, startedAt: 'then', heldRoot: theirs + 1 }));
+    fs.writeFileSync(
+      holdFile(stateDir, POOL),
+      JSON.stringify({
+        version: 1,
+        pool: POOL,
+        pid: deadPid(),
+        processStart: 1,
+        startedAt: 'then',
+        heldRoot: theirs + 1,
+      }),
+    );
     await expect(poolAuditLive(null, opts, k.host())).rejects.toThrow(/held already .* by another tool/);
     expect(k.messages()).toEqual([]);
     expect(k.heldRoot).toBe(theirs);
@@ -266,8 +349,20 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
   it('a live dminspect holder (its pid runs): CONFLICT naming it', async () => {
     const { k, stateDir, opts } = setup();
     fs.mkdirSync(stateDir, { recursive: true });
-    fs.writeFileSync(holdFile(stateDir, POOL), JSON.stringify({ version: 1, pool: POOL, pid: process.pid, processStart: null, startedAt: 'now', heldRoot: null }));
-    await expect(poolAuditLive(null, opts, k.host())).rejects.toThrow(new RegExp(`dminspect pid ${process.pid} holds its metadata snapshot`));
+    fs.writeFileSync(
+      holdFile(stateDir, POOL),
+      JSON.stringify({
+        version: 1,
+        pool: POOL,
+        pid: process.pid,
+        processStart: null,
+        startedAt: 'now',
+        heldRoot: null,
+      }),
+    );
+    await expect(poolAuditLive(null, opts, k.host())).rejects.toThrow(
+      new RegExp(`dminspect pid ${process.pid} holds its metadata snapshot`),
+    );
     expect(k.messages()).toEqual([]);
     expect(readHold(stateDir, POOL)?.pid).toBe(process.pid);
   });
@@ -288,19 +383,22 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
     ['ro', 'pool-read-only'],
     ['fail', 'pool-failed'],
     ['out_of_data_space', 'pool-out-of-data-space'],
-  ] as const)('mode %s is a critical finding with a remedy (ro / fail: read without a hold: no messages)', async (mode, kind) => {
-    const { k, opts } = setup({ mode, noSpace: 'error_if_no_space' });
-    const r = await poolAuditLive(null, opts, k.host());
-    if (r.dryRun) throw new Error('not a dry run');
-    const f = r.report.findings.find((x) => x.kind === kind);
-    expect(f).toMatchObject({ severity: 'critical' });
-    expect(f!.remedy.length).toBeGreaterThan(20);
-    expect(r.report.findings[0]!.severity).toBe('critical');
-    if (mode !== 'out_of_data_space') {
-      expect(k.messages()).toEqual([]);
-      expect(r.report.live!.heldRoot).toBeNull();
-    }
-  });
+  ] as const)(
+    'mode %s is a critical finding with a remedy (ro / fail: read without a hold: no messages)',
+    async (mode, kind) => {
+      const { k, opts } = setup({ mode, noSpace: 'error_if_no_space' });
+      const r = await poolAuditLive(null, opts, k.host());
+      if (r.dryRun) throw new Error('not a dry run');
+      const f = r.report.findings.find((x) => x.kind === kind);
+      expect(f).toMatchObject({ severity: 'critical' });
+      expect(f!.remedy.length).toBeGreaterThan(20);
+      expect(r.report.findings[0]!.severity).toBe('critical');
+      if (mode !== 'out_of_data_space') {
+        expect(k.messages()).toEqual([]);
+        expect(r.report.live!.heldRoot).toBeNull();
+      }
+    },
+  );
 
   it('queue_if_no_space with the data space nearly full: writes will hang; error_if_no_space: no such finding', async () => {
     const base = setup();
@@ -308,7 +406,10 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
     const q = setup({ mode: 'rw', noSpace: 'queue_if_no_space', usedData: td - 1 });
     const r = await poolAuditLive(null, q.opts, q.k.host());
     if (r.dryRun) throw new Error('not a dry run');
-    expect(r.report.findings.find((x) => x.kind === 'writes-will-hang')).toMatchObject({ severity: 'warning', evidence: { errorIfNoSpace: false } });
+    expect(r.report.findings.find((x) => x.kind === 'writes-will-hang')).toMatchObject({
+      severity: 'warning',
+      evidence: { errorIfNoSpace: false },
+    });
     const e = setup({ mode: 'rw', noSpace: 'error_if_no_space', usedData: td - 1 });
     const r2 = await poolAuditLive(null, e.opts, e.k.host());
     if (r2.dryRun) throw new Error('not a dry run');
@@ -320,7 +421,10 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
     const { k, opts } = setup({ mode: 'rw', noSpace: 'queue_if_no_space', blockSectors: 256 });
     const r = await poolAuditLive(null, opts, k.host());
     if (r.dryRun) throw new Error('not a dry run');
-    expect(r.report.findings.find((x) => x.kind === 'table-block-size-differs')).toMatchObject({ severity: 'critical', evidence: { tableBlockSectors: 256 } });
+    expect(r.report.findings.find((x) => x.kind === 'table-block-size-differs')).toMatchObject({
+      severity: 'critical',
+      evidence: { tableBlockSectors: 256 },
+    });
   });
 
   it('not root (dmsetup: permission denied): the root’s files are read offline; an explicit --pool is an error', async () => {
@@ -331,7 +435,12 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
     const calls: string[][] = [];
     const host = new DmHost(async (argv) => {
       calls.push(argv);
-      return { code: 1, stdout: '', stderr: '/dev/mapper/control: open failed: Permission denied\nFailure to communicate with kernel device-mapper driver.' };
+      return {
+        code: 1,
+        stdout: '',
+        stderr:
+          '/dev/mapper/control: open failed: Permission denied\nFailure to communicate with kernel device-mapper driver.',
+      };
     });
     host.hasDeviceMapper = () => true;
     const stateDir = path.join(tmpDir(), 'state');
@@ -344,25 +453,53 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
   });
 
   it('docker info beside the kernel’s figures (a FAKE daemon answer): equal as Docker prints them, or daemon-disagrees', async () => {
-    expect(['0B', '999B', '1kB', '65.54kB', '11.53MB', '2.147GB', '107.4GB']).toEqual([0, 999, 1000, 65536, 11534336, 2147483648, 107374182400].map(dockerHumanSize));
+    expect(['0B', '999B', '1kB', '65.54kB', '11.53MB', '2.147GB', '107.4GB']).toEqual(
+      [0, 999, 1000, 65536, 11534336, 2147483648, 107374182400].map(dockerHumanSize),
+    );
     const { k, opts } = setup();
     const f = (k as any).figures();
     const bs = f.bs * 512;
     const fakeDaemon = (over: Record<string, string>) => async () => ({
       info: {
-        host: 'unix:///fake.sock', serverVersion: '20.10.24+dfsg1', driver: 'devicemapper', dockerRootDir: '/var/lib/docker',
-        driverStatus: { 'Pool Name': POOL, 'Data Space Used': dockerHumanSize(f.ud * bs), 'Data Space Total': dockerHumanSize(f.td * bs), 'Metadata Space Used': dockerHumanSize(f.um * 4096), 'Metadata Space Total': dockerHumanSize(f.tm * 4096), ...over },
+        host: 'unix:///fake.sock',
+        serverVersion: '20.10.24+dfsg1',
+        driver: 'devicemapper',
+        dockerRootDir: '/var/lib/docker',
+        driverStatus: {
+          'Pool Name': POOL,
+          'Data Space Used': dockerHumanSize(f.ud * bs),
+          'Data Space Total': dockerHumanSize(f.td * bs),
+          'Metadata Space Used': dockerHumanSize(f.um * 4096),
+          'Metadata Space Total': dockerHumanSize(f.tm * 4096),
+          ...over,
+        },
       },
       container: async () => null,
     });
     const r = await poolAuditLive(null, { ...opts, daemon: fakeDaemon({}) }, k.host());
     if (r.dryRun) throw new Error('not a dry run');
-    expect(r.report.live!.daemon!.compared.map((c) => [c.field, c.agree])).toEqual([['Data Space Used', true], ['Data Space Total', true], ['Metadata Space Used', true], ['Metadata Space Total', true]]);
+    expect(r.report.live!.daemon!.compared.map((c) => [c.field, c.agree])).toEqual([
+      ['Data Space Used', true],
+      ['Data Space Total', true],
+      ['Metadata Space Used', true],
+      ['Metadata Space Total', true],
+    ]);
     expect(r.report.findings.map((x) => x.kind)).not.toContain('daemon-disagrees');
-    const bad = await poolAuditLive(null, { ...opts, daemon: fakeDaemon({ 'Metadata Space Used': dockerHumanSize((f.um + 1000) * 4096) }) }, k.host());
+    const bad = await poolAuditLive(
+      null,
+      { ...opts, daemon: fakeDaemon({ 'Metadata Space Used': dockerHumanSize((f.um + 1000) * 4096) }) },
+      k.host(),
+    );
     if (bad.dryRun) throw new Error('not a dry run');
-    expect(bad.report.findings.find((x) => x.kind === 'daemon-disagrees')).toMatchObject({ severity: 'warning', message: expect.stringContaining('Metadata Space Used') });
-    const other = await poolAuditLive(null, { ...opts, daemon: fakeDaemon({ 'Pool Name': 'docker-thinpool' }) }, k.host());
+    expect(bad.report.findings.find((x) => x.kind === 'daemon-disagrees')).toMatchObject({
+      severity: 'warning',
+      message: expect.stringContaining('Metadata Space Used'),
+    });
+    const other = await poolAuditLive(
+      null,
+      { ...opts, daemon: fakeDaemon({ 'Pool Name': 'docker-thinpool' }) },
+      k.host(),
+    );
     if (other.dryRun) throw new Error('not a dry run');
     expect(other.report.live!.daemon, 'a daemon on another pool is not compared').toBeNull();
   });
@@ -379,7 +516,8 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
     });
     expect(k.messages()).toEqual(['reserve_metadata_snap', 'release_metadata_snap']);
     expect(k.heldRoot).toBeNull();
-    for (const [id, row] of ls) expect([usage!.get(id)!.mappedBlocks, usage!.get(id)!.exclusiveBlocks]).toEqual([row.mapped, row.exclusive]);
+    for (const [id, row] of ls)
+      expect([usage!.get(id)!.mappedBlocks, usage!.get(id)!.exclusiveBlocks]).toEqual([row.mapped, row.exclusive]);
     expect(usage!.get(999)).toBeNull();
     // --no-live: the callback gets no location, nothing is asked
     k.calls = [];
@@ -389,7 +527,9 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
 
   it('a pool the kernel does not have: read offline (no messages, no hold)', async () => {
     const { k, opts } = setup();
-    await expect(poolAuditLive(null, { ...opts, pool: 'docker-9:9-1-pool' }, k.host())).rejects.toThrow(/name the pool metadata with --metadata/);
+    await expect(poolAuditLive(null, { ...opts, pool: 'docker-9:9-1-pool' }, k.host())).rejects.toThrow(
+      /name the pool metadata with --metadata/,
+    );
     expect(k.messages()).toEqual([]);
   });
 });

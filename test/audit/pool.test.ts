@@ -41,7 +41,10 @@ describe.skipIf(!hasThinTools)('pool on thin_restore metadata', () => {
     const ls = thinLsRows(SAMPLE_META);
     expect(r.devices.map((d: { deviceId: number }) => d.deviceId)).toEqual([...ls.keys()].sort((a, b) => a - b));
     for (const d of r.devices) {
-      expect([d.mappedBlocks, d.exclusiveBlocks, d.sharedBlocks, d.transactionId, d.creationTime, d.snapTime], `device ${d.deviceId}`).toEqual(ls.get(d.deviceId));
+      expect(
+        [d.mappedBlocks, d.exclusiveBlocks, d.sharedBlocks, d.transactionId, d.creationTime, d.snapTime],
+        `device ${d.deviceId}`,
+      ).toEqual(ls.get(d.deviceId));
       expect(d.exclusiveBytes).toBe(d.exclusiveBlocks * 65536);
     }
   });
@@ -56,7 +59,8 @@ describe.skipIf(!hasThinTools)('pool on thin_restore metadata', () => {
     expect(r.metadata.totalBlocks).toBe(fs.statSync(SAMPLE_META).size / 4096);
     const distinctData = new Set<number>();
     const xml = execFileSync('thin_dump', [SAMPLE_META], { encoding: 'utf8' });
-    for (const m of xml.matchAll(/data_begin="(\d+)" length="(\d+)"/g)) for (let i = 0; i < Number(m[2]); i++) distinctData.add(Number(m[1]) + i);
+    for (const m of xml.matchAll(/data_begin="(\d+)" length="(\d+)"/g))
+      for (let i = 0; i < Number(m[2]); i++) distinctData.add(Number(m[1]) + i);
     for (const m of xml.matchAll(/data_block="(\d+)"/g)) distinctData.add(Number(m[1]));
     expect(r.data.usedBlocks).toBe(distinctData.size);
     expect(r.data.freeBlocks).toBe(r.data.totalBlocks - r.data.usedBlocks);
@@ -84,11 +88,20 @@ describe.skipIf(!hasThinTools)('pool on thin_restore metadata', () => {
     expect(missing.evidence.deviceId).toBe(15);
     expect(missing.evidence.file).toBe(path.join(SAMPLE, 'devicemapper/metadata', sha('extra:vanished')));
     expect(r.findings.find((f: { kind: string }) => f.kind === 'deleted-record').evidence.deviceId).toBe(13);
-    expect(r.findings.filter((f: { kind: string }) => f.kind === 'unreferenced-record').map((f: any) => f.evidence.deviceId).sort()).toEqual([13, 14]);
+    expect(
+      r.findings
+        .filter((f: { kind: string }) => f.kind === 'unreferenced-record')
+        .map((f: any) => f.evidence.deviceId)
+        .sort(),
+    ).toEqual([13, 14]);
     expect(kinds(r)).toContain('stale-tmp-file');
     expect(kinds(r)).toContain('next-device-id-behind');
     expect(kinds(r)).not.toContain('open-transaction');
-    expect(r.findings.every((f: any) => f.message && f.remedy && f.evidence && ['critical', 'warning', 'info'].includes(f.severity))).toBe(true);
+    expect(
+      r.findings.every(
+        (f: any) => f.message && f.remedy && f.evidence && ['critical', 'warning', 'info'].includes(f.severity),
+      ),
+    ).toBe(true);
   });
 
   it('--sort and --top; the human view ranks space holders first', async () => {
@@ -122,23 +135,33 @@ describe.skipIf(!hasThinTools)('pool on thin_restore metadata', () => {
   });
 
   it('needs_check is critical', async () => {
-    const dir = rootWithPool({}, (d) => patchBlock(path.join(d, 'devicemapper/devicemapper/metadata'), 0, 'superblock', (b) => b.writeUInt32LE(1, 4)));
+    const dir = rootWithPool({}, (d) =>
+      patchBlock(path.join(d, 'devicemapper/devicemapper/metadata'), 0, 'superblock', (b) => b.writeUInt32LE(1, 4)),
+    );
     const r = await cliJson('pool', '--root', dir);
     expect(r.needsCheck).toBe(true);
     expect(r.findings[0]).toMatchObject({ kind: 'needs-check', severity: 'critical' });
   });
 
   it('data space under 10 % free is critical', async () => {
-    const used = Math.max(...[...poolXmlFor(buildV2Root(tmpDir(), SPEC), {}).matchAll(/data_begin="(\d+)" length="(\d+)"/g)].map((m) => Number(m[1]) + Number(m[2])));
+    const used = Math.max(
+      ...[...poolXmlFor(buildV2Root(tmpDir(), SPEC), {}).matchAll(/data_begin="(\d+)" length="(\d+)"/g)].map(
+        (m) => Number(m[1]) + Number(m[2]),
+      ),
+    );
     const r = await cliJson('pool', '--root', rootWithPool({ nrDataBlocks: used + 5 }));
     expect(r.findings[0]).toMatchObject({ kind: 'data-space-low', severity: 'critical' });
     expect(r.data.freeBlocks).toBeLessThan(8);
   });
 
   it('mnt/<hash> without a record', async () => {
-    const dir = rootWithPool({}, (d) => fs.mkdirSync(path.join(d, 'devicemapper/mnt', sha('gone')), { recursive: true }));
+    const dir = rootWithPool({}, (d) =>
+      fs.mkdirSync(path.join(d, 'devicemapper/mnt', sha('gone')), { recursive: true }),
+    );
     const r = await cliJson('pool', '--root', dir);
-    expect(r.findings.find((f: { kind: string }) => f.kind === 'mnt-without-record').evidence.dir).toBe(path.join(dir, 'devicemapper/mnt', sha('gone')));
+    expect(r.findings.find((f: { kind: string }) => f.kind === 'mnt-without-record').evidence.dir).toBe(
+      path.join(dir, 'devicemapper/mnt', sha('gone')),
+    );
   });
 
   it('no loop-lvm metadata: a clear error naming --metadata', async () => {
@@ -153,7 +176,9 @@ describe.skipIf(!hasThinTools)('pool on thin_restore metadata', () => {
     const r = await cli('pool', '--root', SAMPLE, '--metadata-snap');
     expect(r.code).toBe(3);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    const dir = rootWithPool({}, (d) => patchBlock(path.join(d, 'devicemapper/devicemapper/metadata'), 0, null, (b) => b.writeUInt32LE(0xdeadbeef, 32)));
+    const dir = rootWithPool({}, (d) =>
+      patchBlock(path.join(d, 'devicemapper/devicemapper/metadata'), 0, null, (b) => b.writeUInt32LE(0xdeadbeef, 32)),
+    );
     const bad = await cli('pool', '--root', dir);
     expect(bad.code).toBe(5);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
@@ -164,7 +189,9 @@ describe.skipIf(!hasThinTools)('pool on thin_restore metadata', () => {
     const c = await cliJson('container', 'web', '--root', SAMPLE);
     const ls = thinLsRows(SAMPLE_META).get(c.device.deviceId)!;
     expect([c.usage.mappedBlocks, c.usage.exclusiveBlocks, c.usage.sharedBlocks]).toEqual(ls.slice(0, 3));
-    const dir = rootWithPool({}, (d) => patchBlock(path.join(d, 'devicemapper/devicemapper/metadata'), 0, null, (b) => b.writeUInt32LE(0xdeadbeef, 32)));
+    const dir = rootWithPool({}, (d) =>
+      patchBlock(path.join(d, 'devicemapper/devicemapper/metadata'), 0, null, (b) => b.writeUInt32LE(0xdeadbeef, 32)),
+    );
     const r = await cliJson('container', 'web', '--root', dir);
     expect(r.usage).toBeNull();
     expect(r.problems.join()).toMatch(/pool usage unavailable/);
@@ -177,7 +204,9 @@ describe.skipIf(!hasThinTools)('pool on thin_restore metadata', () => {
       const row = ls.get(d.deviceId);
       if (row) {
         expect(d.inPool).toBe(true);
-        expect([d.usage.mappedBlocks, d.usage.exclusiveBlocks, d.usage.sharedBlocks], `device ${d.deviceId}`).toEqual(row.slice(0, 3));
+        expect([d.usage.mappedBlocks, d.usage.exclusiveBlocks, d.usage.sharedBlocks], `device ${d.deviceId}`).toEqual(
+          row.slice(0, 3),
+        );
       } else {
         expect(d).toMatchObject({ deviceId: 15, inPool: false, usage: null });
       }

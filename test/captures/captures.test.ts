@@ -14,7 +14,12 @@ const hasThinLs = spawnSync('thin_ls', ['-V'], { stdio: 'ignore' }).status === 0
 interface Engine {
   fs: string;
   pool: { name: string; devicePrefix: string };
-  images: { id: string; tags: string[]; deviceHash: string; graphDriver: { Data: { DeviceId: string; DeviceName: string; DeviceSize: string } } }[];
+  images: {
+    id: string;
+    tags: string[];
+    deviceHash: string;
+    graphDriver: { Data: { DeviceId: string; DeviceName: string; DeviceSize: string } };
+  }[];
   containers: {
     id: string;
     name: string;
@@ -49,7 +54,9 @@ for (const kind of ['xfs', 'ext4']) {
         const c: any = got.get(e.id);
         expect(c, e.name).toBeTruthy();
         expect(c.name).toBe(e.name);
-        expect(c.state).toBe(e.stateAfterStop.Running ? 'running' : e.stateAfterStop.StartedAt.startsWith('0001') ? 'created' : 'exited');
+        expect(c.state).toBe(
+          e.stateAfterStop.Running ? 'running' : e.stateAfterStop.StartedAt.startsWith('0001') ? 'created' : 'exited',
+        );
         expect(c.deviceId).toBe(Number(e.graphDriver.Data.DeviceId));
         expect(c.size).toBe(Number(e.graphDriver.Data.DeviceSize));
         expect(c.mountId).toBe(e.deviceHash);
@@ -64,7 +71,9 @@ for (const kind of ['xfs', 'ext4']) {
         expect(r.device.deviceId).toBe(Number(e.graphDriver.Data.DeviceId));
         expect(r.device.size).toBe(Number(e.graphDriver.Data.DeviceSize));
         expect(r.device.name).toBe(e.graphDriver.Data.DeviceName);
-        expect(r.device.table).toBe(`0 ${Number(e.graphDriver.Data.DeviceSize) / 512} thin /dev/mapper/${engine.pool.name} ${e.graphDriver.Data.DeviceId}`);
+        expect(r.device.table).toBe(
+          `0 ${Number(e.graphDriver.Data.DeviceSize) / 512} thin /dev/mapper/${engine.pool.name} ${e.graphDriver.Data.DeviceId}`,
+        );
         expect(`sha256:${r.image.id}`).toBe(e.imageId);
         expect(r.layers.length).toBeGreaterThan(0);
         expect(r.problems).toEqual([]);
@@ -96,30 +105,37 @@ for (const kind of ['xfs', 'ext4']) {
         expect(r.size).toBe(c.device.bytes);
         expect(fs.statSync(img).size).toBe(c.device.bytes);
         expect(fs.statSync(img).blocks * 512, 'sparse: unmapped blocks are holes').toBeLessThan(c.device.bytes / 2);
-        if (canMount) expect(readFromImage(img, engine.fs, path.join('rootfs', c.file.path)), c.name).toBe(c.file.content);
+        if (canMount)
+          expect(readFromImage(img, engine.fs, path.join('rootfs', c.file.path)), c.name).toBe(c.file.content);
         fs.rmSync(img);
       }
       expect([hashFile(meta), hashFile(data)]).toEqual(before);
     });
 
-    it.skipIf(!hasThinLs)('pool: kernel-written metadata (version 2, shared subtrees) equals thin_ls, count by count', async () => {
-      const meta = path.join(root, 'devicemapper/devicemapper/metadata');
-      const ls = thinLsRows(meta);
-      const noData = (rel: string) => rel === 'devicemapper/data'; // 2 GiB sparse: pool never opens it (export's tests hash it)
-      const before = treeDigest(path.join(root, 'devicemapper'), noData);
-      const r = await cliJson('pool', '--root', root, '--sort', 'id');
-      expect(r.version).toBe(2);
-      expect(r.spaceMapProblems).toEqual([]); // the kernel's space maps are consistent
-      expect(r.devices.map((d: { deviceId: number }) => d.deviceId)).toEqual([...ls.keys()].sort((a, b) => a - b));
-      for (const d of r.devices) {
-        expect([d.mappedBlocks, d.exclusiveBlocks, d.sharedBlocks, d.transactionId, d.creationTime, d.snapTime], `device ${d.deviceId}`).toEqual(ls.get(d.deviceId));
-      }
-      expect(r.findings.filter((f: { severity: string }) => f.severity !== 'info')).toEqual([]);
-      const c = await cliJson('container', engine.containers[0]!.name, '--root', root);
-      const row = ls.get(c.device.deviceId)!;
-      expect([c.usage.mappedBlocks, c.usage.exclusiveBlocks, c.usage.sharedBlocks]).toEqual(row.slice(0, 3));
-      expect(c.usage.mappedBytes).toBe(row[0]! * 65536);
-      expect(treeDigest(path.join(root, 'devicemapper'), noData)).toEqual(before);
-    });
+    it.skipIf(!hasThinLs)(
+      'pool: kernel-written metadata (version 2, shared subtrees) equals thin_ls, count by count',
+      async () => {
+        const meta = path.join(root, 'devicemapper/devicemapper/metadata');
+        const ls = thinLsRows(meta);
+        const noData = (rel: string) => rel === 'devicemapper/data'; // 2 GiB sparse: pool never opens it (export's tests hash it)
+        const before = treeDigest(path.join(root, 'devicemapper'), noData);
+        const r = await cliJson('pool', '--root', root, '--sort', 'id');
+        expect(r.version).toBe(2);
+        expect(r.spaceMapProblems).toEqual([]); // the kernel's space maps are consistent
+        expect(r.devices.map((d: { deviceId: number }) => d.deviceId)).toEqual([...ls.keys()].sort((a, b) => a - b));
+        for (const d of r.devices) {
+          expect(
+            [d.mappedBlocks, d.exclusiveBlocks, d.sharedBlocks, d.transactionId, d.creationTime, d.snapTime],
+            `device ${d.deviceId}`,
+          ).toEqual(ls.get(d.deviceId));
+        }
+        expect(r.findings.filter((f: { severity: string }) => f.severity !== 'info')).toEqual([]);
+        const c = await cliJson('container', engine.containers[0]!.name, '--root', root);
+        const row = ls.get(c.device.deviceId)!;
+        expect([c.usage.mappedBlocks, c.usage.exclusiveBlocks, c.usage.sharedBlocks]).toEqual(row.slice(0, 3));
+        expect(c.usage.mappedBytes).toBe(row[0]! * 65536);
+        expect(treeDigest(path.join(root, 'devicemapper'), noData)).toEqual(before);
+      },
+    );
   });
 }

@@ -61,7 +61,7 @@ describe.skipIf(!present)('real capture: direct-lvm (dockerd-made LVM thin pool 
     expect(hashFile(disk)).toBe(engine.disk.sha256);
   }, 120_000);
 
-  it('lvm --image: the VG, the thin pool, its hidden LVs at the bytes the kernel mapped, LVM\'s transaction id', async () => {
+  it("lvm --image: the VG, the thin pool, its hidden LVs at the bytes the kernel mapped, LVM's transaction id", async () => {
     const r = await cliJson('lvm', '--image', disk);
     expect(r.vgs.map((v: { name: string }) => v.name)).toEqual(['docker']);
     const lvNames = engine.lvs.report[0]!.lv.map((l) => (l.lv_name ?? '').replace(/^\[|\]$/g, '')).sort();
@@ -70,44 +70,77 @@ describe.skipIf(!present)('real capture: direct-lvm (dockerd-made LVM thin pool 
     const p = r.thinPools[0];
     const lvmTxn = Number(/thinpool \{[\s\S]*?transaction_id = (\d+)/.exec(engine.vgcfgbackup)![1]);
     const chunk = Number(/thinpool \{[\s\S]*?chunk_size = (\d+)/.exec(engine.vgcfgbackup)![1]);
-    expect(p.pool).toMatchObject({ vg: 'docker', lv: 'thinpool', dmName: 'docker-thinpool', transactionId: lvmTxn, chunkSizeSectors: chunk, metadataLv: 'thinpool_tmeta', dataLv: 'thinpool_tdata' });
+    expect(p.pool).toMatchObject({
+      vg: 'docker',
+      lv: 'thinpool',
+      dmName: 'docker-thinpool',
+      transactionId: lvmTxn,
+      chunkSizeSectors: chunk,
+      metadataLv: 'thinpool_tmeta',
+      dataLv: 'thinpool_tdata',
+    });
     // the kernel's table of the LVs (linear over the loop device) = where dminspect found them in the image
     const strip = (xs: { offset: number; length: number }[]) => xs.map(({ offset, length }) => ({ offset, length }));
     expect(strip(p.pool.metadata.extents)).toEqual(linearRanges(engine.dmsetupTable, 'docker-thinpool_tmeta'));
     expect(strip(p.pool.data.extents)).toEqual(linearRanges(engine.dmsetupTable, 'docker-thinpool_tdata'));
-    expect(p.superblock).toMatchObject({ transactionId: engine.pool.transactionId, dataBlockSectors: chunk, needsCheck: false });
+    expect(p.superblock).toMatchObject({
+      transactionId: engine.pool.transactionId,
+      dataBlockSectors: chunk,
+      needsCheck: false,
+    });
     expect(p.findings.filter((f: { severity: string }) => f.severity !== 'info')).toEqual([]);
     const out = await (await import('../support/cli.js')).cli('lvm', '--image', disk);
     expect(out.stdout).toMatch(new RegExp(`transaction id: +LVM ${lvmTxn}, superblock ${engine.pool.transactionId}`));
   });
 
-  it.skipIf(!hasThinLs)('pool --root --image: numbers equal thin_ls on the _tmeta bytes cut out of the image', async () => {
-    const meta = path.join(t, 'tmeta.bin');
-    const ranges = linearRanges(engine.dmsetupTable, 'docker-thinpool_tmeta');
-    expect(ranges.length).toBeGreaterThan(0);
-    const out = fs.openSync(meta, 'w');
-    let at = 0;
-    for (const r of ranges) {
-      execFileSync('dd', [`if=${disk}`, `of=${meta}`, 'bs=512', `skip=${r.offset / 512}`, `seek=${at / 512}`, `count=${r.length / 512}`, 'conv=notrunc,sparse', 'status=none']);
-      at += r.length;
-    }
-    fs.closeSync(out);
-    const ls = thinLsRows(meta);
-    const r = await cliJson('pool', '--root', root, '--image', disk, '--sort', 'id');
-    expect(r.poolName).toBe('docker-thinpool');
-    expect(r.metadataFile).toBe(`${disk}: docker/thinpool_tmeta`);
-    expect(r.transactionId).toBe(engine.pool.transactionId);
-    expect(r.lvm).toMatchObject({ vg: 'docker', lv: 'thinpool', dmName: 'docker-thinpool' });
-    expect(r.spaceMapProblems).toEqual([]);
-    expect(r.devices.map((d: { deviceId: number }) => d.deviceId)).toEqual([...ls.keys()].sort((a, b) => a - b));
-    for (const d of r.devices) {
-      expect([d.mappedBlocks, d.exclusiveBlocks, d.sharedBlocks, d.transactionId, d.creationTime, d.snapTime], `device ${d.deviceId}`).toEqual(ls.get(d.deviceId));
-    }
-    // the same numbers from the cut-out file through --metadata
-    const plain = await cliJson('pool', '--root', root, '--metadata', meta, '--sort', 'id');
-    expect(plain.devices.map((d: { deviceId: number; mappedBlocks: number }) => [d.deviceId, d.mappedBlocks])).toEqual(r.devices.map((d: { deviceId: number; mappedBlocks: number }) => [d.deviceId, d.mappedBlocks]));
-    for (const c of engine.containers) expect(r.devices.find((d: { deviceId: number }) => d.deviceId === c.deviceId)).toMatchObject({ role: 'container', containerName: c.name });
-  });
+  it.skipIf(!hasThinLs)(
+    'pool --root --image: numbers equal thin_ls on the _tmeta bytes cut out of the image',
+    async () => {
+      const meta = path.join(t, 'tmeta.bin');
+      const ranges = linearRanges(engine.dmsetupTable, 'docker-thinpool_tmeta');
+      expect(ranges.length).toBeGreaterThan(0);
+      const out = fs.openSync(meta, 'w');
+      let at = 0;
+      for (const r of ranges) {
+        execFileSync('dd', [
+          `if=${disk}`,
+          `of=${meta}`,
+          'bs=512',
+          `skip=${r.offset / 512}`,
+          `seek=${at / 512}`,
+          `count=${r.length / 512}`,
+          'conv=notrunc,sparse',
+          'status=none',
+        ]);
+        at += r.length;
+      }
+      fs.closeSync(out);
+      const ls = thinLsRows(meta);
+      const r = await cliJson('pool', '--root', root, '--image', disk, '--sort', 'id');
+      expect(r.poolName).toBe('docker-thinpool');
+      expect(r.metadataFile).toBe(`${disk}: docker/thinpool_tmeta`);
+      expect(r.transactionId).toBe(engine.pool.transactionId);
+      expect(r.lvm).toMatchObject({ vg: 'docker', lv: 'thinpool', dmName: 'docker-thinpool' });
+      expect(r.spaceMapProblems).toEqual([]);
+      expect(r.devices.map((d: { deviceId: number }) => d.deviceId)).toEqual([...ls.keys()].sort((a, b) => a - b));
+      for (const d of r.devices) {
+        expect(
+          [d.mappedBlocks, d.exclusiveBlocks, d.sharedBlocks, d.transactionId, d.creationTime, d.snapTime],
+          `device ${d.deviceId}`,
+        ).toEqual(ls.get(d.deviceId));
+      }
+      // the same numbers from the cut-out file through --metadata
+      const plain = await cliJson('pool', '--root', root, '--metadata', meta, '--sort', 'id');
+      expect(
+        plain.devices.map((d: { deviceId: number; mappedBlocks: number }) => [d.deviceId, d.mappedBlocks]),
+      ).toEqual(r.devices.map((d: { deviceId: number; mappedBlocks: number }) => [d.deviceId, d.mappedBlocks]));
+      for (const c of engine.containers)
+        expect(r.devices.find((d: { deviceId: number }) => d.deviceId === c.deviceId)).toMatchObject({
+          role: 'container',
+          containerName: c.name,
+        });
+    },
+  );
 
   it('container: device ids and sizes equal docker inspect', async () => {
     for (const c of engine.containers) {
@@ -129,7 +162,9 @@ describe.skipIf(!present)('real capture: direct-lvm (dockerd-made LVM thin pool 
     for (const c of engine.containers) {
       const img = path.join(out, `${c.name}.img`);
       const r = await cliJson('export', c.name, img, '--root', root, '--image', disk);
-      expect(r.sha256, `${c.name}: export through LVM equals the thin device read through the kernel`).toBe(c.device.sha256);
+      expect(r.sha256, `${c.name}: export through LVM equals the thin device read through the kernel`).toBe(
+        c.device.sha256,
+      );
       expect(r.size).toBe(c.device.bytes);
       expect(r.data).toBe(`${disk}: docker/thinpool_tdata`);
       expect(hashFile(img)).toBe(c.device.sha256);

@@ -34,35 +34,54 @@ describe('bad device records', () => {
     ['truncated JSON', '{"device_id": 6, "si', /invalid JSON/],
     ['an empty file', '', /empty file, expected JSON/],
     ['a JSON array', '[1,2]', /expected a JSON object/],
-    ['a string device_id', '{"device_id":"6","size":10737418240,"transaction_id":1}', /"device_id" is "6", not an integer/],
-    ['a fractional device_id', '{"device_id":6.5,"size":10737418240,"transaction_id":1}', /"device_id" is 6.5, not an integer/],
-    ['a device_id above 24 bits', '{"device_id":16777216,"size":10737418240,"transaction_id":1}', /"device_id" 16777216 is outside the 24-bit range/],
+    [
+      'a string device_id',
+      '{"device_id":"6","size":10737418240,"transaction_id":1}',
+      /"device_id" is "6", not an integer/,
+    ],
+    [
+      'a fractional device_id',
+      '{"device_id":6.5,"size":10737418240,"transaction_id":1}',
+      /"device_id" is 6.5, not an integer/,
+    ],
+    [
+      'a device_id above 24 bits',
+      '{"device_id":16777216,"size":10737418240,"transaction_id":1}',
+      /"device_id" 16777216 is outside the 24-bit range/,
+    ],
     ['a negative device_id', '{"device_id":-1,"size":10737418240,"transaction_id":1}', /outside the 24-bit range/],
     ['a negative size', '{"device_id":6,"size":-512,"transaction_id":1}', /"size" is -512, not a non-negative integer/],
     ['a fractional size', '{"device_id":6,"size":1.5,"transaction_id":1}', /"size" is 1.5, not a non-negative integer/],
     ['a string size', '{"device_id":6,"size":"10G","transaction_id":1}', /"size" is "10G"/],
     ['a missing device_id', '{"size":1}', /missing "device_id"/],
-    ['a non-boolean deleted', '{"device_id":6,"size":1,"transaction_id":1,"deleted":"yes"}', /"deleted" is "yes", not a boolean/],
+    [
+      'a non-boolean deleted',
+      '{"device_id":6,"size":1,"transaction_id":1,"deleted":"yes"}',
+      /"deleted" is "yes", not a boolean/,
+    ],
   ];
 
-  it.each(cases)('%s: container fails with one line naming the file (exit 5); listings warn and go on', async (_what, content, pattern) => {
-    const root = freshRoot();
-    const file = recordOf(root, 'web');
-    fs.writeFileSync(file, content);
-    const r = await cli('container', 'web', '--root', root);
-    expect(r.code).toBe(EXIT_CODES.BAD_INPUT);
-    const line = oneLine(r.stderr);
-    expect(line.startsWith(`dminspect: ${file}: `)).toBe(true);
-    expect(line).toMatch(pattern);
+  it.each(cases)(
+    '%s: container fails with one line naming the file (exit 5); listings warn and go on',
+    async (_what, content, pattern) => {
+      const root = freshRoot();
+      const file = recordOf(root, 'web');
+      fs.writeFileSync(file, content);
+      const r = await cli('container', 'web', '--root', root);
+      expect(r.code).toBe(EXIT_CODES.BAD_INPUT);
+      const line = oneLine(r.stderr);
+      expect(line.startsWith(`dminspect: ${file}: `)).toBe(true);
+      expect(line).toMatch(pattern);
 
-    const list = await cli('devices', '--root', root);
-    expect(list.code).toBe(0);
-    expect(list.stderr).toContain(file);
-    expect(list.stdout).toContain('container db'); // the other records still listed
-    const json = await cliJson('containers', '--root', root);
-    expect(json.containers).toHaveLength(2);
-    expect(json.problems.map((p: { file: string }) => p.file)).toContain(file);
-  });
+      const list = await cli('devices', '--root', root);
+      expect(list.code).toBe(0);
+      expect(list.stderr).toContain(file);
+      expect(list.stdout).toContain('container db'); // the other records still listed
+      const json = await cliJson('containers', '--root', root);
+      expect(json.containers).toHaveLength(2);
+      expect(json.problems.map((p: { file: string }) => p.file)).toContain(file);
+    },
+  );
 });
 
 describe('bad layer store and container files', () => {
@@ -133,7 +152,9 @@ describe('bad roots', () => {
   it('a missing root (exit 6)', async () => {
     const r = await cli('containers', '--root', '/nonexistent/docker');
     expect(r.code).toBe(EXIT_CODES.NOT_DOCKER_ROOT);
-    expect(oneLine(r.stderr)).toBe('dminspect: /nonexistent/docker: no such directory (use --root to name the Docker root)');
+    expect(oneLine(r.stderr)).toBe(
+      'dminspect: /nonexistent/docker: no such directory (use --root to name the Docker root)',
+    );
   });
 
   it('an empty directory (exit 6)', async () => {

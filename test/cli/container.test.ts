@@ -1,7 +1,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildV1Root, buildV2Root, chainIds, LEGACY_SPEC, SAMPLE_SPEC, sha } from '../../scripts/docker-root-builder.js';
+import {
+  buildV1Root,
+  buildV2Root,
+  chainIds,
+  LEGACY_SPEC,
+  SAMPLE_SPEC,
+  sha,
+} from '../../scripts/docker-root-builder.js';
 import { devicePrefix } from '../../src/docker/naming.js';
 import { cli, cliJson, LEGACY, SAMPLE, tmpDir, treeDigest } from '../support/cli.js';
 
@@ -43,7 +50,9 @@ describe('container <ref> on the ≥1.10 sample', () => {
     expect(r.pool.name).toBe(`${prefix}-pool`);
     expect(r.pool.nameSource).toBe('stat');
     expect(r.device.table).toBe(`0 ${record.size / 512} thin /dev/mapper/${prefix}-pool ${record.device_id}`);
-    const initRecord = JSON.parse(fs.readFileSync(path.join(SAMPLE, 'devicemapper/metadata', `${webMount}-init`), 'utf8'));
+    const initRecord = JSON.parse(
+      fs.readFileSync(path.join(SAMPLE, 'devicemapper/metadata', `${webMount}-init`), 'utf8'),
+    );
     expect(r.init).toEqual({ hash: `${webMount}-init`, deviceId: initRecord.device_id });
     expect(r.mount.mounted).toBe(false);
     expect(r.problems).toEqual([]);
@@ -90,7 +99,13 @@ describe('container <ref> on the ≥1.10 sample', () => {
     expect(a.device.table).toMatch(/thin \/dev\/mapper\/docker-thinpool \d+$/);
     const dir = tmpDir();
     const cfg = path.join(dir, 'daemon.json');
-    fs.writeFileSync(cfg, JSON.stringify({ 'storage-driver': 'devicemapper', 'storage-opts': ['dm.fs=xfs', 'dm.thinpooldev=/dev/mapper/vg-docker--pool'] }));
+    fs.writeFileSync(
+      cfg,
+      JSON.stringify({
+        'storage-driver': 'devicemapper',
+        'storage-opts': ['dm.fs=xfs', 'dm.thinpooldev=/dev/mapper/vg-docker--pool'],
+      }),
+    );
     const b = await cliJson('container', 'web', '--root', SAMPLE, '--daemon-config', cfg);
     expect(b.pool).toMatchObject({ name: 'vg-docker--pool', nameSource: 'daemon-config' });
     // device names keep Docker's own prefix even with an external pool
@@ -142,11 +157,14 @@ describe('references', () => {
     expect(r.stderr.trim()).toBe(`dminspect: no container "nosuch" in ${SAMPLE} (by id, name or id prefix)`);
   });
 
-  it.each(['../../etc', '/etc/passwd', 'a/b', '..', 'x\0y', ''])('a path-like ref %j is refused (exit 2)', async (ref) => {
-    const r = await cli('container', ref, '--root', SAMPLE);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/invalid container reference/);
-  });
+  it.each(['../../etc', '/etc/passwd', 'a/b', '..', 'x\0y', ''])(
+    'a path-like ref %j is refused (exit 2)',
+    async (ref) => {
+      const r = await cli('container', ref, '--root', SAMPLE);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/invalid container reference/);
+    },
+  );
 });
 
 describe('pre-1.10 layouts', () => {

@@ -10,7 +10,16 @@ describe('containers', () => {
     expect(r.containers.map((c: { name: string }) => c.name)).toEqual(['web', 'batch-job', 'crashed', 'draft']);
     const web = r.containers[0];
     const rec = JSON.parse(fs.readFileSync(path.join(SAMPLE, 'devicemapper/metadata', sha('mount:web')), 'utf8'));
-    expect(web).toMatchObject({ id: sha('container:web'), image: 'webapp:1.0', state: 'running', mountId: sha('mount:web'), deviceId: rec.device_id, size: rec.size, sizeHuman: '10 GiB', deleted: false });
+    expect(web).toMatchObject({
+      id: sha('container:web'),
+      image: 'webapp:1.0',
+      state: 'running',
+      mountId: sha('mount:web'),
+      deviceId: rec.device_id,
+      size: rec.size,
+      sizeHuman: '10 GiB',
+      deleted: false,
+    });
     expect(r.containers.map((c: { state: string }) => c.state)).toEqual(['running', 'exited', 'exited', 'created']);
     expect(r.problems).toEqual([]);
   });
@@ -20,13 +29,19 @@ describe('containers', () => {
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/^CONTAINER\s+NAME\s+IMAGE\s+STATE\s+DEVICE ID\s+SIZE\s+DEVICE HASH$/);
-    expect(lines[1]).toMatch(new RegExp(`^${sha('container:web').slice(0, 12)}\\s+web\\s+webapp:1.0\\s+running\\s+\\d+\\s+10 GiB\\s+${sha('mount:web').slice(0, 12)}$`));
+    expect(lines[1]).toMatch(
+      new RegExp(
+        `^${sha('container:web').slice(0, 12)}\\s+web\\s+webapp:1.0\\s+running\\s+\\d+\\s+10 GiB\\s+${sha('mount:web').slice(0, 12)}$`,
+      ),
+    );
     expect(lines).toHaveLength(5);
   });
 
   it('lists the pre-1.10 layout', async () => {
     const r = await cliJson('containers', '--root', LEGACY);
-    expect(r.containers.map((c: { name: string; mountId: string; id: string }) => [c.name, c.mountId === c.id])).toEqual([
+    expect(
+      r.containers.map((c: { name: string; mountId: string; id: string }) => [c.name, c.mountId === c.id]),
+    ).toEqual([
       ['old-db', true],
       ['old-task', true],
     ]);
@@ -38,12 +53,24 @@ describe('devices', () => {
   it('gives every record its role', async () => {
     const r = await cliJson('devices', '--root', SAMPLE);
     const byHash = new Map(r.devices.map((d: { hash: string }) => [d.hash, d]));
-    const files = fs.readdirSync(path.join(SAMPLE, 'devicemapper/metadata')).filter((f) => !f.startsWith('.') && !f.endsWith('-metadata'));
+    const files = fs
+      .readdirSync(path.join(SAMPLE, 'devicemapper/metadata'))
+      .filter((f) => !f.startsWith('.') && !f.endsWith('-metadata'));
     expect(r.devices).toHaveLength(files.length);
     expect(byHash.get('')).toMatchObject({ role: 'base', recordName: 'base', initialized: true, owner: 'base device' });
-    expect(byHash.get(sha('mount:web'))).toMatchObject({ role: 'container', containerName: 'web', owner: 'container web' });
-    expect(byHash.get(`${sha('mount:web')}-init`)).toMatchObject({ role: 'init', containerName: 'web', owner: 'init of container web' });
-    const shared = r.devices.filter((d: { role: string; imageNames: string[] }) => d.role === 'layer' && d.imageNames.length === 2);
+    expect(byHash.get(sha('mount:web'))).toMatchObject({
+      role: 'container',
+      containerName: 'web',
+      owner: 'container web',
+    });
+    expect(byHash.get(`${sha('mount:web')}-init`)).toMatchObject({
+      role: 'init',
+      containerName: 'web',
+      owner: 'init of container web',
+    });
+    const shared = r.devices.filter(
+      (d: { role: string; imageNames: string[] }) => d.role === 'layer' && d.imageNames.length === 2,
+    );
     expect(shared).toHaveLength(1); // the base layer both images share
     expect(shared[0].imageNames.sort()).toEqual(['busybox:latest', 'webapp:1.0']);
     const deleted = byHash.get(sha('extra:removed-container'));
@@ -72,7 +99,8 @@ describe('devices', () => {
 
 describe('fixtures', () => {
   it('the committed samples are what scripts/make-fixtures.js makes', async () => {
-    const { SAMPLE_SPEC, SAMPLE_POOL, LEGACY_SPEC, buildV1Root, poolXmlFor, writePoolMetadata } = await import('../../scripts/docker-root-builder.js');
+    const { SAMPLE_SPEC, SAMPLE_POOL, LEGACY_SPEC, buildV1Root, poolXmlFor, writePoolMetadata } =
+      await import('../../scripts/docker-root-builder.js');
     const a = tmpDir();
     writePoolMetadata(a, poolXmlFor(buildV2Root(a, SAMPLE_SPEC), SAMPLE_POOL));
     expect(treeDigest(a)).toEqual(treeDigest(SAMPLE));

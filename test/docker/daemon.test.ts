@@ -18,25 +18,65 @@ const graph: Record<string, { DeviceId: string; DeviceName: string; DeviceSize: 
 
 beforeAll(async () => {
   root = tmpDir();
-  buildV2Root(root, { images: [{ name: 'busybox:latest', layers: ['b'] }], containers: [{ name: 'web', image: 'busybox:latest', state: 'running' }, { name: 'db', image: 'busybox:latest', state: 'exited' }] });
-  const rec = (name: string) => JSON.parse(fs.readFileSync(path.join(root, 'devicemapper/metadata', sha(`mount:${name}`)), 'utf8'));
-  graph[sha('container:web')] = { DeviceId: String(rec('web').device_id), DeviceName: `docker-8:1-42-${sha('mount:web')}`, DeviceSize: String(rec('web').size) };
-  graph[sha('container:db')] = { DeviceId: String(rec('db').device_id + 100), DeviceName: `docker-8:1-42-${sha('mount:db')}`, DeviceSize: '1' };
+  buildV2Root(root, {
+    images: [{ name: 'busybox:latest', layers: ['b'] }],
+    containers: [
+      { name: 'web', image: 'busybox:latest', state: 'running' },
+      { name: 'db', image: 'busybox:latest', state: 'exited' },
+    ],
+  });
+  const rec = (name: string) =>
+    JSON.parse(fs.readFileSync(path.join(root, 'devicemapper/metadata', sha(`mount:${name}`)), 'utf8'));
+  graph[sha('container:web')] = {
+    DeviceId: String(rec('web').device_id),
+    DeviceName: `docker-8:1-42-${sha('mount:web')}`,
+    DeviceSize: String(rec('web').size),
+  };
+  graph[sha('container:db')] = {
+    DeviceId: String(rec('db').device_id + 100),
+    DeviceName: `docker-8:1-42-${sha('mount:db')}`,
+    DeviceSize: '1',
+  };
   socket = path.join(tmpDir(), 'docker.sock');
   server = http.createServer((req, res) => {
     const url = (req.url ?? '').replace(/^\/v[\d.]+/, '');
     if (url === '/info') {
-      res.end(JSON.stringify({ ServerVersion: '20.10.24', Driver: 'devicemapper', DockerRootDir: root, DriverStatus: [['Pool Name', 'docker-8:1-42-pool'], ['Data file', '/dev/loop0']] }));
+      res.end(
+        JSON.stringify({
+          ServerVersion: '20.10.24',
+          Driver: 'devicemapper',
+          DockerRootDir: root,
+          DriverStatus: [
+            ['Pool Name', 'docker-8:1-42-pool'],
+            ['Data file', '/dev/loop0'],
+          ],
+        }),
+      );
       return;
     }
     const m = /^\/containers\/([^/]+)\/json/.exec(url);
-    const id = m ? Object.keys(graph).find((k) => k === m[1] || k.startsWith(m[1]!) || (m[1] === 'web' && k === sha('container:web')) || (m[1] === 'db' && k === sha('container:db'))) : undefined;
+    const id = m
+      ? Object.keys(graph).find(
+          (k) =>
+            k === m[1] ||
+            k.startsWith(m[1]!) ||
+            (m[1] === 'web' && k === sha('container:web')) ||
+            (m[1] === 'db' && k === sha('container:db')),
+        )
+      : undefined;
     if (!id) {
       res.statusCode = 404;
       res.end(JSON.stringify({ message: 'No such container' }));
       return;
     }
-    res.end(JSON.stringify({ Id: id, Name: id === sha('container:web') ? '/web' : '/db', State: { Running: true }, GraphDriver: { Name: 'devicemapper', Data: graph[id] } }));
+    res.end(
+      JSON.stringify({
+        Id: id,
+        Name: id === sha('container:web') ? '/web' : '/db',
+        State: { Running: true },
+        GraphDriver: { Name: 'devicemapper', Data: graph[id] },
+      }),
+    );
   });
   await new Promise<void>((r) => server.listen(socket, r));
 });
@@ -67,7 +107,10 @@ describe('live daemon (dockerode)', () => {
 
   it('a daemon serving another root is not used for this one', async () => {
     const other = tmpDir();
-    buildV2Root(other, { images: [{ name: 'busybox:latest', layers: ['b'] }], containers: [{ name: 'web', image: 'busybox:latest', state: 'running' }] });
+    buildV2Root(other, {
+      images: [{ name: 'busybox:latest', layers: ['b'] }],
+      containers: [{ name: 'web', image: 'busybox:latest', state: 'running' }],
+    });
     const r = await cliJson('container', 'web', '--root', other, '--host', `unix://${socket}`);
     expect(r.daemon).toBeNull();
     expect(r.problems.join()).toMatch(/not cross-checked/);

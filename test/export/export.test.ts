@@ -59,7 +59,8 @@ d('dminspect export (real filesystems through real thin metadata)', () => {
     const r = await run('export', 'web', o, '--root', fx.root, '--json');
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
-    for (const k of ['image', 'size', 'sha256', 'device', 'mappedBytes', 'copiedBytes', 'holes', 'elapsedMs']) expect(j).toHaveProperty(k);
+    for (const k of ['image', 'size', 'sha256', 'device', 'mappedBytes', 'copiedBytes', 'holes', 'elapsedMs'])
+      expect(j).toHaveProperty(k);
     expect(j).toMatchObject({
       image: o,
       size: 512 * 1024 * 1024,
@@ -137,11 +138,28 @@ d('dminspect export (real filesystems through real thin metadata)', () => {
     const o = img();
     const r = await run('export', '--device-id', String(fx.db.deviceId), o, '--root', fx.root, '--json');
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ sha256: fx.db.fs.sha256, device: { deviceId: fx.db.deviceId, hash: fx.db.mountId } });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      sha256: fx.db.fs.sha256,
+      device: { deviceId: fx.db.deviceId, hash: fx.db.mountId },
+    });
     // --size cuts the image (here 1 MiB + 512 bytes: the last block is cut too).
     const o2 = img();
     const size = 1024 * 1024 + 512;
-    const s = await run('export', '--device-id', String(fx.web.deviceId), o2, '--size', String(size), '--metadata', fx.metadata, '--data', fx.data, '--root', '/nonexistent', '--json');
+    const s = await run(
+      'export',
+      '--device-id',
+      String(fx.web.deviceId),
+      o2,
+      '--size',
+      String(size),
+      '--metadata',
+      fx.metadata,
+      '--data',
+      fx.data,
+      '--root',
+      '/nonexistent',
+      '--json',
+    );
     expect(s.code, s.stderr).toBe(0);
     expect(fs.statSync(o2).size).toBe(size);
     const head = Buffer.alloc(size);
@@ -208,7 +226,10 @@ d('dminspect export (real filesystems through real thin metadata)', () => {
     const dm = path.join(fx.root, 'devicemapper', 'devicemapper');
     fs.cpSync(fx.root, root2, { recursive: true, filter: (p) => !p.startsWith(dm) });
     const rec = path.join(root2, 'devicemapper', 'metadata', fx.web.mountId);
-    fs.writeFileSync(rec, JSON.stringify({ ...JSON.parse(fs.readFileSync(rec, 'utf8')), size: 512 * 1024 * 1024 - 100 }));
+    fs.writeFileSync(
+      rec,
+      JSON.stringify({ ...JSON.parse(fs.readFileSync(rec, 'utf8')), size: 512 * 1024 * 1024 - 100 }),
+    );
     const o = img();
     const r = await run('export', 'web', o, '--root', root2, '--metadata', fx.metadata, '--data', fx.data);
     expect(r.code).toBe(EXIT_CODES.BAD_INPUT);
@@ -222,16 +243,48 @@ d('dminspect export (real filesystems through real thin metadata)', () => {
     const pool = openPool(fx.metadata);
     const fd = fs.openSync(path.join(out, 'direct.img'), 'w');
     try {
-      await expect(copyThinDevice({ pool, devId: fx.web.deviceId, dataPath: fx.data, size: 1000, out: fd })).rejects.toMatchObject({ code: 'BAD_INPUT' });
-      await expect(copyThinDevice({ pool, devId: 4242, dataPath: fx.data, size: 4096, out: fd })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(
+        copyThinDevice({ pool, devId: fx.web.deviceId, dataPath: fx.data, size: 1000, out: fd }),
+      ).rejects.toMatchObject({ code: 'BAD_INPUT' });
+      await expect(copyThinDevice({ pool, devId: 4242, dataPath: fx.data, size: 4096, out: fd })).rejects.toMatchObject(
+        { code: 'NOT_FOUND' },
+      );
       // A tiny buffer: many batches, runs split across them; same bytes.
-      const r = await copyThinDevice({ pool, devId: fx.db.deviceId, dataPath: fx.data, size: fx.db.fs.size, out: fd, bufferBytes: 3 * 512 * 128 + 512 });
+      const r = await copyThinDevice({
+        pool,
+        devId: fx.db.deviceId,
+        dataPath: fx.data,
+        size: fx.db.fs.size,
+        out: fd,
+        bufferBytes: 3 * 512 * 128 + 512,
+      });
       expect(r.sha256).toBe(fx.db.fs.sha256);
-      const ns = await copyThinDevice({ pool, devId: fx.db.deviceId, dataPath: fx.data, size: fx.db.fs.size, out: fd, sparse: false, bufferBytes: 3 * 512 * 128 + 512 });
-      expect(ns).toMatchObject({ sha256: fx.db.fs.sha256, holes: r.holes, holeBytes: r.holeBytes, copiedBytes: r.copiedBytes });
+      const ns = await copyThinDevice({
+        pool,
+        devId: fx.db.deviceId,
+        dataPath: fx.data,
+        size: fx.db.fs.size,
+        out: fd,
+        sparse: false,
+        bufferBytes: 3 * 512 * 128 + 512,
+      });
+      expect(ns).toMatchObject({
+        sha256: fx.db.fs.sha256,
+        holes: r.holes,
+        holeBytes: r.holeBytes,
+        copiedBytes: r.copiedBytes,
+      });
       expect(sha256File(path.join(out, 'direct.img'))).toBe(fx.db.fs.sha256);
       const z = await copyThinDevice({ pool, devId: 1, dataPath: fx.data, size: 1 << 20, out: fd });
-      expect(z).toMatchObject({ mappedBytes: 0, copiedBytes: 0, holes: 1, holeBytes: 1 << 20, sha256: createHash('sha256').update(Buffer.alloc(1 << 20)).digest('hex') });
+      expect(z).toMatchObject({
+        mappedBytes: 0,
+        copiedBytes: 0,
+        holes: 1,
+        holeBytes: 1 << 20,
+        sha256: createHash('sha256')
+          .update(Buffer.alloc(1 << 20))
+          .digest('hex'),
+      });
     } finally {
       fs.closeSync(fd);
       pool.close();

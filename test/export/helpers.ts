@@ -22,18 +22,24 @@ const has = (cmd: string, args: string[]) => spawnSync(cmd, args, { stdio: 'igno
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
 /** Why the real-device tests cannot run here, or null. */
-export const SKIP_REASON: string | null = skipReason(!isRoot
-  ? 'not root: the export tests make filesystems and loop-mount them (run as root)'
-  : !hasThinTools
-    ? SKIP_MESSAGE
-    : !has('mkfs.xfs', ['-V']) || !has('mkfs.ext4', ['-V'])
-      ? 'mkfs.xfs / mkfs.ext4 (xfsprogs, e2fsprogs) are not installed'
-      : !has('losetup', ['--version'])
-        ? 'losetup is not installed'
-        : null);
+export const SKIP_REASON: string | null = skipReason(
+  !isRoot
+    ? 'not root: the export tests make filesystems and loop-mount them (run as root)'
+    : !hasThinTools
+      ? SKIP_MESSAGE
+      : !has('mkfs.xfs', ['-V']) || !has('mkfs.ext4', ['-V'])
+        ? 'mkfs.xfs / mkfs.ext4 (xfsprogs, e2fsprogs) are not installed'
+        : !has('losetup', ['--version'])
+          ? 'losetup is not installed'
+          : null,
+);
 if (SKIP_REASON) console.warn(`skipping export tests: ${SKIP_REASON}`);
 
-export function sh(cmd: string, args: string[], opts: { allowFail?: boolean } = {}): { code: number; stdout: string; stderr: string } {
+export function sh(
+  cmd: string,
+  args: string[],
+  opts: { allowFail?: boolean } = {},
+): { code: number; stdout: string; stderr: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (r.status !== 0 && !opts.allowFail) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
@@ -243,21 +249,26 @@ export async function run(...args: string[]): Promise<CliResult> {
   if (probe.commands.some((c) => c.name() === 'export')) return cli(...args);
   let stdout = '';
   let stderr = '';
-  const io = { out: (s: string) => (stdout += s.endsWith('\n') ? s : `${s}\n`), err: (s: string) => (stderr += s.endsWith('\n') ? s : `${s}\n`) };
+  const io = {
+    out: (s: string) => (stdout += s.endsWith('\n') ? s : `${s}\n`),
+    err: (s: string) => (stderr += s.endsWith('\n') ? s : `${s}\n`),
+  };
   if (args[0] !== 'export') {
     const code = await main(['node', 'dminspect', ...args], io);
     return { code, stdout, stderr };
   }
   const program = buildProgram(io);
   exportCmd.register(program, io);
-  for (const c of program.commands) c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
+  for (const c of program.commands)
+    c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   try {
     await program.parseAsync(['node', 'dminspect', ...args]);
     return { code: 0, stdout, stderr };
   } catch (e) {
     if (isDmiError(e)) {
       io.err(`dminspect: ${e.message}`);
-      if (args.includes('--json')) io.out(JSON.stringify({ error: { code: e.code, exitCode: e.exitCode, message: e.message } }));
+      if (args.includes('--json'))
+        io.out(JSON.stringify({ error: { code: e.code, exitCode: e.exitCode, message: e.message } }));
       return { code: e.exitCode, stdout, stderr };
     }
     if (e instanceof CommanderError) return { code: 2, stdout, stderr };
@@ -268,7 +279,10 @@ export async function run(...args: string[]): Promise<CliResult> {
 /** Loop devices backed by `file` (from losetup). */
 export function loopsOf(file: string): string[] {
   const r = sh('losetup', ['-j', file], { allowFail: true });
-  return r.stdout.split('\n').filter(Boolean).map((l) => l.split(':')[0]!);
+  return r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(':')[0]!);
 }
 
 export function mountedAt(dir: string): boolean {

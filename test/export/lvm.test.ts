@@ -13,7 +13,18 @@ import { classifyImages } from '../../src/forensics/offline.js';
 import { locateLvmPool, openLvmPoolMetadata } from '../../src/pool-source/lvm.js';
 import { ExtentMap } from '../../src/io/extents.js';
 import { copyThinDevice } from '../../src/thin/copy.js';
-import { attach, detachAll, hasLvm, linear, lvm, pvsJson, restoreVg, vgBackup, withLvs, removeTmp } from '../lvm/helpers.js';
+import {
+  attach,
+  detachAll,
+  hasLvm,
+  linear,
+  lvm,
+  pvsJson,
+  restoreVg,
+  vgBackup,
+  withLvs,
+  removeTmp,
+} from '../lvm/helpers.js';
 import { buildFixture, loopsOf, mountedAt, run, sh, sha256File, SKIP_REASON, type Fixture } from './helpers.js';
 
 const MiB = 1024 * 1024;
@@ -84,11 +95,28 @@ d('direct-lvm disks: export and mount --offline through LVM (real LVM on a loop 
       const text = withLvs(vgBackup([dev], 'docker'), [
         {
           name: 'thinpool',
-          segments: [{ extents: dataExt, body: `type = "thin-pool"\nmetadata = "thinpool_tmeta"\npool = "thinpool_tdata"\ntransaction_id = 0\nchunk_size = 128\ndiscards = "passdown"\nzero_new_blocks = 0` }],
+          segments: [
+            {
+              extents: dataExt,
+              body: `type = "thin-pool"\nmetadata = "thinpool_tmeta"\npool = "thinpool_tdata"\ntransaction_id = 0\nchunk_size = 128\ndiscards = "passdown"\nzero_new_blocks = 0`,
+            },
+          ],
         },
-        { name: 'lvol0_pmspare', visible: false, segments: [{ extents: spare.extents, body: linear('pv0', spare.pe) }] },
-        { name: 'thinpool_tmeta', visible: false, segments: tmeta.map((s) => ({ extents: s.extents, body: linear('pv0', s.pe) })) },
-        { name: 'thinpool_tdata', visible: false, segments: tdata.map((s) => ({ extents: s.extents, body: linear('pv0', s.pe) })) },
+        {
+          name: 'lvol0_pmspare',
+          visible: false,
+          segments: [{ extents: spare.extents, body: linear('pv0', spare.pe) }],
+        },
+        {
+          name: 'thinpool_tmeta',
+          visible: false,
+          segments: tmeta.map((s) => ({ extents: s.extents, body: linear('pv0', s.pe) })),
+        },
+        {
+          name: 'thinpool_tdata',
+          visible: false,
+          segments: tdata.map((s) => ({ extents: s.extents, body: linear('pv0', s.pe) })),
+        },
       ]);
       restoreVg([dev], 'docker', text);
       peStart = Number(pvsJson([dev], 'pv_name,pe_start')[0]!.pe_start);
@@ -100,7 +128,16 @@ d('direct-lvm disks: export and mount --offline through LVM (real LVM on a loop 
     // The Docker root is now a direct-lvm host's: no loop files, a setup-config.json.
     fs.rmSync(fx.metadata);
     fs.rmSync(fx.data);
-    fs.writeFileSync(path.join(fx.root, 'devicemapper', 'setup-config.json'), JSON.stringify({ directlvm_device: '/dev/xvdf', thinp_percent: 95, thinp_metapercent: 1, thinp_autoextend_percent: 20, thinp_autoextend_threshold: 80 }));
+    fs.writeFileSync(
+      path.join(fx.root, 'devicemapper', 'setup-config.json'),
+      JSON.stringify({
+        directlvm_device: '/dev/xvdf',
+        thinp_percent: 95,
+        thinp_metapercent: 1,
+        thinp_autoextend_percent: 20,
+        thinp_autoextend_threshold: 80,
+      }),
+    );
     diskSha = sha256File(disk);
   }, 180_000);
 
@@ -113,7 +150,8 @@ d('direct-lvm disks: export and mount --offline through LVM (real LVM on a loop 
       if (mp && mp.startsWith(fx.dir)) sh('umount', [mp], { allowFail: true });
     }
     const r = sh('losetup', ['-a'], { allowFail: true });
-    for (const line of r.stdout.split('\n')) if (line.includes(fx.dir)) sh('losetup', ['-d', line.split(':')[0]!], { allowFail: true });
+    for (const line of r.stdout.split('\n'))
+      if (line.includes(fx.dir)) sh('losetup', ['-d', line.split(':')[0]!], { allowFail: true });
     expect(sha256File(disk)).toBe(diskSha);
     fs.rmSync(fx.dir, { recursive: true, force: true });
   });
@@ -122,36 +160,46 @@ d('direct-lvm disks: export and mount --offline through LVM (real LVM on a loop 
     const { pool, findings } = locateLvmPool([disk], { pool: 'docker-thinpool' });
     expect(findings.filter((f) => f.severity !== 'info')).toEqual([]);
     expect(pool.metadata!.extents.map((e) => e.offset)).toEqual(tmeta.map((s) => peStart + s.pe * MiB));
-    expect(pool.data!.extents.map((e) => [e.offset, e.length])).toEqual(tdata.map((s) => [peStart + s.pe * MiB, s.extents * MiB]));
+    expect(pool.data!.extents.map((e) => [e.offset, e.length])).toEqual(
+      tdata.map((s) => [peStart + s.pe * MiB, s.extents * MiB]),
+    );
     expect(pool.data!.extents[0]!.offset).toBeGreaterThan(pool.data!.extents[1]!.offset);
     // some mapping run of each container crosses the _tdata segment boundary or not: either way the copy is exact
     const thin = openLvmPoolMetadata(pool);
-    expect(thin.mappingRoots().map((r) => r.devId).sort()).toEqual([1, fx.web.deviceId, fx.db.deviceId].sort());
+    expect(
+      thin
+        .mappingRoots()
+        .map((r) => r.devId)
+        .sort(),
+    ).toEqual([1, fx.web.deviceId, fx.db.deviceId].sort());
     thin.close();
   });
 
-  it.each(['web', 'db'] as const)('export %s --image disk.img: byte-exact, the file reads back after a read-only loop mount', async (name) => {
-    const c = fx[name];
-    const img = out(`${name}.img`);
-    const r = await run('export', name, img, '--root', fx.root, '--image', disk, '--json');
-    expect(r.code, r.stderr).toBe(0);
-    const j = JSON.parse(r.stdout);
-    expect(j.sha256).toBe(c.fs.sha256);
-    expect(j.metadata).toBe(`${disk}: docker/thinpool_tmeta`);
-    expect(j.data).toBe(`${disk}: docker/thinpool_tdata`);
-    expect(j.warnings).toEqual([]);
-    expect(sha256File(img)).toBe(c.fs.sha256);
-    const mnt = out('mnt');
-    fs.mkdirSync(mnt);
-    sh('mount', ['-o', `loop,ro,${c.fs.fsType === 'xfs' ? 'norecovery,nouuid' : 'noload'}`, img, mnt]);
-    try {
-      expect(fs.readFileSync(path.join(mnt, 'rootfs', 'hello.txt'), 'utf8')).toBe(c.fs.hello);
-      expect(fs.readFileSync(path.join(mnt, 'id'), 'utf8')).toBe(c.mountId);
-    } finally {
-      sh('umount', [mnt]);
-    }
-    expect(sha256File(disk)).toBe(diskSha);
-  });
+  it.each(['web', 'db'] as const)(
+    'export %s --image disk.img: byte-exact, the file reads back after a read-only loop mount',
+    async (name) => {
+      const c = fx[name];
+      const img = out(`${name}.img`);
+      const r = await run('export', name, img, '--root', fx.root, '--image', disk, '--json');
+      expect(r.code, r.stderr).toBe(0);
+      const j = JSON.parse(r.stdout);
+      expect(j.sha256).toBe(c.fs.sha256);
+      expect(j.metadata).toBe(`${disk}: docker/thinpool_tmeta`);
+      expect(j.data).toBe(`${disk}: docker/thinpool_tdata`);
+      expect(j.warnings).toEqual([]);
+      expect(sha256File(img)).toBe(c.fs.sha256);
+      const mnt = out('mnt');
+      fs.mkdirSync(mnt);
+      sh('mount', ['-o', `loop,ro,${c.fs.fsType === 'xfs' ? 'norecovery,nouuid' : 'noload'}`, img, mnt]);
+      try {
+        expect(fs.readFileSync(path.join(mnt, 'rootfs', 'hello.txt'), 'utf8')).toBe(c.fs.hello);
+        expect(fs.readFileSync(path.join(mnt, 'id'), 'utf8')).toBe(c.mountId);
+      } finally {
+        sh('umount', [mnt]);
+      }
+      expect(sha256File(disk)).toBe(diskSha);
+    },
+  );
 
   it('copyThinDevice over extents: small buffers, not sparse, same bytes; --device-id with --pool vg/lv', async () => {
     const { pool } = locateLvmPool([disk]);
@@ -159,7 +207,17 @@ d('direct-lvm disks: export and mount --offline through LVM (real LVM on a loop 
     try {
       const img = out('small.img');
       const fd = fs.openSync(img, 'w');
-      const r = await copyThinDevice({ pool: thin, devId: fx.db.deviceId, dataPath: disk, dataExtents: pool.data!.extents, dataLabel: pool.data!.label, size: fx.db.fs.size, out: fd, sparse: false, bufferBytes: 3 * 512 * 128 + 512 });
+      const r = await copyThinDevice({
+        pool: thin,
+        devId: fx.db.deviceId,
+        dataPath: disk,
+        dataExtents: pool.data!.extents,
+        dataLabel: pool.data!.label,
+        size: fx.db.fs.size,
+        out: fd,
+        sparse: false,
+        bufferBytes: 3 * 512 * 128 + 512,
+      });
       fs.closeSync(fd);
       expect(r.sha256).toBe(fx.db.fs.sha256);
       expect(sha256File(img)).toBe(fx.db.fs.sha256);
@@ -167,7 +225,20 @@ d('direct-lvm disks: export and mount --offline through LVM (real LVM on a loop 
       thin.close();
     }
     const img = out('by-id.img');
-    const r = await run('export', '--device-id', String(fx.web.deviceId), '--size', String(fx.web.fs.size), img, '--image', disk, '--pool', 'docker/thinpool', '--root', path.join(base, 'no-root'));
+    const r = await run(
+      'export',
+      '--device-id',
+      String(fx.web.deviceId),
+      '--size',
+      String(fx.web.fs.size),
+      img,
+      '--image',
+      disk,
+      '--pool',
+      'docker/thinpool',
+      '--root',
+      path.join(base, 'no-root'),
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(sha256File(img)).toBe(fx.web.fs.sha256);
   });
@@ -181,9 +252,23 @@ d('direct-lvm disks: export and mount --offline through LVM (real LVM on a loop 
       const map = new ExtentMap(pool.data!.extents);
       const short = [...map.pieces(0, cut)].map(({ path: p, offset, length }) => ({ path: p, offset, length }));
       const fd = fs.openSync(out('short.img'), 'w');
-      await expect(copyThinDevice({ pool: thin, devId: fx.web.deviceId, dataPath: disk, dataExtents: short, dataLabel: 'disk: docker/thinpool_tdata', size: fx.web.fs.size, out: fd })).rejects.toMatchObject({
+      await expect(
+        copyThinDevice({
+          pool: thin,
+          devId: fx.web.deviceId,
+          dataPath: disk,
+          dataExtents: short,
+          dataLabel: 'disk: docker/thinpool_tdata',
+          size: fx.web.fs.size,
+          out: fd,
+        }),
+      ).rejects.toMatchObject({
         code: 'BAD_INPUT',
-        message: expect.stringMatching(new RegExp(`^disk: docker/thinpool_tdata: data block ${last.dblock} \\(virtual block ${last.vblock} of thin device ${fx.web.deviceId}\\) is past the end of the data \\(${cut} bytes`)),
+        message: expect.stringMatching(
+          new RegExp(
+            `^disk: docker/thinpool_tdata: data block ${last.dblock} \\(virtual block ${last.vblock} of thin device ${fx.web.deviceId}\\) is past the end of the data \\(${cut} bytes`,
+          ),
+        ),
       });
       // the image itself shorter than the extents say: a short read, named the same way
       const trunc = out('trunc.img');
@@ -191,8 +276,22 @@ d('direct-lvm disks: export and mount --offline through LVM (real LVM on a loop 
       fs.copyFileSync(disk, trunc);
       fs.truncateSync(trunc, piece.offset);
       const ext = pool.data!.extents.map((e) => ({ ...e, path: trunc }));
-      const err = await copyThinDevice({ pool: thin, devId: fx.web.deviceId, dataPath: trunc, dataExtents: ext, size: fx.web.fs.size, out: fd }).catch((e: unknown) => e);
-      expect(err).toMatchObject({ code: 'BAD_INPUT', message: expect.stringMatching(new RegExp(`^${trunc}: data block \\d+ \\(virtual block \\d+ of thin device ${fx.web.deviceId}\\) is at byte \\d+ of ${trunc}, past its end \\(${piece.offset} bytes\\): truncated image\\?$`)) });
+      const err = await copyThinDevice({
+        pool: thin,
+        devId: fx.web.deviceId,
+        dataPath: trunc,
+        dataExtents: ext,
+        size: fx.web.fs.size,
+        out: fd,
+      }).catch((e: unknown) => e);
+      expect(err).toMatchObject({
+        code: 'BAD_INPUT',
+        message: expect.stringMatching(
+          new RegExp(
+            `^${trunc}: data block \\d+ \\(virtual block \\d+ of thin device ${fx.web.deviceId}\\) is at byte \\d+ of ${trunc}, past its end \\(${piece.offset} bytes\\): truncated image\\?$`,
+          ),
+        ),
+      });
       // the block named is one whose bytes lie past the cut
       const named = Number(/data block (\d+)/.exec((err as Error).message)![1]);
       expect([...map.pieces(named * 65536, 65536)].some((q) => q.offset + q.length > piece.offset)).toBe(true);
@@ -224,7 +323,21 @@ d('direct-lvm disks: export and mount --offline through LVM (real LVM on a loop 
     const dir = out('mnt');
     const stateDir = out('state');
     const workDir = out('work');
-    const r = await run('mount', '--offline', 'web', dir, '--root', fx.root, '--image', disk, '--state-dir', stateDir, '--work-dir', workDir, '--json');
+    const r = await run(
+      'mount',
+      '--offline',
+      'web',
+      dir,
+      '--root',
+      fx.root,
+      '--image',
+      disk,
+      '--state-dir',
+      stateDir,
+      '--work-dir',
+      workDir,
+      '--json',
+    );
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.export.sha256).toBe(fx.web.fs.sha256);
@@ -232,7 +345,21 @@ d('direct-lvm disks: export and mount --offline through LVM (real LVM on a loop 
     expect(j.snapshot).toMatchObject({ mode: 'offline', fsType: 'xfs', image: { keep: false } });
     expect(fs.readFileSync(path.join(dir, 'rootfs', 'hello.txt'), 'utf8')).toBe('hello from web\n');
     expect(mountedAt(dir)).toBe(true);
-    const dry = await run('mount', '--offline', 'db', out('m2'), '--root', fx.root, '--image', disk, '--state-dir', stateDir, '--work-dir', workDir, '--dry-run');
+    const dry = await run(
+      'mount',
+      '--offline',
+      'db',
+      out('m2'),
+      '--root',
+      fx.root,
+      '--image',
+      disk,
+      '--state-dir',
+      stateDir,
+      '--work-dir',
+      workDir,
+      '--dry-run',
+    );
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout).toContain(`--image ${disk} --pool docker-thinpool`);
     const rel = await run('release', dir, '--state-dir', stateDir);

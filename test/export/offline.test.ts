@@ -6,7 +6,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/errors.js';
-import { buildFixture, evidenceDigest, loopsOf, mountedAt, run, sh, sha256File, SKIP_REASON, type Fixture } from './helpers.js';
+import {
+  buildFixture,
+  evidenceDigest,
+  loopsOf,
+  mountedAt,
+  run,
+  sh,
+  sha256File,
+  SKIP_REASON,
+  type Fixture,
+} from './helpers.js';
 
 const d = SKIP_REASON ? describe.skip : describe;
 
@@ -38,7 +48,8 @@ d('dminspect mount --offline / release (real loop devices and mounts)', () => {
       if (mp && mp.startsWith(fx.dir)) sh('umount', [mp], { allowFail: true });
     }
     const r = sh('losetup', ['-a'], { allowFail: true });
-    for (const line of r.stdout.split('\n')) if (line.includes(fx.dir)) sh('losetup', ['-d', line.split(':')[0]!], { allowFail: true });
+    for (const line of r.stdout.split('\n'))
+      if (line.includes(fx.dir)) sh('losetup', ['-d', line.split(':')[0]!], { allowFail: true });
     fs.rmSync(fx.dir, { recursive: true, force: true });
   });
 
@@ -50,7 +61,15 @@ d('dminspect mount --offline / release (real loop devices and mounts)', () => {
     expect(j.rootfs).toBe(path.join(dir, 'rootfs'));
     expect(j.export.sha256).toBe(fx.web.fs.sha256);
     const st = j.snapshot;
-    expect(st).toMatchObject({ mode: 'offline', mountPoint: dir, madeMountPoint: true, fsType: 'xfs', pool: null, snapId: null, image: { keep: false } });
+    expect(st).toMatchObject({
+      mode: 'offline',
+      mountPoint: dir,
+      madeMountPoint: true,
+      fsType: 'xfs',
+      pool: null,
+      snapId: null,
+      image: { keep: false },
+    });
     expect(st.image.path.startsWith(workDir + '/')).toBe(true);
     expect(j.commands).toEqual([
       expect.stringContaining(`mkdir ${dir}    # `),
@@ -67,11 +86,12 @@ d('dminspect mount --offline / release (real loop devices and mounts)', () => {
     expect(JSON.parse(list.stdout).snapshots.map((s: any) => [s.name, s.mode])).toEqual([[st.name, 'offline']]);
 
     const dry = await run('release', dir, '--state-dir', stateDir, '--dry-run');
-    expect(dry.stdout.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.replace(/ {4}#.*/, ''))).toEqual([
-      `umount ${dir}`,
-      `rmdir ${dir}`,
-      `losetup -d ${st.image.loop}`,
-    ]);
+    expect(
+      dry.stdout
+        .split('\n')
+        .filter((l) => l && !l.startsWith('#'))
+        .map((l) => l.replace(/ {4}#.*/, '')),
+    ).toEqual([`umount ${dir}`, `rmdir ${dir}`, `losetup -d ${st.image.loop}`]);
     expect(mountedAt(dir)).toBe(true);
     const rel = await run('release', dir, '--state-dir', stateDir);
     expect(rel.code, rel.stderr).toBe(0);
@@ -117,7 +137,11 @@ d('dminspect mount --offline / release (real loop devices and mounts)', () => {
     const r = await run('mount', '--offline', 'web', dir, ...common(), '--work-dir', workDir, '--dry-run');
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(new RegExp(`^# export \\(done in-process\\): dminspect export --device-id ${fx.web.deviceId} --size 536870912 --metadata ${fx.metadata} --data ${fx.data} ${workDir}/dminspect-offline-[0-9a-f]{12}-1\\.img`));
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `^# export \\(done in-process\\): dminspect export --device-id ${fx.web.deviceId} --size 536870912 --metadata ${fx.metadata} --data ${fx.data} ${workDir}/dminspect-offline-[0-9a-f]{12}-1\\.img`,
+      ),
+    );
     expect(lines.slice(1, 4).map((l) => l.replace(/ {4}#.*/, ''))).toEqual([
       `mkdir ${dir}`,
       expect.stringMatching(new RegExp(`^losetup --read-only /dev/loopN ${workDir}/dminspect-offline-.*\\.img$`)),

@@ -37,22 +37,35 @@ function kernel(opts: { pool?: string | null; active?: string[]; failOn?: (argv:
   return new FakeDmHost((argv) => {
     const f = opts.failOn?.(argv);
     if (f) return f;
-    if (argv[1] === 'status') return opts.pool === null ? noDevice : { code: 0, stdout: `${opts.pool ?? POOL_OK}\n`, stderr: '' };
-    if (argv[1] === 'info') return active.has(argv[2]!) ? { code: 0, stdout: `Name: ${argv[2]}\nState: ACTIVE\nMajor, minor: 254, 3\n`, stderr: '' } : noDevice;
+    if (argv[1] === 'status')
+      return opts.pool === null ? noDevice : { code: 0, stdout: `${opts.pool ?? POOL_OK}\n`, stderr: '' };
+    if (argv[1] === 'info')
+      return active.has(argv[2]!)
+        ? { code: 0, stdout: `Name: ${argv[2]}\nState: ACTIVE\nMajor, minor: 254, 3\n`, stderr: '' }
+        : noDevice;
     return null;
   });
 }
 
 function root(mutate?: (dir: string) => void): DockerRoot {
   const dir = tmpDir();
-  buildV2Root(dir, { images: [{ name: 'busybox:latest', layers: ['b'] }], containers: [{ name: 'web', image: 'busybox:latest', state: 'running' }, { name: 'old', image: 'busybox:latest', state: 'exited' }] });
+  buildV2Root(dir, {
+    images: [{ name: 'busybox:latest', layers: ['b'] }],
+    containers: [
+      { name: 'web', image: 'busybox:latest', state: 'running' },
+      { name: 'old', image: 'busybox:latest', state: 'exited' },
+    ],
+  });
   mutate?.(dir);
   return DockerRoot.open(dir);
 }
 
 const originOf = (r: DockerRoot, name: string) => {
   const st = fs.statSync(path.join(r.root, 'devicemapper'), { bigint: true });
-  return { prefix: `docker-${(st.dev >> 8n) & 0xfffn}:${(st.dev & 0xffn) | ((st.dev >> 12n) & 0xfff00n)}-${st.ino}`, hash: sha(`mount:${name}`) };
+  return {
+    prefix: `docker-${(st.dev >> 8n) & 0xfffn}:${(st.dev & 0xffn) | ((st.dev >> 12n) & 0xfff00n)}-${st.ino}`,
+    hash: sha(`mount:${name}`),
+  };
 };
 
 describe('snapshot and mount plans (data)', () => {
@@ -67,7 +80,11 @@ describe('snapshot and mount plans (data)', () => {
       `dmsetup message ${prefix}-pool 0 'create_snap ${next + 1} ${originId}'    # create thin snapshot ${next + 1} of device ${originId}`,
       `dmsetup create dminspect-${sha('container:old').slice(0, 12)}-${next + 1} --readonly --table '0 20971520 thin /dev/mapper/${prefix}-pool ${next + 1}'    # activate the snapshot read-only`,
     ]);
-    expect(res.state).toMatchObject({ snapId: next + 1, pool: `${prefix}-pool`, origin: { deviceId: originId, size: 10 * 1024 ** 3 } });
+    expect(res.state).toMatchObject({
+      snapId: next + 1,
+      pool: `${prefix}-pool`,
+      origin: { deviceId: originId, size: 10 * 1024 ** 3 },
+    });
   });
 
   it('an active origin is suspended around create_snap and always resumed', async () => {
@@ -75,8 +92,17 @@ describe('snapshot and mount plans (data)', () => {
     const { prefix, hash } = originOf(r, 'web');
     const k = kernel({ active: [`${prefix}-${hash}`] });
     const dir = path.join(tmpDir(), 'ev');
-    const res = await snapshotContainer(r, 'web', k, { stateDir: tmpDir(), dryRun: true, dir, id: 500, name: 'case42' });
-    const cmds = res.plan.split('\n').filter((l) => !l.startsWith('#')).map((l) => l.replace(/ {4}#.*/, ''));
+    const res = await snapshotContainer(r, 'web', k, {
+      stateDir: tmpDir(),
+      dryRun: true,
+      dir,
+      id: 500,
+      name: 'case42',
+    });
+    const cmds = res.plan
+      .split('\n')
+      .filter((l) => !l.startsWith('#'))
+      .map((l) => l.replace(/ {4}#.*/, ''));
     expect(cmds).toEqual([
       `dmsetup suspend --nolockfs ${prefix}-${hash}`,
       `dmsetup message ${prefix}-pool 0 'create_snap 500 ${r.deviceRecord(hash)!.deviceId}'`,
@@ -95,7 +121,12 @@ describe('snapshot and mount plans (data)', () => {
     });
     const res = await snapshotContainer(r, 'old', kernel(), { stateDir: tmpDir(), dryRun: true, dir: tmpDir() });
     expect(res.plan).toMatch(/mount -t ext4 -o ro,noload /);
-    const res2 = await snapshotContainer(r, 'old', kernel(), { stateDir: tmpDir(), dryRun: true, dir: tmpDir(), fs: 'xfs' });
+    const res2 = await snapshotContainer(r, 'old', kernel(), {
+      stateDir: tmpDir(),
+      dryRun: true,
+      dir: tmpDir(),
+      fs: 'xfs',
+    });
     expect(res2.plan).toMatch(/mount -t xfs -o ro,norecovery,nouuid /);
   });
 
@@ -108,8 +139,16 @@ describe('snapshot and mount plans (data)', () => {
     const { prefix, hash } = originOf(r, 'old');
     const id = r.deviceRecord(hash)!.deviceId;
     const dir = path.join(tmpDir(), 'ev');
-    const res = await snapshotContainer(r, 'old', kernel({ pool: null }), { stateDir: tmpDir(), dryRun: true, activatePool: true, dir });
-    const cmds = res.plan.split('\n').filter((l) => !l.startsWith('#')).map((l) => l.replace(/ {4}#.*/, ''));
+    const res = await snapshotContainer(r, 'old', kernel({ pool: null }), {
+      stateDir: tmpDir(),
+      dryRun: true,
+      activatePool: true,
+      dir,
+    });
+    const cmds = res.plan
+      .split('\n')
+      .filter((l) => !l.startsWith('#'))
+      .map((l) => l.replace(/ {4}#.*/, ''));
     const name = `dminspect-${sha('container:old').slice(0, 12)}-dev${id}`;
     expect(cmds).toEqual([
       `losetup /dev/loopA ${r.root}/devicemapper/devicemapper/data`,
@@ -127,16 +166,28 @@ describe('snapshot and mount plans (data)', () => {
 
 describe('refusals', () => {
   it.each([
-    ['needs_check', '0 1 thin-pool 14 1/2 3/4 - rw discard_passdown queue_if_no_space needs_check 1024', /needs_check is set/],
+    [
+      'needs_check',
+      '0 1 thin-pool 14 1/2 3/4 - rw discard_passdown queue_if_no_space needs_check 1024',
+      /needs_check is set/,
+    ],
     ['read-only', '0 1 thin-pool 14 1/2 3/4 - ro discard_passdown queue_if_no_space - 1024', /is read-only/],
-    ['out of data space', '0 1 thin-pool 14 1/2 4/4 - out_of_data_space discard_passdown queue_if_no_space - 1024', /out of data space/],
+    [
+      'out of data space',
+      '0 1 thin-pool 14 1/2 4/4 - out_of_data_space discard_passdown queue_if_no_space - 1024',
+      /out of data space/,
+    ],
     ['failed', '0 1 thin-pool Fail', /has failed/],
   ])('a pool that is %s', async (_w, status, msg) => {
-    await expect(snapshotContainer(root(), 'old', kernel({ pool: status }), { stateDir: tmpDir() })).rejects.toThrow(msg);
+    await expect(snapshotContainer(root(), 'old', kernel({ pool: status }), { stateDir: tmpDir() })).rejects.toThrow(
+      msg,
+    );
   });
 
   it('a pool that is not active points at --activate-pool', async () => {
-    await expect(snapshotContainer(root(), 'old', kernel({ pool: null }), { stateDir: tmpDir() })).rejects.toMatchObject({ code: 'NOT_FOUND', message: expect.stringMatching(/not active.*--activate-pool/) });
+    await expect(
+      snapshotContainer(root(), 'old', kernel({ pool: null }), { stateDir: tmpDir() }),
+    ).rejects.toMatchObject({ code: 'NOT_FOUND', message: expect.stringMatching(/not active.*--activate-pool/) });
   });
 
   it('a record marked deleted, unless --force', async () => {
@@ -144,29 +195,52 @@ describe('refusals', () => {
       const f = path.join(d, 'devicemapper/metadata', sha('mount:old'));
       fs.writeFileSync(f, JSON.stringify({ ...JSON.parse(fs.readFileSync(f, 'utf8')), deleted: true }));
     });
-    await expect(snapshotContainer(r, 'old', kernel(), { stateDir: tmpDir(), dryRun: true })).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringMatching(/marked deleted.*--force/) });
-    await expect(snapshotContainer(r, 'old', kernel(), { stateDir: tmpDir(), dryRun: true, force: true })).resolves.toBeTruthy();
+    await expect(snapshotContainer(r, 'old', kernel(), { stateDir: tmpDir(), dryRun: true })).rejects.toMatchObject({
+      code: 'CONFLICT',
+      message: expect.stringMatching(/marked deleted.*--force/),
+    });
+    await expect(
+      snapshotContainer(r, 'old', kernel(), { stateDir: tmpDir(), dryRun: true, force: true }),
+    ).resolves.toBeTruthy();
   });
 
   it('a snapshot name taken, a mount point not empty, an --id Docker uses', async () => {
     const r = root();
-    await expect(snapshotContainer(r, 'old', kernel({ active: ['taken'] }), { stateDir: tmpDir(), name: 'taken' })).rejects.toThrow(/snapshot name taken/);
+    await expect(
+      snapshotContainer(r, 'old', kernel({ active: ['taken'] }), { stateDir: tmpDir(), name: 'taken' }),
+    ).rejects.toThrow(/snapshot name taken/);
     const full = tmpDir();
     fs.writeFileSync(path.join(full, 'x'), '');
-    await expect(snapshotContainer(r, 'old', kernel(), { stateDir: tmpDir(), dir: full, dryRun: true })).rejects.toThrow(/mount point is not empty/);
-    await expect(snapshotContainer(r, 'old', kernel(), { stateDir: tmpDir(), id: 1, dryRun: true })).rejects.toThrow(/--id 1 is used by a Docker device record/);
-    await expect(snapshotContainer(r, 'old', kernel(), { stateDir: tmpDir(), name: '../x', dryRun: true })).rejects.toThrow(/invalid snapshot name/);
+    await expect(
+      snapshotContainer(r, 'old', kernel(), { stateDir: tmpDir(), dir: full, dryRun: true }),
+    ).rejects.toThrow(/mount point is not empty/);
+    await expect(snapshotContainer(r, 'old', kernel(), { stateDir: tmpDir(), id: 1, dryRun: true })).rejects.toThrow(
+      /--id 1 is used by a Docker device record/,
+    );
+    await expect(
+      snapshotContainer(r, 'old', kernel(), { stateDir: tmpDir(), name: '../x', dryRun: true }),
+    ).rejects.toThrow(/invalid snapshot name/);
   });
 
   it('the container’s device missing from the pool (create_snap: No data available)', async () => {
-    const k = kernel({ failOn: (a) => (a[4]?.startsWith('create_snap') ? { code: 1, stdout: '', stderr: 'device-mapper: message ioctl on pool failed: No data available' } : null) });
-    await expect(snapshotContainer(root(), 'old', k, { stateDir: tmpDir() })).rejects.toMatchObject({ code: 'NOT_FOUND', message: expect.stringMatching(/is not in pool/) });
+    const k = kernel({
+      failOn: (a) =>
+        a[4]?.startsWith('create_snap')
+          ? { code: 1, stdout: '', stderr: 'device-mapper: message ioctl on pool failed: No data available' }
+          : null,
+    });
+    await expect(snapshotContainer(root(), 'old', k, { stateDir: tmpDir() })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+      message: expect.stringMatching(/is not in pool/),
+    });
   });
 
   it('not root, without --dry-run: exit 7 with one line', () => {
     const r = spawnCli(['snapshot', 'web', '--root', SAMPLE], { uid: 65534 });
     expect(r.code).toBe(7);
-    expect(r.stderr.trim()).toBe('dminspect: snapshot needs root privileges (device-mapper and mount); run with sudo, or use --dry-run to see the commands');
+    expect(r.stderr.trim()).toBe(
+      'dminspect: snapshot needs root privileges (device-mapper and mount); run with sudo, or use --dry-run to see the commands',
+    );
   });
 
   it('no device-mapper in the kernel: exit 8', async () => {
@@ -181,11 +255,19 @@ describe('executing (fake kernel) and releasing', () => {
   it('an id taken in the pool but in no record: retries with the next id, as Docker does', async () => {
     const r = root();
     const next = r.recordSet().deviceSet!.nextDeviceId!;
-    const k = kernel({ failOn: (a) => (a[4]?.startsWith(`create_snap ${next + 1} `) ? { code: 1, stdout: '', stderr: 'device-mapper: message ioctl on pool failed: File exists' } : null) });
+    const k = kernel({
+      failOn: (a) =>
+        a[4]?.startsWith(`create_snap ${next + 1} `)
+          ? { code: 1, stdout: '', stderr: 'device-mapper: message ioctl on pool failed: File exists' }
+          : null,
+    });
     const stateDir = tmpDir();
     const res = await snapshotContainer(r, 'old', k, { stateDir });
     expect(res.state.snapId).toBe(next + 2);
-    expect(k.calls.filter((c) => c.includes('create_snap'))).toEqual([expect.stringContaining(`create_snap ${next + 1} `), expect.stringContaining(`create_snap ${next + 2} `)]);
+    expect(k.calls.filter((c) => c.includes('create_snap'))).toEqual([
+      expect.stringContaining(`create_snap ${next + 1} `),
+      expect.stringContaining(`create_snap ${next + 2} `),
+    ]);
     expect(listStates(stateDir).map((s) => s.snapId)).toEqual([next + 2]);
   });
 
@@ -198,14 +280,33 @@ describe('executing (fake kernel) and releasing', () => {
     k.calls.length = 0;
     const rel = await releaseSnapshot(dir, k, { stateDir });
     expect(rel.released).toBe(true);
-    expect(k.calls).toEqual([`umount ${dir}`, `rmdir ${dir}`, `dmsetup remove ${res.state.name}`, `dmsetup message ${res.state.pool} 0 delete ${res.state.snapId}`]);
+    expect(k.calls).toEqual([
+      `umount ${dir}`,
+      `rmdir ${dir}`,
+      `dmsetup remove ${res.state.name}`,
+      `dmsetup message ${res.state.pool} 0 delete ${res.state.snapId}`,
+    ]);
     expect(listStates(stateDir)).toEqual([]);
     expect((await releaseSnapshot(dir, k, { stateDir })).released).toBe(false);
   });
 
   it('release of a read-only activation: no thin id to delete; the pool and its loops come down', () => {
-    const plan = releasePlan({ mountPoint: '/m', madeMountPoint: false, snapName: 'dminspect-x-dev4', pool: 'p', snapId: null, activatedPool: { name: 'p', loops: ['/dev/loop3', '/dev/loop4'] }, imageLoop: null });
-    expect(plan.steps.map((st) => st.argv.join(' '))).toEqual(['umount /m', 'dmsetup remove dminspect-x-dev4', 'dmsetup remove p', 'losetup -d /dev/loop3', 'losetup -d /dev/loop4']);
+    const plan = releasePlan({
+      mountPoint: '/m',
+      madeMountPoint: false,
+      snapName: 'dminspect-x-dev4',
+      pool: 'p',
+      snapId: null,
+      activatedPool: { name: 'p', loops: ['/dev/loop3', '/dev/loop4'] },
+      imageLoop: null,
+    });
+    expect(plan.steps.map((st) => st.argv.join(' '))).toEqual([
+      'umount /m',
+      'dmsetup remove dminspect-x-dev4',
+      'dmsetup remove p',
+      'losetup -d /dev/loop3',
+      'losetup -d /dev/loop4',
+    ]);
   });
 
   it('release --root refuses what was made for another root; snapshots --root lists only that root’s', async () => {
@@ -213,17 +314,31 @@ describe('executing (fake kernel) and releasing', () => {
     const stateDir = tmpDir();
     const r = root();
     const res = await snapshotContainer(r, 'old', k, { stateDir });
-    await expect(releaseSnapshot(res.state.name, k, { stateDir, root: '/elsewhere' })).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringMatching(/made for the Docker root .* not released/) });
+    await expect(releaseSnapshot(res.state.name, k, { stateDir, root: '/elsewhere' })).rejects.toMatchObject({
+      code: 'CONFLICT',
+      message: expect.stringMatching(/made for the Docker root .* not released/),
+    });
     expect(listStates(stateDir)).toHaveLength(1);
     const mine = await cliJson('snapshots', '--state-dir', stateDir, '--root', r.root);
     expect(mine.snapshots.map((x: { name: string }) => x.name)).toEqual([res.state.name]);
     expect((await cliJson('snapshots', '--state-dir', stateDir, '--root', '/elsewhere')).snapshots).toEqual([]);
     expect((await cliJson('snapshots', '--state-dir', stateDir)).snapshots).toHaveLength(1);
-    await expect(releaseSnapshot(res.state.name, k, { stateDir, root: r.root })).resolves.toMatchObject({ released: true });
+    await expect(releaseSnapshot(res.state.name, k, { stateDir, root: r.root })).resolves.toMatchObject({
+      released: true,
+    });
   });
 
   it('release goes on when parts are already gone', async () => {
-    const gone = kernel({ failOn: (a) => (a[0] === 'umount' ? { code: 32, stdout: '', stderr: 'umount: /x: not mounted.' } : a[1] === 'remove' ? { code: 1, stdout: '', stderr: 'device-mapper: remove ioctl on s failed: No such device or address' } : a[4]?.startsWith('delete') ? { code: 1, stdout: '', stderr: 'message ioctl failed: No data available' } : null) });
+    const gone = kernel({
+      failOn: (a) =>
+        a[0] === 'umount'
+          ? { code: 32, stdout: '', stderr: 'umount: /x: not mounted.' }
+          : a[1] === 'remove'
+            ? { code: 1, stdout: '', stderr: 'device-mapper: remove ioctl on s failed: No such device or address' }
+            : a[4]?.startsWith('delete')
+              ? { code: 1, stdout: '', stderr: 'message ioctl failed: No data available' }
+              : null,
+    });
     const stateDir = tmpDir();
     const ok = kernel();
     await snapshotContainer(root(), 'old', ok, { stateDir, dir: path.join(tmpDir(), 'm') });

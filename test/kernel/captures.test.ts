@@ -8,7 +8,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkEngine, checkTarball, readEngine } from './engine.js';
-import { CAPTURES_DIR, describeRun, guestScript, markers, runInGuest, skipWithoutKernel, type GuestResult } from './harness.js';
+import {
+  CAPTURES_DIR,
+  describeRun,
+  guestScript,
+  markers,
+  runInGuest,
+  skipWithoutKernel,
+  type GuestResult,
+} from './harness.js';
 
 const FS = ['xfs', 'ext4'] as const;
 
@@ -47,7 +55,11 @@ describe.skipIf(skipWithoutKernel(['thin', 'xfs']))('committed captures: restore
     for (const c of engine.containers) expect(thinDevs).toContain(c.device.id);
     // the pool made again with Docker's table
     const pool = m.get('pool')?.[0] ?? '';
-    expect(pool).toMatch(new RegExp(`^${engine.pool.name} 0 ${engine.pool.lengthSectors} thin-pool \\d+:\\d+ \\d+:\\d+ 128 32768 1 skip_block_zeroing$`));
+    expect(pool).toMatch(
+      new RegExp(
+        `^${engine.pool.name} 0 ${engine.pool.lengthSectors} thin-pool \\d+:\\d+ \\d+:\\d+ 128 32768 1 skip_block_zeroing$`,
+      ),
+    );
 
     const sha = by('sha256');
     const attr = by('attr');

@@ -21,7 +21,12 @@ describe.skipIf(skipWithoutKernel(['thin']))('deleted thin device recovered from
   });
 
   it('delete, recover offline: sha256 equal; a new device reuses freed blocks: reported reused', async () => {
-    const r = await runInGuest({ script: guestScript('deleted-raw.sh'), env: { OUT: '/scratch/out', MARKER: `deleted marker ${process.pid}` }, timeoutSec: 400, memMB: 1024 });
+    const r = await runInGuest({
+      script: guestScript('deleted-raw.sh'),
+      env: { OUT: '/scratch/out', MARKER: `deleted marker ${process.pid}` },
+      timeoutSec: 400,
+      memMB: 1024,
+    });
     runs.push(r);
     expect(r.code, describeRun(r)).toBe(0);
     const m = markers(r.stdout);
@@ -30,6 +35,8 @@ describe.skipIf(skipWithoutKernel(['thin']))('deleted thin device recovered from
     expect(m.get('thin_ls-a')?.[0]).toMatch(/^2 \d+\s*$/);
     const f = await checkDeletedRaw(path.join(r.scratch, 'out'), m, tmp);
     expect(f.exportSha256).toBe(m.get('sha256-1')?.[0]);
-    console.log(`[deleted] guest wall ${r.wallSec}s; ${f.versions} versions, newest maps ${f.newestMapped} blocks, ${f.reusedAfter} reused after the new device`);
+    console.log(
+      `[deleted] guest wall ${r.wallSec}s; ${f.versions} versions, newest maps ${f.newestMapped} blocks, ${f.reusedAfter} reused after the new device`,
+    );
   });
 });

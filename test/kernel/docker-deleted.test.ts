@@ -15,22 +15,30 @@ import { tmpDir } from '../support/cli.js';
 import { checkDockerDeleted } from '../support/docker-deleted.js';
 import { describeRun, guestScript, markers, runInGuest, skipWithoutKernel, type GuestResult } from './harness.js';
 
-describe.skipIf(skipWithoutKernel(['docker', 'thin']))('containers removed with docker rm, recovered from stale pool metadata', () => {
-  const runs: GuestResult[] = [];
-  const tmp = tmpDir('dminspect-docker-deleted-');
-  afterAll(async () => {
-    for (const r of runs) await r.cleanup();
-    fs.rmSync(tmp, { recursive: true, force: true });
-  });
+describe.skipIf(skipWithoutKernel(['docker', 'thin']))(
+  'containers removed with docker rm, recovered from stale pool metadata',
+  () => {
+    const runs: GuestResult[] = [];
+    const tmp = tmpDir('dminspect-docker-deleted-');
+    afterAll(async () => {
+      for (const r of runs) await r.cleanup();
+      fs.rmSync(tmp, { recursive: true, force: true });
+    });
 
-  it('dm.blkdiscard=false and direct-lvm: listed and exported with its files; default loop-lvm: reported discarded', async () => {
-    const marker = `deleted container ${process.pid}`;
-    const r = await runInGuest({ script: guestScript('docker-deleted.sh'), env: { OUT: '/scratch/out', MARKER: marker }, timeoutSec: 1000, memMB: 2048 });
-    runs.push(r);
-    expect(r.code, describeRun(r)).toBe(0);
-    const m = markers(r.stdout);
-    expect(m.get('done')).toBeTruthy();
-    const figures = await checkDockerDeleted(path.join(r.scratch, 'out'), m, marker, tmp);
-    console.log(`[docker-deleted] guest wall ${r.wallSec}s; ${figures.join('; ')}`);
-  });
-});
+    it('dm.blkdiscard=false and direct-lvm: listed and exported with its files; default loop-lvm: reported discarded', async () => {
+      const marker = `deleted container ${process.pid}`;
+      const r = await runInGuest({
+        script: guestScript('docker-deleted.sh'),
+        env: { OUT: '/scratch/out', MARKER: marker },
+        timeoutSec: 1000,
+        memMB: 2048,
+      });
+      runs.push(r);
+      expect(r.code, describeRun(r)).toBe(0);
+      const m = markers(r.stdout);
+      expect(m.get('done')).toBeTruthy();
+      const figures = await checkDockerDeleted(path.join(r.scratch, 'out'), m, marker, tmp);
+      console.log(`[docker-deleted] guest wall ${r.wallSec}s; ${figures.join('; ')}`);
+    });
+  },
+);

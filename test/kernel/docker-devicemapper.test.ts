@@ -8,7 +8,15 @@
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkEngine, checkTarball, readEngine } from './engine.js';
-import { GUEST_DIR, describeRun, guestScript, markers, runInGuest, skipWithoutKernel, type GuestResult } from './harness.js';
+import {
+  GUEST_DIR,
+  describeRun,
+  guestScript,
+  markers,
+  runInGuest,
+  skipWithoutKernel,
+  type GuestResult,
+} from './harness.js';
 
 const FS = (process.env.DMI_DOCKER_FS || 'xfs').split(',').filter(Boolean) as ('xfs' | 'ext4')[];
 
@@ -31,7 +39,10 @@ describe.skipIf(skipWithoutKernel(['docker', 'thin']))('real dockerd 20.10, devi
     const m = markers(r.stdout);
     expect(m.get('done')).toBeDefined();
     const steps = m.get('step') ?? [];
-    expect(steps.some((s) => s.includes('dockerd stopped (exit 0)')), steps.join('\n')).toBe(true);
+    expect(
+      steps.some((s) => s.includes('dockerd stopped (exit 0)')),
+      steps.join('\n'),
+    ).toBe(true);
 
     const capture = path.join(r.scratch, 'capture');
     const engine = readEngine(path.join(capture, 'engine.json'));

@@ -87,9 +87,24 @@ export function readEngine(file: string): Engine {
 
 /** The scenario docker-capture.sh plays: container name -> [state while dockerd ran, image, file]. */
 export const SCENARIO: Record<string, { state: string; image: string; file: string; says: string }> = {
-  'dm-writer': { state: 'exited', image: 'dminspect/busybox:1.35', file: '/data/marker.txt', says: 'written by dm-writer' },
-  'dm-created': { state: 'created', image: 'dminspect/busybox:1.35', file: '/root/cp-marker.txt', says: 'copied into dm-created with docker cp' },
-  'dm-running': { state: 'running', image: 'dminspect/busybox:layer2', file: '/root/running.txt', says: 'written by dm-running' },
+  'dm-writer': {
+    state: 'exited',
+    image: 'dminspect/busybox:1.35',
+    file: '/data/marker.txt',
+    says: 'written by dm-writer',
+  },
+  'dm-created': {
+    state: 'created',
+    image: 'dminspect/busybox:1.35',
+    file: '/root/cp-marker.txt',
+    says: 'copied into dm-created with docker cp',
+  },
+  'dm-running': {
+    state: 'running',
+    image: 'dminspect/busybox:layer2',
+    file: '/root/running.txt',
+    says: 'written by dm-running',
+  },
 };
 
 /** What the engine said must hang together: names, ids, pool, device records, thin metadata. */
@@ -188,7 +203,10 @@ export async function checkTarball(tarball: string, e: Engine): Promise<void> {
     expect(names).toContain(`docker/containers/${c.id}/hostconfig.json`);
     const mountId = await member(`docker/image/devicemapper/layerdb/mounts/${c.id}/mount-id`);
     expect(mountId).toBe(c.deviceHash);
-    const rec = JSON.parse(await member(`docker/devicemapper/metadata/${c.deviceHash}`)) as { device_id: number; size: number };
+    const rec = JSON.parse(await member(`docker/devicemapper/metadata/${c.deviceHash}`)) as {
+      device_id: number;
+      size: number;
+    };
     expect(rec.device_id).toBe(c.device.id);
     expect(rec.size).toBe(c.device.bytes);
   }

@@ -109,7 +109,10 @@ export function kernelAvailable(needs: KernelNeed[] = []): KernelCheck {
     if (!onPath(bin)) missing.push(`${bin} (package ${pkg})`);
   };
   if (process.platform !== 'linux' || process.arch !== 'x64') {
-    return { ok: false, reason: `kernel tests need an x86-64 Linux host (this is ${process.platform}/${process.arch})` };
+    return {
+      ok: false,
+      reason: `kernel tests need an x86-64 Linux host (this is ${process.platform}/${process.arch})`,
+    };
   }
   need('qemu-system-x86_64', 'qemu-system-x86');
   need('modprobe', 'kmod');
@@ -132,7 +135,8 @@ export function kernelAvailable(needs: KernelNeed[] = []): KernelCheck {
     } catch {
       /* none */
     }
-    if (!dm.some((f) => f.startsWith('dm-thin-pool.ko'))) missing.push(`dm-thin-pool module for ${kver} (package linux-image-amd64)`);
+    if (!dm.some((f) => f.startsWith('dm-thin-pool.ko')))
+      missing.push(`dm-thin-pool module for ${kver} (package linux-image-amd64)`);
   }
   need('dmsetup', 'dmsetup');
   need('losetup', 'mount');
@@ -142,13 +146,15 @@ export function kernelAvailable(needs: KernelNeed[] = []): KernelCheck {
   }
   if (needs.includes('xfs')) need('mkfs.xfs', 'xfsprogs');
   if (needs.includes('docker')) {
-    if (!fs.existsSync('/usr/bin/docker') || !fs.existsSync('/usr/sbin/dockerd')) missing.push('/usr/bin/docker + /usr/sbin/dockerd 20.10 (package docker.io)');
+    if (!fs.existsSync('/usr/bin/docker') || !fs.existsSync('/usr/sbin/dockerd'))
+      missing.push('/usr/bin/docker + /usr/sbin/dockerd 20.10 (package docker.io)');
     need('containerd', 'containerd');
     need('runc', 'runc');
     need('mkfs.xfs', 'xfsprogs');
     need('thin_dump', 'thin-provisioning-tools');
   }
-  if (missing.length) return { ok: false, reason: `kernel tests cannot run: missing ${missing.join(', ')}; ${fix}`, kver };
+  if (missing.length)
+    return { ok: false, reason: `kernel tests cannot run: missing ${missing.join(', ')}; ${fix}`, kver };
   return { ok: true, reason: '', kver };
 }
 
@@ -249,8 +255,11 @@ export function describeRun(r: GuestResult): string {
   const tail = (s: string, n: number) => s.split('\n').slice(-n).join('\n');
   return [
     `guest exit code ${r.code} (wall ${r.wallSec}s, scratch ${r.scratch})`,
-    '--- stdout (tail)', tail(r.stdout, 40),
-    '--- stderr (tail)', tail(r.stderr, 40),
-    '--- vmrun log (tail)', tail(r.log, 30),
+    '--- stdout (tail)',
+    tail(r.stdout, 40),
+    '--- stderr (tail)',
+    tail(r.stderr, 40),
+    '--- vmrun log (tail)',
+    tail(r.log, 30),
   ].join('\n');
 }

@@ -13,7 +13,11 @@ describe.skipIf(skipWithoutKernel(['thin']))('dm-thin walkthrough in a real kern
 
   it('snapshots an active thin device and the read-only snapshot has the same file', async () => {
     const marker = `dminspect walkthrough ${process.pid}`;
-    const r = await runInGuest({ script: guestScript('thin-walkthrough.sh'), env: { MARKER: marker }, timeoutSec: 300 });
+    const r = await runInGuest({
+      script: guestScript('thin-walkthrough.sh'),
+      env: { MARKER: marker },
+      timeoutSec: 300,
+    });
     runs.push(r);
     expect(r.code, describeRun(r)).toBe(0);
     const m = markers(r.stdout);
@@ -33,7 +37,10 @@ describe.skipIf(skipWithoutKernel(['thin']))('dm-thin walkthrough in a real kern
     expect(one('table-snap')).toMatch(/^0 524288 thin \d+:\d+ 1$/);
     expect(one('info-snap')).toMatch(/^snap:L-{2}r$/);
     // thin_ls (DEV MAPPED EXCLUSIVE SHARED) from a reserved metadata snapshot: the two devices share blocks
-    const devs = one('thin_ls').split(';').filter(Boolean).map((l) => l.trim().split(/\s+/).map(Number));
+    const devs = one('thin_ls')
+      .split(';')
+      .filter(Boolean)
+      .map((l) => l.trim().split(/\s+/).map(Number));
     expect(devs.map((d) => d[0])).toEqual([0, 1]);
     for (const [, mapped, excl, shared] of devs) {
       expect(shared).toBeGreaterThan(0);

@@ -17,13 +17,27 @@ afterAll(() => {
 });
 
 describe('ExtentMap', () => {
-  const m = new ExtentMap([{ path: 'a', offset: 100, length: 10 }, { path: 'a', offset: 110, length: 5 }, { path: 'b', offset: 0, length: 7 }, { offset: 50, length: 0 }], 'a');
+  const m = new ExtentMap(
+    [
+      { path: 'a', offset: 100, length: 10 },
+      { path: 'a', offset: 110, length: 5 },
+      { path: 'b', offset: 0, length: 7 },
+      { offset: 50, length: 0 },
+    ],
+    'a',
+  );
   it('merges touching extents of the same file and drops empty ones', () => {
-    expect(m.extents).toEqual([{ path: 'a', offset: 100, length: 15, at: 0 }, { path: 'b', offset: 0, length: 7, at: 15 }]);
+    expect(m.extents).toEqual([
+      { path: 'a', offset: 100, length: 15, at: 0 },
+      { path: 'b', offset: 0, length: 7, at: 15 },
+    ]);
     expect(m.length).toBe(22);
   });
   it('splits a range across extents', () => {
-    expect([...m.pieces(12, 6)]).toEqual([{ path: 'a', offset: 112, length: 3, at: 12 }, { path: 'b', offset: 0, length: 3, at: 15 }]);
+    expect([...m.pieces(12, 6)]).toEqual([
+      { path: 'a', offset: 112, length: 3, at: 12 },
+      { path: 'b', offset: 0, length: 3, at: 15 },
+    ]);
     expect([...m.pieces(0, 0)]).toEqual([]);
     expect(() => [...m.pieces(20, 5)]).toThrow(/range 20\+5 is past the end of the extents \(22 bytes\)/);
     expect(() => new ExtentMap([{ offset: -1, length: 1 }], 'a')).toThrow(/bad extent offset -1/);
@@ -43,14 +57,26 @@ describe('BlockSource extents', () => {
     data.copy(fb, 1000, 0, 5000);
     fs.writeFileSync(a, fa);
     fs.writeFileSync(b, fb);
-    const src = BlockSource.open(a, { extents: [{ path: b, offset: 1000, length: 5000 }, { offset: 300, length: 7288 }], label: 'lv', chunkBlocks: 2 });
+    const src = BlockSource.open(a, {
+      extents: [
+        { path: b, offset: 1000, length: 5000 },
+        { offset: 300, length: 7288 },
+      ],
+      label: 'lv',
+      chunkBlocks: 2,
+    });
     expect(src.nrBlocks).toBe(3);
     expect(src.path).toBe('lv');
-    for (let n = 0; n < 3; n++) expect(Buffer.from(src.read(n)).equals(data.subarray(n * 4096, (n + 1) * 4096)), `block ${n}`).toBe(true);
+    for (let n = 0; n < 3; n++)
+      expect(Buffer.from(src.read(n)).equals(data.subarray(n * 4096, (n + 1) * 4096)), `block ${n}`).toBe(true);
     expect(() => src.read(3, 'x')).toThrow(/x: block 3 is past the end of the metadata \(3 blocks of 4 KiB in lv\)/);
     src.close();
-    expect(() => BlockSource.open(a, { extents: [{ offset: 300, length: 8000 }] })).toThrow(/a\.bin: range 300\+8000 is past the end \(7588 bytes\)/);
-    expect(() => BlockSource.open(a, { extents: [{ path: path.join(dir, 'none'), offset: 0, length: 1 }] })).toThrow(/no such file/);
+    expect(() => BlockSource.open(a, { extents: [{ offset: 300, length: 8000 }] })).toThrow(
+      /a\.bin: range 300\+8000 is past the end \(7588 bytes\)/,
+    );
+    expect(() => BlockSource.open(a, { extents: [{ path: path.join(dir, 'none'), offset: 0, length: 1 }] })).toThrow(
+      /no such file/,
+    );
   });
 
   it.skipIf(!hasThinTools)('openPool through scattered 1 MiB extents = openPool on the plain file', () => {
@@ -90,27 +116,48 @@ describe.skipIf(!hasSfdisk)('partition tables (sfdisk on plain files)', () => {
       fs.closeSync(fd);
     }
   };
-  const sfdiskParts = (file: string) => (JSON.parse(sh('sfdisk', ['--json', file])).partitiontable.partitions as { node: string; start: number; size: number; type: string }[]);
+  const sfdiskParts = (file: string) =>
+    JSON.parse(sh('sfdisk', ['--json', file])).partitiontable.partitions as {
+      node: string;
+      start: number;
+      size: number;
+      type: string;
+    }[];
 
   it('MBR with an extended partition and logical partitions', () => {
     const img = sparse(path.join(dir, 'mbr.img'), 64 * 1024 * 1024);
-    sh('sfdisk', ['--quiet', img], 'label: dos\nstart=2048, size=8192, type=83\nstart=10240, size=40960, type=5\nstart=12288, size=8192, type=8e\nstart=22528, size=8192, type=83\nstart=53248, type=8e\n');
+    sh(
+      'sfdisk',
+      ['--quiet', img],
+      'label: dos\nstart=2048, size=8192, type=83\nstart=10240, size=40960, type=5\nstart=12288, size=8192, type=8e\nstart=22528, size=8192, type=83\nstart=53248, type=8e\n',
+    );
     const t = read(img);
     expect(t.scheme).toBe('mbr');
     const ref = sfdiskParts(img).filter((p) => !['5', 'f', '85'].includes(p.type));
-    expect(t.partitions.map((p) => ({ n: p.number, start: p.start / 512, size: p.size / 512, type: p.type.replace(/^0x0?/, '') })))
-      .toEqual(ref.map((p) => ({ n: Number(/(\d+)$/.exec(p.node)![1]), start: p.start, size: p.size, type: p.type })));
+    expect(
+      t.partitions.map((p) => ({
+        n: p.number,
+        start: p.start / 512,
+        size: p.size / 512,
+        type: p.type.replace(/^0x0?/, ''),
+      })),
+    ).toEqual(ref.map((p) => ({ n: Number(/(\d+)$/.exec(p.node)![1]), start: p.start, size: p.size, type: p.type })));
     expect(t.problems).toEqual([]);
   });
 
   it('GPT (names, LVM type GUID); a corrupt GPT header is one line', () => {
     const img = sparse(path.join(dir, 'gpt.img'), 32 * 1024 * 1024);
-    sh('sfdisk', ['--quiet', img], 'label: gpt\nstart=2048, size=4096, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name="boot"\nstart=8192, type=E6D6D379-F507-44C2-A23C-238F2A3DF928, name="docker-pv"\n');
+    sh(
+      'sfdisk',
+      ['--quiet', img],
+      'label: gpt\nstart=2048, size=4096, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name="boot"\nstart=8192, type=E6D6D379-F507-44C2-A23C-238F2A3DF928, name="docker-pv"\n',
+    );
     const t = read(img);
     const ref = sfdiskParts(img);
     expect(t.scheme).toBe('gpt');
-    expect(t.partitions.map((p) => ({ start: p.start / 512, size: p.size / 512, type: p.type.toUpperCase(), name: p.name })))
-      .toEqual(ref.map((p: any) => ({ start: p.start, size: p.size, type: p.type, name: p.name })));
+    expect(
+      t.partitions.map((p) => ({ start: p.start / 512, size: p.size / 512, type: p.type.toUpperCase(), name: p.name })),
+    ).toEqual(ref.map((p: any) => ({ start: p.start, size: p.size, type: p.type, name: p.name })));
     const fd = fs.openSync(img, 'r+');
     fs.writeSync(fd, Buffer.from([0x42]), 0, 1, 512 + 40);
     fs.closeSync(fd);

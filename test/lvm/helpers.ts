@@ -12,18 +12,28 @@ import { hashFile } from '../support/cli.js';
 import { tool } from '../support/tools.js';
 import { tmpGroup } from '../support/cli.js';
 
-const which = (bin: string): boolean => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore', env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } }).status === 0;
+const which = (bin: string): boolean =>
+  spawnSync('sh', ['-c', `command -v ${bin}`], {
+    stdio: 'ignore',
+    env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` },
+  }).status === 0;
 
 export const isRoot = process.getuid?.() === 0;
 export const hasSfdisk = tool(which('sfdisk'), 'sfdisk (fdisk) is not installed');
-export const hasLvm = tool(isRoot && which('pvcreate') && which('losetup') && (() => {
-  const f = path.join(os.tmpdir(), `dminspect-loopcheck-${process.pid}`);
-  fs.writeFileSync(f, Buffer.alloc(1 << 20));
-  const r = spawnSync('losetup', ['-f', '--show', f], { encoding: 'utf8' });
-  if (r.status === 0) spawnSync('losetup', ['-d', r.stdout.trim()]);
-  fs.rmSync(f, { force: true });
-  return r.status === 0;
-})(), 'the LVM disk tests need root, lvm2 (pvcreate…) and loop devices');
+export const hasLvm = tool(
+  isRoot &&
+    which('pvcreate') &&
+    which('losetup') &&
+    (() => {
+      const f = path.join(os.tmpdir(), `dminspect-loopcheck-${process.pid}`);
+      fs.writeFileSync(f, Buffer.alloc(1 << 20));
+      const r = spawnSync('losetup', ['-f', '--show', f], { encoding: 'utf8' });
+      if (r.status === 0) spawnSync('losetup', ['-d', r.stdout.trim()]);
+      fs.rmSync(f, { force: true });
+      return r.status === 0;
+    })(),
+  'the LVM disk tests need root, lvm2 (pvcreate…) and loop devices',
+);
 export const LVM_SKIP = 'LVM tests on real disks need root, lvm2 (pvcreate…) and loop devices: skipped';
 
 const ENV = { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin`, LVM_SUPPRESS_FD_WARNINGS: '1' };
@@ -112,7 +122,11 @@ export function withLvs(backup: string, lvs: LvSpec[]): string {
   const body = lvs.map((lv) => {
     let start = 0;
     const segs = lv.segments.map((s, k) => {
-      const t = `\t\t\tsegment${k + 1} {\n\t\t\t\tstart_extent = ${start}\n\t\t\t\textent_count = ${s.extents}\n${s.body.trim().split('\n').map((l) => `\t\t\t\t${l.trim()}`).join('\n')}\n\t\t\t}`;
+      const t = `\t\t\tsegment${k + 1} {\n\t\t\t\tstart_extent = ${start}\n\t\t\t\textent_count = ${s.extents}\n${s.body
+        .trim()
+        .split('\n')
+        .map((l) => `\t\t\t\t${l.trim()}`)
+        .join('\n')}\n\t\t\t}`;
       start += s.extents;
       return t;
     });
@@ -128,13 +142,20 @@ export function restoreVg(devs: string[], vg: string, text: string): void {
   lvm(devs, 'vgcfgrestore', '--force', '-f', f, vg);
 }
 
-export const linear = (pv: string, extent: number): string => `type = "striped"\nstripe_count = 1\nstripes = ["${pv}", ${extent}]`;
+export const linear = (pv: string, extent: number): string =>
+  `type = "striped"\nstripe_count = 1\nstripes = ["${pv}", ${extent}]`;
 
 /**
  * Test-only writer: replaces the committed text of the metadata area at PV byte `mdaStart` (PV at image byte
  * `pvStart`) with `text`, in place, fixing raw_locn 0 and the header checksum unless told not to.
  */
-export function rewriteMetadata(image: string, pvStart: number, mdaStart: number, text: string | Buffer, opts: { fixTextChecksum?: boolean } = {}): void {
+export function rewriteMetadata(
+  image: string,
+  pvStart: number,
+  mdaStart: number,
+  text: string | Buffer,
+  opts: { fixTextChecksum?: boolean } = {},
+): void {
   const fd = fs.openSync(image, 'r+');
   try {
     const hdr = Buffer.alloc(512);

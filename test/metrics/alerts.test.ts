@@ -41,7 +41,10 @@ describe.skipIf(!PROMTOOL)('alerting rules', () => {
     for (const [from, to] of [
       ['> 0.90 and dminspect_pool_data_bytes', '> 0.96 and dminspect_pool_data_bytes'],
       ['> 1073741824', '> 2147483648'],
-      ['time() - dminspect_last_success_timestamp_seconds > 600', 'time() - dminspect_last_success_timestamp_seconds > 1200'],
+      [
+        'time() - dminspect_last_success_timestamp_seconds > 600',
+        'time() - dminspect_last_success_timestamp_seconds > 1200',
+      ],
     ]) {
       expect(rules).toContain(from);
       fs.writeFileSync(path.join(d, RULES), rules.replace(from!, to!));

@@ -24,10 +24,19 @@ function which(names: string[]): string | null {
   return null;
 }
 
-export const PROMTOOL = requireTool(which(['promtool']), !which(['promtool']), 'promtool (prometheus) is not installed');
-export const NODE_EXPORTER = requireTool(which(['prometheus-node-exporter', 'node_exporter']), !which(['prometheus-node-exporter', 'node_exporter']), 'prometheus-node-exporter is not installed');
+export const PROMTOOL = requireTool(
+  which(['promtool']),
+  !which(['promtool']),
+  'promtool (prometheus) is not installed',
+);
+export const NODE_EXPORTER = requireTool(
+  which(['prometheus-node-exporter', 'node_exporter']),
+  !which(['prometheus-node-exporter', 'node_exporter']),
+  'prometheus-node-exporter is not installed',
+);
 export const PROMTOOL_SKIP = 'promtool is not installed (apt-get install prometheus): skipping the promtool checks';
-export const NODE_EXPORTER_SKIP = 'prometheus-node-exporter is not installed (apt-get install prometheus-node-exporter): skipping the node_exporter scrape test';
+export const NODE_EXPORTER_SKIP =
+  'prometheus-node-exporter is not installed (apt-get install prometheus-node-exporter): skipping the node_exporter scrape test';
 
 /** `promtool check metrics` of an exposition: exit status and everything it printed (nothing when clean). */
 export function promtoolCheckMetrics(text: string): { code: number; output: string } {
@@ -62,10 +71,13 @@ export function parseExposition(text: string): Parsed {
       continue;
     }
     if (line.startsWith('#')) continue;
-    m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*)\})? (\S+)(?: -?\d+)?$/.exec(line);
+    m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*)\})? (\S+)(?: -?\d+)?$/.exec(
+      line,
+    );
     if (!m) throw new Error(`not an exposition line: ${JSON.stringify(line)}`);
     const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = unescapeLabel(l[2]!);
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
+      labels[l[1]!] = unescapeLabel(l[2]!);
     out.samples.push({ name: m[1]!, labels, value: Number(m[3]) });
   }
   return out;
@@ -113,7 +125,13 @@ export async function startNodeExporter(dir: string): Promise<Exporter> {
     let log = '';
     const proc = spawn(
       NODE_EXPORTER!,
-      [`--web.listen-address=127.0.0.1:${port}`, '--collector.disable-defaults', '--collector.textfile', `--collector.textfile.directory=${dir}`, '--web.disable-exporter-metrics'],
+      [
+        `--web.listen-address=127.0.0.1:${port}`,
+        '--collector.disable-defaults',
+        '--collector.textfile',
+        `--collector.textfile.directory=${dir}`,
+        '--web.disable-exporter-metrics',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     proc.stdout!.on('data', (b: Buffer) => (log += b.toString()));

@@ -7,7 +7,17 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEXTFILE_NAME } from '../../src/audit/metrics.js';
 import { cli, cliJson, SAMPLE } from '../support/cli.js';
-import { NODE_EXPORTER, NODE_EXPORTER_SKIP, parseExposition, scrape, series, startNodeExporter, tmpDir, value, type Exporter } from './helpers.js';
+import {
+  NODE_EXPORTER,
+  NODE_EXPORTER_SKIP,
+  parseExposition,
+  scrape,
+  series,
+  startNodeExporter,
+  tmpDir,
+  value,
+  type Exporter,
+} from './helpers.js';
 
 if (!NODE_EXPORTER) console.warn(NODE_EXPORTER_SKIP);
 
@@ -36,7 +46,9 @@ describe.skipIf(!NODE_EXPORTER)('node_exporter textfile collector', () => {
     const rep = await cliJson('pool', '--root', SAMPLE);
     const p = parseExposition(await scrape(exporter!.url));
     expect(value(p, 'node_textfile_scrape_error')).toBe(0);
-    expect(series(p, 'node_textfile_mtime_seconds').map((s) => path.basename(s.labels.file ?? ''))).toEqual([TEXTFILE_NAME]);
+    expect(series(p, 'node_textfile_mtime_seconds').map((s) => path.basename(s.labels.file ?? ''))).toEqual([
+      TEXTFILE_NAME,
+    ]);
     const pool = { pool: rep.poolName };
     expect(value(p, 'dminspect_up', pool)).toBe(1);
     expect(value(p, 'dminspect_pool_data_bytes', pool)).toBe(rep.data.totalBytes);
@@ -51,12 +63,22 @@ describe.skipIf(!NODE_EXPORTER)('node_exporter textfile collector', () => {
       expect(value(p, 'dminspect_device_mapped_bytes', l), `device ${d.deviceId}`).toBe(d.mappedBytes);
       expect(value(p, 'dminspect_device_exclusive_bytes', l), `device ${d.deviceId}`).toBe(d.exclusiveBytes);
     }
-    expect(series(p, 'dminspect_device_exclusive_bytes', { device_id: '6' })[0]!.labels).toEqual({ ...pool, device_id: '6', role: 'container', container: 'web', container_id: '3edafbdfe8db' });
-    expect(value(p, 'dminspect_findings', { kind: 'orphan-device', severity: 'warning' })).toBe(rep.findings.filter((f: { kind: string }) => f.kind === 'orphan-device').length);
+    expect(series(p, 'dminspect_device_exclusive_bytes', { device_id: '6' })[0]!.labels).toEqual({
+      ...pool,
+      device_id: '6',
+      role: 'container',
+      container: 'web',
+      container_id: '3edafbdfe8db',
+    });
+    expect(value(p, 'dminspect_findings', { kind: 'orphan-device', severity: 'warning' })).toBe(
+      rep.findings.filter((f: { kind: string }) => f.kind === 'orphan-device').length,
+    );
     expect(value(p, 'dminspect_findings', { kind: 'needs-check', severity: 'critical' })).toBe(0);
     const text = fs.readFileSync(path.join(dir, TEXTFILE_NAME), 'utf8');
     const mine = parseExposition(text);
-    expect(value(p, 'dminspect_last_success_timestamp_seconds')).toBe(value(mine, 'dminspect_last_success_timestamp_seconds'));
+    expect(value(p, 'dminspect_last_success_timestamp_seconds')).toBe(
+      value(mine, 'dminspect_last_success_timestamp_seconds'),
+    );
     expect(value(p, 'dminspect_run_duration_seconds')).toBe(value(mine, 'dminspect_run_duration_seconds'));
   });
 

@@ -4,7 +4,14 @@ import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildV2Root } from '../../scripts/docker-root-builder.js';
 import { EXIT_CODES } from '../../src/errors.js';
-import { escapeLabelValue, FINDING_SEVERITIES, readLastSuccess, renderFailureMetrics, renderMetrics, TEXTFILE_NAME } from '../../src/audit/metrics.js';
+import {
+  escapeLabelValue,
+  FINDING_SEVERITIES,
+  readLastSuccess,
+  renderFailureMetrics,
+  renderMetrics,
+  TEXTFILE_NAME,
+} from '../../src/audit/metrics.js';
 import type { PoolDevice, PoolReport } from '../../src/audit/pool.js';
 import { BIN, cli, cliJson, REPO, SAMPLE, spawnCli } from '../support/cli.js';
 import { parseExposition, PROMTOOL, PROMTOOL_SKIP, promtoolCheckMetrics, series, tmpDir, value } from './helpers.js';
@@ -19,32 +26,75 @@ function oneLine(stderr: string): string {
 
 function device(over: Partial<PoolDevice>): PoolDevice {
   return {
-    deviceId: 1, role: 'container', owner: '', hash: null, containerId: null, containerName: null,
-    mappedBlocks: 1, exclusiveBlocks: 1, sharedBlocks: 0, mappedBytes: 65536, exclusiveBytes: 65536, sharedBytes: 0,
-    transactionId: 1, creationTime: 1, snapTime: 1, size: null, ...over,
+    deviceId: 1,
+    role: 'container',
+    owner: '',
+    hash: null,
+    containerId: null,
+    containerName: null,
+    mappedBlocks: 1,
+    exclusiveBlocks: 1,
+    sharedBlocks: 0,
+    mappedBytes: 65536,
+    exclusiveBytes: 65536,
+    sharedBytes: 0,
+    transactionId: 1,
+    creationTime: 1,
+    snapTime: 1,
+    size: null,
+    ...over,
   };
 }
 
 function report(devices: PoolDevice[], over: Partial<PoolReport> = {}): PoolReport {
-  const space = { totalBlocks: 10, usedBlocks: 5, freeBlocks: 5, totalBytes: 655360, usedBytes: 327680, freeBytes: 327680, usedPercent: 50 };
+  const space = {
+    totalBlocks: 10,
+    usedBlocks: 5,
+    freeBlocks: 5,
+    totalBytes: 655360,
+    usedBytes: 327680,
+    freeBytes: 327680,
+    usedPercent: 50,
+  };
   const metadata = { ...space, allocatedBlocks: 4, reserveBlocks: 1, kernelRule: 'reserve' as const };
   return {
-    metadataFile: '/m', dataFile: null, root: '/r', poolName: 'docker-thinpool', metadataSnap: false, version: 2, time: 1, transactionId: 7,
-    needsCheck: false, heldMetadataSnapshot: null, dataBlockSectors: 128, dataBlockBytes: 65536, data: space, metadata,
-    devices, findings: [], spaceMapProblems: [], lvm: null, live: null, ...over,
+    metadataFile: '/m',
+    dataFile: null,
+    root: '/r',
+    poolName: 'docker-thinpool',
+    metadataSnap: false,
+    version: 2,
+    time: 1,
+    transactionId: 7,
+    needsCheck: false,
+    heldMetadataSnapshot: null,
+    dataBlockSectors: 128,
+    dataBlockBytes: 65536,
+    data: space,
+    metadata,
+    devices,
+    findings: [],
+    spaceMapProblems: [],
+    lvm: null,
+    live: null,
+    ...over,
   };
 }
 
 /** Builds the CLI once per run (bin/dminspect.js runs dist/). */
 function requireBuilt(): void {
-  if (!fs.existsSync(path.join(REPO, 'dist/audit/metrics.js'))) throw new Error('dist/ has no metrics: run npm run build first');
+  if (!fs.existsSync(path.join(REPO, 'dist/audit/metrics.js')))
+    throw new Error('dist/ has no metrics: run npm run build first');
 }
 
 /** A Docker root whose pool cannot be read: no metadata (NOT_FOUND), or a copy of the sample's with a corrupt superblock (BAD_INPUT). */
 function badRoot(kind: 'no-metadata' | 'corrupt'): string {
   const dir = tmpDir('dminspect-badroot-');
   if (kind === 'no-metadata') {
-    buildV2Root(dir, { images: [{ name: 'busybox:latest', layers: ['b'] }], containers: [{ name: 'web', image: 'busybox:latest', state: 'running' }] });
+    buildV2Root(dir, {
+      images: [{ name: 'busybox:latest', layers: ['b'] }],
+      containers: [{ name: 'web', image: 'busybox:latest', state: 'running' }],
+    });
     return dir;
   }
   fs.cpSync(SAMPLE, dir, { recursive: true });
@@ -69,8 +119,18 @@ describe('rendering', () => {
     );
     const p = parseExposition(text);
     const d6 = series(p, 'dminspect_device_mapped_bytes', { device_id: '6' })[0]!;
-    expect(d6.labels).toEqual({ pool: 'docker-thinpool', device_id: '6', role: 'container', container: 'we"ird\\name?x', container_id: 'abcdef012345' });
-    expect(series(p, 'dminspect_device_mapped_bytes', { device_id: '7' })[0]!.labels).toEqual({ pool: 'docker-thinpool', device_id: '7', role: 'image_layer' });
+    expect(d6.labels).toEqual({
+      pool: 'docker-thinpool',
+      device_id: '6',
+      role: 'container',
+      container: 'we"ird\\name?x',
+      container_id: 'abcdef012345',
+    });
+    expect(series(p, 'dminspect_device_mapped_bytes', { device_id: '7' })[0]!.labels).toEqual({
+      pool: 'docker-thinpool',
+      device_id: '7',
+      role: 'image_layer',
+    });
     const d8 = series(p, 'dminspect_device_mapped_bytes', { device_id: '8' })[0]!.labels;
     expect(d8.container).toHaveLength(128);
     expect(d8.container_id).toBeUndefined();
@@ -78,7 +138,14 @@ describe('rendering', () => {
   });
 
   it('every family has HELP and TYPE gauge, base units, no _total; a findings series for every kind and severity', () => {
-    const p = parseExposition(renderMetrics(report([device({})], { findings: [{ kind: 'orphan-device', severity: 'warning', message: '', evidence: {}, remedy: '' }] }), { durationSeconds: 1, lastSuccessSeconds: 2 }));
+    const p = parseExposition(
+      renderMetrics(
+        report([device({})], {
+          findings: [{ kind: 'orphan-device', severity: 'warning', message: '', evidence: {}, remedy: '' }],
+        }),
+        { durationSeconds: 1, lastSuccessSeconds: 2 },
+      ),
+    );
     const names = new Set(p.samples.map((s) => s.name));
     for (const n of names) {
       expect(p.help.get(n), n).toBeTruthy();
@@ -87,17 +154,30 @@ describe('rendering', () => {
       expect(n).not.toMatch(/_total$/);
     }
     const pairs = Object.entries(FINDING_SEVERITIES).flatMap(([k, sevs]) => sevs.map((s) => `${k}/${s}`));
-    expect(series(p, 'dminspect_findings').map((s) => `${s.labels.kind}/${s.labels.severity}`).sort()).toEqual(pairs.sort());
+    expect(
+      series(p, 'dminspect_findings')
+        .map((s) => `${s.labels.kind}/${s.labels.severity}`)
+        .sort(),
+    ).toEqual(pairs.sort());
     expect(value(p, 'dminspect_findings', { kind: 'orphan-device' })).toBe(1);
     expect(value(p, 'dminspect_findings', { kind: 'needs-check' })).toBe(0);
   });
 
   it('a failure is dminspect_up 0 with the error code, the duration, and the carried-over last success', () => {
-    const p = parseExposition(renderFailureMetrics('docker-thinpool', 'BAD_INPUT', { durationSeconds: 0.25, lastSuccessSeconds: 1700000000.5 }));
-    expect(series(p, 'dminspect_up')).toEqual([{ name: 'dminspect_up', labels: { pool: 'docker-thinpool', error: 'BAD_INPUT' }, value: 0 }]);
+    const p = parseExposition(
+      renderFailureMetrics('docker-thinpool', 'BAD_INPUT', { durationSeconds: 0.25, lastSuccessSeconds: 1700000000.5 }),
+    );
+    expect(series(p, 'dminspect_up')).toEqual([
+      { name: 'dminspect_up', labels: { pool: 'docker-thinpool', error: 'BAD_INPUT' }, value: 0 },
+    ]);
     expect(value(p, 'dminspect_run_duration_seconds')).toBe(0.25);
     expect(value(p, 'dminspect_last_success_timestamp_seconds')).toBe(1700000000.5);
-    expect(series(parseExposition(renderFailureMetrics(null, 'internal', { durationSeconds: 0, lastSuccessSeconds: null })), 'dminspect_last_success_timestamp_seconds')).toEqual([]);
+    expect(
+      series(
+        parseExposition(renderFailureMetrics(null, 'internal', { durationSeconds: 0, lastSuccessSeconds: null })),
+        'dminspect_last_success_timestamp_seconds',
+      ),
+    ).toEqual([]);
   });
 
   it('readLastSuccess reads the value back whatever the labels, and null for a missing or foreign file', () => {
@@ -133,7 +213,9 @@ describe('pool --format prometheus / --textfile on the sample root', () => {
     expect(value(p, 'dminspect_pool_metadata_allocated_bytes', pool)).toBe(rep.metadata.allocatedBlocks * 4096);
     expect(value(p, 'dminspect_pool_metadata_reserve_bytes', pool)).toBe(rep.metadata.reserveBlocks * 4096);
     expect(rep.metadata.reserveBlocks).toBeGreaterThan(0);
-    expect(value(p, 'dminspect_pool_metadata_used_bytes', pool)).toBe((rep.metadata.allocatedBlocks + rep.metadata.reserveBlocks) * 4096);
+    expect(value(p, 'dminspect_pool_metadata_used_bytes', pool)).toBe(
+      (rep.metadata.allocatedBlocks + rep.metadata.reserveBlocks) * 4096,
+    );
     expect(value(p, 'dminspect_pool_transaction_id', pool)).toBe(15);
     expect(value(p, 'dminspect_pool_needs_check', pool)).toBe(0);
     expect(series(p, 'dminspect_device_exclusive_bytes')).toHaveLength(rep.devices.length);
@@ -142,15 +224,33 @@ describe('pool --format prometheus / --textfile on the sample root', () => {
       expect(value(p, 'dminspect_device_mapped_bytes', labels)).toBe(d.mappedBytes);
       expect(value(p, 'dminspect_device_exclusive_bytes', labels)).toBe(d.exclusiveBytes);
     }
-    expect(series(p, 'dminspect_device_exclusive_bytes', { device_id: '40' })[0]!.labels).toEqual({ ...pool, device_id: '40', role: 'orphan' });
-    expect(series(p, 'dminspect_device_exclusive_bytes', { device_id: '6' })[0]!.labels).toEqual({ ...pool, device_id: '6', role: 'container', container: 'web', container_id: '3edafbdfe8db' });
-    expect(series(p, 'dminspect_device_exclusive_bytes', { device_id: '5' })[0]!.labels).toMatchObject({ role: 'init', container: 'web' });
-    expect(new Set(series(p, 'dminspect_device_mapped_bytes').map((s) => s.labels.role))).toEqual(new Set(['base', 'image_layer', 'init', 'container', 'unreferenced', 'orphan']));
+    expect(series(p, 'dminspect_device_exclusive_bytes', { device_id: '40' })[0]!.labels).toEqual({
+      ...pool,
+      device_id: '40',
+      role: 'orphan',
+    });
+    expect(series(p, 'dminspect_device_exclusive_bytes', { device_id: '6' })[0]!.labels).toEqual({
+      ...pool,
+      device_id: '6',
+      role: 'container',
+      container: 'web',
+      container_id: '3edafbdfe8db',
+    });
+    expect(series(p, 'dminspect_device_exclusive_bytes', { device_id: '5' })[0]!.labels).toMatchObject({
+      role: 'init',
+      container: 'web',
+    });
+    expect(new Set(series(p, 'dminspect_device_mapped_bytes').map((s) => s.labels.role))).toEqual(
+      new Set(['base', 'image_layer', 'init', 'container', 'unreferenced', 'orphan']),
+    );
     // no hashes as label values: every value is short
     for (const s of p.samples) for (const v of Object.values(s.labels)) expect(v.length, v).toBeLessThanOrEqual(40);
     const kinds = new Map<string, number>();
     for (const f of rep.findings) kinds.set(`${f.kind}/${f.severity}`, (kinds.get(`${f.kind}/${f.severity}`) ?? 0) + 1);
-    for (const s of series(p, 'dminspect_findings')) expect(s.value, `${s.labels.kind}/${s.labels.severity}`).toBe(kinds.get(`${s.labels.kind}/${s.labels.severity}`) ?? 0);
+    for (const s of series(p, 'dminspect_findings'))
+      expect(s.value, `${s.labels.kind}/${s.labels.severity}`).toBe(
+        kinds.get(`${s.labels.kind}/${s.labels.severity}`) ?? 0,
+      );
     expect(value(p, 'dminspect_findings', { kind: 'orphan-device', severity: 'warning' })).toBe(1);
     expect(value(p, 'dminspect_findings', { kind: 'record-without-device', severity: 'warning' })).toBe(1);
     expect(value(p, 'dminspect_run_duration_seconds')).toBeGreaterThan(0);
@@ -211,7 +311,13 @@ describe('an unreadable pool still writes a valid file with dminspect_up 0, and 
     expect(r.stdout).toBe('');
     const text = fs.readFileSync(path.join(dir, TEXTFILE_NAME), 'utf8');
     const p = parseExposition(text);
-    expect(series(p, 'dminspect_up')).toEqual([{ name: 'dminspect_up', labels: { pool: expect.stringMatching(/^docker-\d+:\d+-\d+-pool$/), error: code }, value: 0 }]);
+    expect(series(p, 'dminspect_up')).toEqual([
+      {
+        name: 'dminspect_up',
+        labels: { pool: expect.stringMatching(/^docker-\d+:\d+-\d+-pool$/), error: code },
+        value: 0,
+      },
+    ]);
     expect(value(p, 'dminspect_last_success_timestamp_seconds')).toBe(before);
     expect(value(p, 'dminspect_run_duration_seconds')).toBeGreaterThanOrEqual(0);
     expect(series(p, 'dminspect_pool_data_bytes')).toEqual([]);
@@ -266,7 +372,10 @@ describe('an unwritable textfile directory is one clear line', () => {
     fs.chmodSync(bad, 0o755);
     const b = run(['pool', '--root', bad, '--textfile', dir]);
     expect(b.code).toBe(EXIT_CODES.PERMISSION);
-    expect(b.stderr.trim().split('\n')).toEqual([expect.stringMatching(/no loop-lvm pool metadata/), `dminspect: ${dir}: cannot write the metrics textfile: permission denied`]);
+    expect(b.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(/no loop-lvm pool metadata/),
+      `dminspect: ${dir}: cannot write the metrics textfile: permission denied`,
+    ]);
   });
 });
 
@@ -282,17 +391,26 @@ describe('concurrent runs never leave a partial file', () => {
     const shapes = new Set([shape(good)]);
     const failed = await cli('pool', '--root', bad, '--format', 'prometheus');
     const badPool = /pool="([^"]*)"/.exec(failed.stdout)![1]!;
-    for (const last of [1, null]) shapes.add(shape(renderFailureMetrics(badPool, 'BAD_INPUT', { durationSeconds: 1, lastSuccessSeconds: last })));
+    for (const last of [1, null])
+      shapes.add(shape(renderFailureMetrics(badPool, 'BAD_INPUT', { durationSeconds: 1, lastSuccessSeconds: last })));
 
-    const writers = Array.from({ length: 20 }, (_v, i) =>
-      new Promise<number>((resolve, reject) => {
-        const root = i % 4 === 3 ? bad : SAMPLE; // 15 good runs and 5 failing ones
-        const p = spawn(process.execPath, [BIN, 'pool', '--root', root, '--textfile', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
-        let err = '';
-        p.stderr.on('data', (b: Buffer) => (err += b.toString()));
-        p.on('error', reject);
-        p.on('exit', (code) => (root === SAMPLE && code !== 0 ? reject(new Error(`writer ${i} exited ${code}: ${err}`)) : resolve(code ?? -1)));
-      }),
+    const writers = Array.from(
+      { length: 20 },
+      (_v, i) =>
+        new Promise<number>((resolve, reject) => {
+          const root = i % 4 === 3 ? bad : SAMPLE; // 15 good runs and 5 failing ones
+          const p = spawn(process.execPath, [BIN, 'pool', '--root', root, '--textfile', dir], {
+            stdio: ['ignore', 'ignore', 'pipe'],
+          });
+          let err = '';
+          p.stderr.on('data', (b: Buffer) => (err += b.toString()));
+          p.on('error', reject);
+          p.on('exit', (code) =>
+            root === SAMPLE && code !== 0
+              ? reject(new Error(`writer ${i} exited ${code}: ${err}`))
+              : resolve(code ?? -1),
+          );
+        }),
     );
     let running = true;
     const all = Promise.all(writers).finally(() => (running = false));

@@ -25,33 +25,60 @@ describe('deleted devices on a kernel-written capture', () => {
   }, 60_000);
 
   const canMount = process.getuid?.() === 0 && spawnSync('losetup', ['--version'], { stdio: 'ignore' }).status === 0;
-  it.skipIf(!canMount)('mount --offline --deleted mounts the newest version read-only; release undoes it', async () => {
-    const dir = path.join(tmp, 'mount');
-    fs.mkdirSync(dir);
-    execFileSync('tar', ['--sparse', '-xzf', path.join(CAPTURE, 'a.tar.gz'), '-C', dir]);
-    const meta = path.join(dir, 'metadata');
-    const data = path.join(dir, 'data');
-    const evidence = [hashFile(meta), hashFile(data)];
-    const mnt = path.join(dir, 'mnt');
-    const state = path.join(dir, 'state');
-    const work = path.join(dir, 'work');
-    const markers = parseMarkers(fs.readFileSync(path.join(CAPTURE, 'markers.txt'), 'utf8'));
-    const m = await cli('mount', '--offline', '--deleted', '1', mnt, '--metadata', meta, '--data', data, '--size', markers.get('size-1')![0]!, '--state-dir', state, '--work-dir', work, '--json');
-    expect(m.code, m.stderr).toBe(0);
-    const j = JSON.parse(m.stdout);
-    expect(j.export.sha256).toBe(markers.get('sha256-1')![0]);
-    expect(j.snapshot).toMatchObject({ mode: 'offline', container: null, origin: { deviceId: 1 }, fsType: 'ext4', mountPoint: mnt });
-    try {
-      expect(fs.readFileSync(path.join(mnt, 'evidence.txt'), 'utf8')).toMatch(/\(second line\)\n$/);
-      expect(() => fs.writeFileSync(path.join(mnt, 'x'), 'x')).toThrow(); // read-only
-    } finally {
-      const r = await cli('release', mnt, '--state-dir', state);
-      expect(r.code, r.stderr).toBe(0);
-    }
-    expect(fs.existsSync(mnt)).toBe(false);
-    expect(fs.readdirSync(work)).toEqual([]);
-    expect([hashFile(meta), hashFile(data)]).toEqual(evidence);
-  }, 60_000);
+  it.skipIf(!canMount)(
+    'mount --offline --deleted mounts the newest version read-only; release undoes it',
+    async () => {
+      const dir = path.join(tmp, 'mount');
+      fs.mkdirSync(dir);
+      execFileSync('tar', ['--sparse', '-xzf', path.join(CAPTURE, 'a.tar.gz'), '-C', dir]);
+      const meta = path.join(dir, 'metadata');
+      const data = path.join(dir, 'data');
+      const evidence = [hashFile(meta), hashFile(data)];
+      const mnt = path.join(dir, 'mnt');
+      const state = path.join(dir, 'state');
+      const work = path.join(dir, 'work');
+      const markers = parseMarkers(fs.readFileSync(path.join(CAPTURE, 'markers.txt'), 'utf8'));
+      const m = await cli(
+        'mount',
+        '--offline',
+        '--deleted',
+        '1',
+        mnt,
+        '--metadata',
+        meta,
+        '--data',
+        data,
+        '--size',
+        markers.get('size-1')![0]!,
+        '--state-dir',
+        state,
+        '--work-dir',
+        work,
+        '--json',
+      );
+      expect(m.code, m.stderr).toBe(0);
+      const j = JSON.parse(m.stdout);
+      expect(j.export.sha256).toBe(markers.get('sha256-1')![0]);
+      expect(j.snapshot).toMatchObject({
+        mode: 'offline',
+        container: null,
+        origin: { deviceId: 1 },
+        fsType: 'ext4',
+        mountPoint: mnt,
+      });
+      try {
+        expect(fs.readFileSync(path.join(mnt, 'evidence.txt'), 'utf8')).toMatch(/\(second line\)\n$/);
+        expect(() => fs.writeFileSync(path.join(mnt, 'x'), 'x')).toThrow(); // read-only
+      } finally {
+        const r = await cli('release', mnt, '--state-dir', state);
+        expect(r.code, r.stderr).toBe(0);
+      }
+      expect(fs.existsSync(mnt)).toBe(false);
+      expect(fs.readdirSync(work)).toEqual([]);
+      expect([hashFile(meta), hashFile(data)]).toEqual(evidence);
+    },
+    60_000,
+  );
 
   it('bad input is one line and a non-zero exit, never a partial image', async () => {
     const dir = path.join(tmp, 'errors');
@@ -77,11 +104,28 @@ describe('deleted devices on a kernel-written capture', () => {
     }
     // mount --offline --deleted --dry-run: the plan, nothing made
     const mnt = path.join(dir, 'mnt');
-    const dry = await cli('mount', '--offline', '--deleted', '1', mnt, '--metadata', meta, '--data', data, '--dry-run', '--state-dir', path.join(dir, 'state'), '--work-dir', path.join(dir, 'work'));
+    const dry = await cli(
+      'mount',
+      '--offline',
+      '--deleted',
+      '1',
+      mnt,
+      '--metadata',
+      meta,
+      '--data',
+      data,
+      '--dry-run',
+      '--state-dir',
+      path.join(dir, 'state'),
+      '--work-dir',
+      path.join(dir, 'work'),
+    );
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout).toMatch(/export --deleted --device-id 1 /);
     expect(dry.stdout).toMatch(/losetup --read-only \/dev\/loopN /);
-    expect(fs.existsSync(mnt) || fs.existsSync(path.join(dir, 'work')) || fs.existsSync(path.join(dir, 'state'))).toBe(false);
+    expect(fs.existsSync(mnt) || fs.existsSync(path.join(dir, 'work')) || fs.existsSync(path.join(dir, 'state'))).toBe(
+      false,
+    );
     const noOffline = await cli('mount', '--deleted', '1', mnt, '--metadata', meta);
     expect(noOffline.code).toBe(2);
     expect(noOffline.stderr).toMatch(/--deleted needs --offline/);

@@ -14,12 +14,15 @@ import { checkDockerDeleted } from '../support/docker-deleted.js';
 
 const CAPTURE = path.join(REPO, 'fixtures', 'captures', 'docker-deleted');
 
-describe.skipIf(!fs.existsSync(path.join(CAPTURE, 'markers.txt')))('deleted containers on a real dockerd capture', () => {
-  const tmp = tmpDir('dminspect-docker-deleted-');
-  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+describe.skipIf(!fs.existsSync(path.join(CAPTURE, 'markers.txt')))(
+  'deleted containers on a real dockerd capture',
+  () => {
+    const tmp = tmpDir('dminspect-docker-deleted-');
+    afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  it('loop-lvm without discard and direct-lvm: listed, exported with the files; loop-lvm default: discarded', async () => {
-    const m = parseMarkers(fs.readFileSync(path.join(CAPTURE, 'markers.txt'), 'utf8'));
-    await checkDockerDeleted(CAPTURE, m, m.get('marker')![0]!, tmp);
-  }, 120_000);
-});
+    it('loop-lvm without discard and direct-lvm: listed, exported with the files; loop-lvm default: discarded', async () => {
+      const m = parseMarkers(fs.readFileSync(path.join(CAPTURE, 'markers.txt'), 'utf8'));
+      await checkDockerDeleted(CAPTURE, m, m.get('marker')![0]!, tmp);
+    }, 120_000);
+  },
+);

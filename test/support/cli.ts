@@ -36,7 +36,10 @@ export async function cliJson<T = any>(...args: string[]): Promise<T> {
 
 /** Runs the built bin/dminspect.js as a user would (needs `npm run build`). */
 export function spawnCli(args: string[], opts: { uid?: number } = {}): CliResult {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {}) });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {}),
+  });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -78,7 +81,7 @@ export function hashFile(p: string): string {
   const fd = fs.openSync(p, 'r');
   const buf = Buffer.allocUnsafe(8 << 20);
   try {
-    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) h.update(buf.subarray(0, n));
   } finally {
     fs.closeSync(fd);
   }
@@ -110,6 +113,16 @@ export function readFromImage(image: string, fsType: string, rel: string): strin
  * TRANSACTION, CREATE_TIME, SNAP_TIME].
  */
 export function thinLsRows(meta: string): Map<number, number[]> {
-  const out = execFileSync('thin_ls', ['--no-headers', '-o', 'DEV,MAPPED_BLOCKS,EXCLUSIVE_BLOCKS,SHARED_BLOCKS,TRANSACTION,CREATE_TIME,SNAP_TIME', meta], { encoding: 'utf8' });
-  return new Map(out.trim().split('\n').map((l) => l.trim().split(/\s+/).map(Number)).map((f) => [f[0]!, f.slice(1)]));
+  const out = execFileSync(
+    'thin_ls',
+    ['--no-headers', '-o', 'DEV,MAPPED_BLOCKS,EXCLUSIVE_BLOCKS,SHARED_BLOCKS,TRANSACTION,CREATE_TIME,SNAP_TIME', meta],
+    { encoding: 'utf8' },
+  );
+  return new Map(
+    out
+      .trim()
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/).map(Number))
+      .map((f) => [f[0]!, f.slice(1)]),
+  );
 }

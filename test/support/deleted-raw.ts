@@ -27,7 +27,8 @@ export function xmlMappings(xml: string): Map<number, number> {
   for (const m of xml.matchAll(/<range_mapping origin_begin="(\d+)" data_begin="(\d+)" length="(\d+)"/g)) {
     for (let i = 0; i < Number(m[3]); i++) out.set(Number(m[1]) + i, Number(m[2]) + i);
   }
-  for (const m of xml.matchAll(/<single_mapping origin_block="(\d+)" data_block="(\d+)"/g)) out.set(Number(m[1]), Number(m[2]));
+  for (const m of xml.matchAll(/<single_mapping origin_block="(\d+)" data_block="(\d+)"/g))
+    out.set(Number(m[1]), Number(m[2]));
   return out;
 }
 
@@ -54,7 +55,11 @@ export interface DeletedRawFigures {
  * `dir` holds a.tar.gz, b.tar.gz, thin1-before-delete.xml, thin3-after.xml; `markers` the guest's @@ lines.
  * Everything is unpacked under `tmp`.
  */
-export async function checkDeletedRaw(dir: string, markers: Map<string, string[]>, tmp: string): Promise<DeletedRawFigures> {
+export async function checkDeletedRaw(
+  dir: string,
+  markers: Map<string, string[]>,
+  tmp: string,
+): Promise<DeletedRawFigures> {
   const one = (k: string): string => markers.get(k)?.[0] ?? '';
   const before = xmlMappings(fs.readFileSync(path.join(dir, 'thin1-before-delete.xml'), 'utf8'));
   expect(before.size).toBeGreaterThan(100);
@@ -78,7 +83,8 @@ export async function checkDeletedRaw(dir: string, markers: Map<string, string[]
   expect(d1.details[0]).toMatchObject({ mappedBlocks: before.size });
   expect(newest[0].details).toMatchObject({ mappedBlocks: before.size, creationTime: 0 });
   // earlier versions map fewer blocks (the file system grew commit by commit)
-  for (let i = 1; i < d1.versions.length; i++) expect(d1.versions[i].mappedBlocks).toBeGreaterThanOrEqual(d1.versions[i - 1].mappedBlocks);
+  for (let i = 1; i < d1.versions.length; i++)
+    expect(d1.versions[i].mappedBlocks).toBeGreaterThanOrEqual(d1.versions[i - 1].mappedBlocks);
   // nothing is reused yet: every block is free (intact or zeros)
   expect(newest[0].blocks.reused).toBe(0);
   expect(newest[0].blocks.contested).toBe(0);
@@ -86,17 +92,45 @@ export async function checkDeletedRaw(dir: string, markers: Map<string, string[]
   expect(newest[0].blocks.free + newest[0].blocks.discarded).toBe(before.size);
 
   const imgA = path.join(tmp, 'thin1-a.img');
-  const ea = await json('export', '--deleted', '--device-id', '1', '--metadata', a.metadata, '--data', a.data, '--size', one('size-1'), imgA);
+  const ea = await json(
+    'export',
+    '--deleted',
+    '--device-id',
+    '1',
+    '--metadata',
+    a.metadata,
+    '--data',
+    a.data,
+    '--size',
+    one('size-1'),
+    imgA,
+  );
   expect(ea.sha256).toBe(one('sha256-1'));
   expect(hashFile(imgA)).toBe(one('sha256-1'));
-  expect(ea).toMatchObject({ deviceId: 1, newest: true, sizeFrom: 'option', size: Number(one('size-1')), reusedRanges: [] });
+  expect(ea).toMatchObject({
+    deviceId: 1,
+    newest: true,
+    sizeFrom: 'option',
+    size: Number(one('size-1')),
+    reusedRanges: [],
+  });
   if (process.getuid?.() === 0 && spawnSync('losetup', ['--version'], { stdio: 'ignore' }).status === 0) {
     const text = readFromImage(imgA, 'ext4', 'evidence.txt');
     expect(text).toMatch(/\(second line\)\n$/);
     expect(createSha(text)).toBe(one('file-sha256'));
   }
   // a live device is refused as "deleted"
-  const live = await cli('export', '--deleted', '--device-id', '2', '--metadata', a.metadata, '--data', a.data, path.join(tmp, 'no.img'));
+  const live = await cli(
+    'export',
+    '--deleted',
+    '--device-id',
+    '2',
+    '--metadata',
+    a.metadata,
+    '--data',
+    a.data,
+    path.join(tmp, 'no.img'),
+  );
   expect(live.code).toBe(9);
   expect(live.stderr).toMatch(/thin device 2 is live/);
   expect(fs.existsSync(path.join(tmp, 'no.img'))).toBe(false);
@@ -115,8 +149,22 @@ export async function checkDeletedRaw(dir: string, markers: Map<string, string[]
   expect(expectReused.length).toBeGreaterThan(0);
   expect(nb.blocks.reused).toBe(expectReused.length);
   const imgB = path.join(tmp, 'thin1-b.img');
-  const eb = await json('export', '--deleted', '--device-id', '1', '--metadata', b.metadata, '--data', b.data, '--size', one('size-1'), imgB);
-  const reusedV = new Set<number>(eb.reusedRanges.flatMap((r: any) => Array.from({ length: r.length }, (_, i) => r.vblock + i)));
+  const eb = await json(
+    'export',
+    '--deleted',
+    '--device-id',
+    '1',
+    '--metadata',
+    b.metadata,
+    '--data',
+    b.data,
+    '--size',
+    one('size-1'),
+    imgB,
+  );
+  const reusedV = new Set<number>(
+    eb.reusedRanges.flatMap((r: any) => Array.from({ length: r.length }, (_, i) => r.vblock + i)),
+  );
   expect([...reusedV].sort((x, y) => x - y)).toEqual(expectReused.map(([v]) => v).sort((x, y) => x - y));
   // outside the reused blocks the export equals the kernel's bytes; the reused ones are holes, not the new owner's bytes
   const bs = lb.dataBlockBytes as number;
@@ -126,10 +174,19 @@ export async function checkDeletedRaw(dir: string, markers: Map<string, string[]
   for (let v = 0; v * bs < fa.length; v++) {
     const x = fa.subarray(v * bs, (v + 1) * bs);
     const y = fb.subarray(v * bs, (v + 1) * bs);
-    if (reusedV.has(v)) expect(y.every((c) => c === 0), `vblock ${v} is a hole`).toBe(true);
+    if (reusedV.has(v))
+      expect(
+        y.every((c) => c === 0),
+        `vblock ${v} is a hole`,
+      ).toBe(true);
     else expect(y.equals(x), `vblock ${v}`).toBe(true);
   }
-  return { versions: d1.versions.length, newestMapped: newest[0].mappedBlocks, reusedAfter: nb.blocks.reused, exportSha256: ea.sha256 };
+  return {
+    versions: d1.versions.length,
+    newestMapped: newest[0].mappedBlocks,
+    reusedAfter: nb.blocks.reused,
+    exportSha256: ea.sha256,
+  };
 }
 
 function createSha(text: string): string {

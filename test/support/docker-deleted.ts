@@ -19,8 +19,14 @@ async function json(...args: string[]): Promise<any> {
  * `outDir` holds nodiscard.tar.gz, discard.tar.gz, directlvm.tar.gz, directlvm-disk.tar.gz; `m` the guest's @@ lines;
  * `marker` the MARKER the guest wrote. Returns one line of figures per root.
  */
-export async function checkDockerDeleted(outDir: string, m: Map<string, string[]>, marker: string, tmp: string): Promise<string[]> {
-  const get = (name: string, key: string): string => (m.get(name) ?? []).find((l) => l.startsWith(`${key} `))?.slice(key.length + 1) ?? '';
+export async function checkDockerDeleted(
+  outDir: string,
+  m: Map<string, string[]>,
+  marker: string,
+  tmp: string,
+): Promise<string[]> {
+  const get = (name: string, key: string): string =>
+    (m.get(name) ?? []).find((l) => l.startsWith(`${key} `))?.slice(key.length + 1) ?? '';
   const figures: string[] = [];
 
   for (const name of ['nodiscard', 'discard', 'directlvm']) {
@@ -33,7 +39,10 @@ export async function checkDockerDeleted(outDir: string, m: Map<string, string[]
     execFileSync('tar', ['--sparse', '-xzf', path.join(outDir, `${name}.tar.gz`), '-C', root]);
     // loop-lvm: the pool's files are in the root; direct-lvm: an LVM thin pool on the disk image
     let poolArgs: string[] = [];
-    let evidenceFiles = [path.join(root, 'devicemapper', 'devicemapper', 'metadata'), path.join(root, 'devicemapper', 'devicemapper', 'data')];
+    let evidenceFiles = [
+      path.join(root, 'devicemapper', 'devicemapper', 'metadata'),
+      path.join(root, 'devicemapper', 'devicemapper', 'data'),
+    ];
     if (name === 'directlvm') {
       execFileSync('tar', ['--sparse', '-xzf', path.join(outDir, 'directlvm-disk.tar.gz'), '-C', root]);
       poolArgs = ['--image', path.join(root, 'disk.img')];
@@ -55,7 +64,18 @@ export async function checkDockerDeleted(outDir: string, m: Map<string, string[]
     expect(newest.blocks.reused).toBe(0);
 
     const img = path.join(tmp, `${name}.img`);
-    const ex = await json('export', '--deleted', '--device-id', String(deviceId), '--root', root, ...poolArgs, '--size', sizeText, img);
+    const ex = await json(
+      'export',
+      '--deleted',
+      '--device-id',
+      String(deviceId),
+      '--root',
+      root,
+      ...poolArgs,
+      '--size',
+      sizeText,
+      img,
+    );
     expect(ex.sha256).toBe(hashFile(img));
     expect(ex.sizeFrom).toBe('option');
     const bytes = fs.readFileSync(img);
@@ -88,7 +108,9 @@ export async function checkDockerDeleted(outDir: string, m: Map<string, string[]
       expect(has).toBe(false);
     }
     expect(evidenceFiles.map(hashFile)).toEqual(evidence);
-    figures.push(`${name}: device ${deviceId}, ${dev.versions.length} versions, newest ${JSON.stringify(newest.blocks)}`);
+    figures.push(
+      `${name}: device ${deviceId}, ${dev.versions.length} versions, newest ${JSON.stringify(newest.blocks)}`,
+    );
   }
   return figures;
 }

@@ -40,7 +40,12 @@ describe('thin decoders', () => {
       b.writeUInt32LE(126, 20);
       b.writeUInt32LE(24, 24);
     });
-    expect(decodeNodeHeader(leaf, 3, 'details', 24)).toMatchObject({ isLeaf: true, nrEntries: 2, maxEntries: 126, valuesOffset: 32 + 8 * 126 });
+    expect(decodeNodeHeader(leaf, 3, 'details', 24)).toMatchObject({
+      isLeaf: true,
+      nrEntries: 2,
+      maxEntries: 126,
+      valuesOffset: 32 + 8 * 126,
+    });
     expect(() => decodeNodeHeader(leaf, 3, 'mapping', 8)).toThrow(/btree node 3 \(mapping\): value size 24/);
   });
 
@@ -67,7 +72,13 @@ describe('thin decoders', () => {
     d.writeUInt32LE(3, 8);
     d.writeUInt32LE(4, 16);
     d.writeUInt32LE(5, 20);
-    expect(decodeDeviceDetails(2, d, 0, 'x')).toEqual({ devId: 2, mappedBlocks: 2 ** 32 + 10, transactionId: 3, creationTime: 4, snapshottedTime: 5 });
+    expect(decodeDeviceDetails(2, d, 0, 'x')).toEqual({
+      devId: 2,
+      mappedBlocks: 2 ** 32 + 10,
+      transactionId: 3,
+      creationTime: 4,
+      snapshottedTime: 5,
+    });
     d.writeUInt32LE(0xffffffff, 4);
     expect(() => decodeDeviceDetails(2, d, 0, 'leaf 9')).toThrow(/leaf 9: device 2 mapped_blocks is too large/);
   });

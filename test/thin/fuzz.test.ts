@@ -20,7 +20,8 @@ describe.skipIf(!hasThinTools)('fuzzed metadata', () => {
     const base = fs.readFileSync(restore(randomPool(31, 2, 3, 500)));
     // Blocks in use: those that verify as some block type.
     const used: number[] = [];
-    for (let b = 0; b < base.length / 4096; b++) if (identifyBlock(base.subarray(b * 4096, b * 4096 + 4096))) used.push(b);
+    for (let b = 0; b < base.length / 4096; b++)
+      if (identifyBlock(base.subarray(b * 4096, b * 4096 + 4096))) used.push(b);
     expect(used.length).toBeGreaterThan(10);
     const file = path.join(tmpDir(), 'fuzz.bin');
     const rnd = prng(2024);
@@ -46,7 +47,8 @@ describe.skipIf(!hasThinTools)('fuzzed metadata', () => {
         const pool = openPool(file, { metadataSnap: rnd() < 0.1 });
         try {
           const usage = pool.usage();
-          for (const u of usage.values()) expect(u.exclusive >= 0 && u.shared >= 0 && u.exclusive + u.shared >= u.mapped).toBe(true);
+          for (const u of usage.values())
+            expect(u.exclusive >= 0 && u.shared >= 0 && u.exclusive + u.shared >= u.mapped).toBe(true);
           pool.spaceMaps();
           for (const { devId } of pool.mappingRoots()) {
             let n = 0;

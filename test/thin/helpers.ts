@@ -9,7 +9,10 @@ import { blockChecksum, type BlockKind } from '../../src/thin/checksum.js';
 import { tool } from '../support/tools.js';
 import { tmpGroup } from '../support/cli.js';
 
-export const hasThinTools = tool(spawnSync('thin_restore', ['-V'], { stdio: 'ignore' }).status === 0, 'thin_restore (thin-provisioning-tools) is not installed');
+export const hasThinTools = tool(
+  spawnSync('thin_restore', ['-V'], { stdio: 'ignore' }).status === 0,
+  'thin_restore (thin-provisioning-tools) is not installed',
+);
 export const SKIP_MESSAGE = 'thin_restore (thin-provisioning-tools) is not installed: skipping tests on real metadata';
 if (!hasThinTools) console.warn(SKIP_MESSAGE);
 
@@ -45,10 +48,16 @@ export function poolXml(spec: PoolSpec): string {
   ];
   for (const d of spec.devices) {
     const mapped = d.mapped ?? d.mappings.reduce((n, m) => n + (m.len ?? 1), 0);
-    lines.push(`  <device dev_id="${d.id}" mapped_blocks="${mapped}" transaction="${d.transaction ?? d.id}" creation_time="${d.creationTime ?? 0}" snap_time="${d.snapTime ?? 0}">`);
+    lines.push(
+      `  <device dev_id="${d.id}" mapped_blocks="${mapped}" transaction="${d.transaction ?? d.id}" creation_time="${d.creationTime ?? 0}" snap_time="${d.snapTime ?? 0}">`,
+    );
     for (const m of d.mappings) {
-      if ((m.len ?? 1) === 1) lines.push(`    <single_mapping origin_block="${m.v}" data_block="${m.d}" time="${m.time ?? 0}"/>`);
-      else lines.push(`    <range_mapping origin_begin="${m.v}" data_begin="${m.d}" length="${m.len}" time="${m.time ?? 0}"/>`);
+      if ((m.len ?? 1) === 1)
+        lines.push(`    <single_mapping origin_block="${m.v}" data_block="${m.d}" time="${m.time ?? 0}"/>`);
+      else
+        lines.push(
+          `    <range_mapping origin_begin="${m.v}" data_begin="${m.d}" length="${m.len}" time="${m.time ?? 0}"/>`,
+        );
     }
     lines.push('  </device>');
   }
@@ -91,12 +100,26 @@ export interface LsRow {
 
 /** thin_ls -o DEV,MAPPED_BLOCKS,EXCLUSIVE_BLOCKS,SHARED_BLOCKS,TRANSACTION,CREATE_TIME,SNAP_TIME. */
 export function thinLs(meta: string, extra: string[] = []): Map<number, LsRow> {
-  const out = run('thin_ls', ['-o', 'DEV,MAPPED_BLOCKS,EXCLUSIVE_BLOCKS,SHARED_BLOCKS,TRANSACTION,CREATE_TIME,SNAP_TIME', '--no-headers', ...extra, meta]);
+  const out = run('thin_ls', [
+    '-o',
+    'DEV,MAPPED_BLOCKS,EXCLUSIVE_BLOCKS,SHARED_BLOCKS,TRANSACTION,CREATE_TIME,SNAP_TIME',
+    '--no-headers',
+    ...extra,
+    meta,
+  ]);
   const rows = new Map<number, LsRow>();
   for (const line of out.split('\n')) {
     const f = line.trim().split(/\s+/).map(Number);
     if (f.length !== 7 || f.some((x) => !Number.isFinite(x))) continue;
-    const [dev, mapped, exclusive, shared, transaction, createTime, snapTime] = f as [number, number, number, number, number, number, number];
+    const [dev, mapped, exclusive, shared, transaction, createTime, snapTime] = f as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
     rows.set(dev, { dev, mapped, exclusive, shared, transaction, createTime, snapTime });
   }
   return rows;
@@ -132,7 +155,12 @@ export function thinDump(meta: string, extra: string[] = []): Dump {
       devices.set(Number(cur.attrs.dev_id), cur);
     } else if (t.startsWith('<range_mapping') && cur) {
       const a = attrs(t);
-      cur.runs.push({ v: Number(a.origin_begin), d: Number(a.data_begin), len: Number(a.length), time: Number(a.time) });
+      cur.runs.push({
+        v: Number(a.origin_begin),
+        d: Number(a.data_begin),
+        len: Number(a.length),
+        time: Number(a.time),
+      });
     } else if (t.startsWith('<single_mapping') && cur) {
       const a = attrs(t);
       cur.runs.push({ v: Number(a.origin_block), d: Number(a.data_block), len: 1, time: Number(a.time) });
@@ -142,7 +170,9 @@ export function thinDump(meta: string, extra: string[] = []): Dump {
 }
 
 /** Coalesces runs the way mappingRuns() does (ignoring time). */
-export function coalesce(runs: { v: number; d: number; len: number }[]): { vblock: number; dblock: number; length: number }[] {
+export function coalesce(
+  runs: { v: number; d: number; len: number }[],
+): { vblock: number; dblock: number; length: number }[] {
   const out: { vblock: number; dblock: number; length: number }[] = [];
   for (const r of runs) {
     const last = out[out.length - 1];

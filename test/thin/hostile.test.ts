@@ -75,15 +75,21 @@ function expectBad(meta: string, pattern: RegExp, code = 'BAD_INPUT'): DmiError 
 }
 
 /** A patched copy of the base file. */
-function patched(block: number, resum: 'superblock' | 'btree' | 'bitmap' | 'index' | null, edit: (b: Buffer) => void): string {
+function patched(
+  block: number,
+  resum: 'superblock' | 'btree' | 'bitmap' | 'index' | null,
+  edit: (b: Buffer) => void,
+): string {
   const meta = copyFile(base);
   patchBlock(meta, block, resum, edit);
   return meta;
 }
 
-const flip = (off: number) => (b: Buffer): void => {
-  b[off] = b[off]! ^ 0x5a;
-};
+const flip =
+  (off: number) =>
+  (b: Buffer): void => {
+    b[off] = b[off]! ^ 0x5a;
+  };
 
 describe.skipIf(!hasThinTools)('hostile metadata', () => {
   beforeAll(() => {
@@ -96,12 +102,23 @@ describe.skipIf(!hasThinTools)('hostile metadata', () => {
   afterAll(removeTmp);
 
   it('wrong magic', () => {
-    expectBad(patched(0, 'superblock', (b) => b.writeUInt32LE(12345, 32)), /superblock: bad magic 12345/);
+    expectBad(
+      patched(0, 'superblock', (b) => b.writeUInt32LE(12345, 32)),
+      /superblock: bad magic 12345/,
+    );
   });
 
   it('unknown version and incompat flags are UNSUPPORTED', () => {
-    expectBad(patched(0, 'superblock', (b) => b.writeUInt32LE(3, 40)), /version 3/, 'UNSUPPORTED');
-    expectBad(patched(0, 'superblock', (b) => b.writeUInt32LE(4, 360)), /incompat/, 'UNSUPPORTED');
+    expectBad(
+      patched(0, 'superblock', (b) => b.writeUInt32LE(3, 40)),
+      /version 3/,
+      'UNSUPPORTED',
+    );
+    expectBad(
+      patched(0, 'superblock', (b) => b.writeUInt32LE(4, 360)),
+      /incompat/,
+      'UNSUPPORTED',
+    );
   });
 
   it('bad checksum: superblock', () => {
@@ -109,39 +126,80 @@ describe.skipIf(!hasThinTools)('hostile metadata', () => {
   });
 
   it('bad checksum: btree node (device details, top-level and bottom mapping trees)', () => {
-    expectBad(patched(layout.detailsRoot, null, flip(100)), new RegExp(`btree node ${layout.detailsRoot} \\(device details tree\\): checksum mismatch`));
-    expectBad(patched(layout.dataMappingRoot, null, flip(100)), new RegExp(`btree node ${layout.dataMappingRoot} \\(top-level mapping tree\\): checksum mismatch`));
+    expectBad(
+      patched(layout.detailsRoot, null, flip(100)),
+      new RegExp(`btree node ${layout.detailsRoot} \\(device details tree\\): checksum mismatch`),
+    );
+    expectBad(
+      patched(layout.dataMappingRoot, null, flip(100)),
+      new RegExp(`btree node ${layout.dataMappingRoot} \\(top-level mapping tree\\): checksum mismatch`),
+    );
     const leaf = layout.leaves[1]!;
-    expectBad(patched(leaf, null, flip(4000)), new RegExp(`btree node ${leaf} \\(mapping tree of device ${layout.devId}\\): checksum mismatch`));
+    expectBad(
+      patched(leaf, null, flip(4000)),
+      new RegExp(`btree node ${leaf} \\(mapping tree of device ${layout.devId}\\): checksum mismatch`),
+    );
   });
 
   it('bad checksum: space-map bitmap, index block and data index tree', () => {
-    expectBad(patched(layout.metaBitmap, null, flip(50)), new RegExp(`space-map bitmap ${layout.metaBitmap} .*checksum mismatch`));
-    expectBad(patched(layout.metaIndex, null, flip(50)), new RegExp(`space-map index ${layout.metaIndex} .*checksum mismatch`));
-    expectBad(patched(layout.dataIndexTree, null, flip(50)), new RegExp(`btree node ${layout.dataIndexTree} \\(data space map index tree\\): checksum mismatch`));
+    expectBad(
+      patched(layout.metaBitmap, null, flip(50)),
+      new RegExp(`space-map bitmap ${layout.metaBitmap} .*checksum mismatch`),
+    );
+    expectBad(
+      patched(layout.metaIndex, null, flip(50)),
+      new RegExp(`space-map index ${layout.metaIndex} .*checksum mismatch`),
+    );
+    expectBad(
+      patched(layout.dataIndexTree, null, flip(50)),
+      new RegExp(`btree node ${layout.dataIndexTree} \\(data space map index tree\\): checksum mismatch`),
+    );
   });
 
   it('a pointer to a block of the wrong type says what the block looks like', () => {
     const meta = patched(0, 'superblock', (b) => b.writeUInt32LE(layout.metaBitmap, 328));
-    expectBad(meta, new RegExp(`btree node ${layout.metaBitmap} \\(device details tree\\): checksum mismatch .*looks like a space-map bitmap`));
+    expectBad(
+      meta,
+      new RegExp(
+        `btree node ${layout.metaBitmap} \\(device details tree\\): checksum mismatch .*looks like a space-map bitmap`,
+      ),
+    );
   });
 
   it('block number mismatch', () => {
     const leaf = layout.leaves[0]!;
-    expectBad(patched(leaf, 'btree', (b) => b.writeUInt32LE(leaf + 1, 8)), new RegExp(`btree node ${leaf} .*block number mismatch \\(the block says it is block ${leaf + 1}\\)`));
-    expectBad(patched(layout.metaBitmap, 'bitmap', (b) => b.writeUInt32LE(7777, 8)), /block number mismatch/);
+    expectBad(
+      patched(leaf, 'btree', (b) => b.writeUInt32LE(leaf + 1, 8)),
+      new RegExp(`btree node ${leaf} .*block number mismatch \\(the block says it is block ${leaf + 1}\\)`),
+    );
+    expectBad(
+      patched(layout.metaBitmap, 'bitmap', (b) => b.writeUInt32LE(7777, 8)),
+      /block number mismatch/,
+    );
   });
 
   it('nr_entries > max_entries', () => {
     const leaf = layout.leaves[0]!;
-    expectBad(patched(leaf, 'btree', (b) => b.writeUInt32LE(b.readUInt32LE(20) + 1, 16)), new RegExp(`btree node ${leaf} .*nr_entries 253 > max_entries 252`));
+    expectBad(
+      patched(leaf, 'btree', (b) => b.writeUInt32LE(b.readUInt32LE(20) + 1, 16)),
+      new RegExp(`btree node ${leaf} .*nr_entries 253 > max_entries 252`),
+    );
   });
 
   it('bad node flags, value size and max_entries', () => {
     const leaf = layout.leaves[0]!;
-    expectBad(patched(leaf, 'btree', (b) => b.writeUInt32LE(3, 4)), new RegExp(`btree node ${leaf} .*bad node flags 3`));
-    expectBad(patched(leaf, 'btree', (b) => b.writeUInt32LE(24, 24)), new RegExp(`btree node ${leaf} .*value size 24`));
-    expectBad(patched(leaf, 'btree', (b) => b.writeUInt32LE(600, 20)), new RegExp(`btree node ${leaf} .*bad max_entries 600`));
+    expectBad(
+      patched(leaf, 'btree', (b) => b.writeUInt32LE(3, 4)),
+      new RegExp(`btree node ${leaf} .*bad node flags 3`),
+    );
+    expectBad(
+      patched(leaf, 'btree', (b) => b.writeUInt32LE(24, 24)),
+      new RegExp(`btree node ${leaf} .*value size 24`),
+    );
+    expectBad(
+      patched(leaf, 'btree', (b) => b.writeUInt32LE(600, 20)),
+      new RegExp(`btree node ${leaf} .*bad max_entries 600`),
+    );
   });
 
   it('keys out of order (leaf and internal node), and keys outside the parent range', () => {
@@ -163,7 +221,10 @@ describe.skipIf(!hasThinTools)('hostile metadata', () => {
 
   it('a btree child that points back to an ancestor (cycle)', () => {
     const meta = patched(layout.root, 'btree', (b) => b.writeUInt32LE(layout.root, 32 + 8 * b.readUInt32LE(20) + 8));
-    expectBad(meta, new RegExp(`btree node ${layout.root} .*child ${layout.root} points back to an ancestor \\(cycle\\)`));
+    expectBad(
+      meta,
+      new RegExp(`btree node ${layout.root} .*child ${layout.root} points back to an ancestor \\(cycle\\)`),
+    );
     const pool = openPool(meta);
     expect(() => [...pool.mappingRuns(layout.devId)]).toThrow(/cycle/);
     pool.close();
@@ -183,12 +244,26 @@ describe.skipIf(!hasThinTools)('hostile metadata', () => {
   it('a pointer past the end of the file / metadata', () => {
     const meta = patched(layout.root, 'btree', (b) => b.writeUInt32LE(5_000_000, 32 + 8 * b.readUInt32LE(20)));
     expectBad(meta, new RegExp(`btree node ${layout.root} .*child 5000000 is past the end of the metadata`));
-    expectBad(patched(0, 'superblock', (b) => b.writeUInt32LE(9999, 328)), /block 9999 is past the end of the metadata/);
+    expectBad(
+      patched(0, 'superblock', (b) => b.writeUInt32LE(9999, 328)),
+      /block 9999 is past the end of the metadata/,
+    );
     // A device's bottom-tree root in the top-level leaf.
-    const top = patched(layout.dataMappingRoot, 'btree', (b) => b.writeUInt32LE(5_000_000, 32 + 8 * b.readUInt32LE(20)));
-    expectBad(top, new RegExp(`root of the mapping tree of device ${layout.devId} 5000000 is past the end of the metadata`));
-    expectBad(patched(0, 'superblock', (b) => b.writeUInt32LE(2, 324)), /block 85899345\d+ is past the end of the metadata/);
-    expectBad(patched(0, 'superblock', (b) => b.writeUInt32LE(0x400000, 324)), /data mapping root is too large/);
+    const top = patched(layout.dataMappingRoot, 'btree', (b) =>
+      b.writeUInt32LE(5_000_000, 32 + 8 * b.readUInt32LE(20)),
+    );
+    expectBad(
+      top,
+      new RegExp(`root of the mapping tree of device ${layout.devId} 5000000 is past the end of the metadata`),
+    );
+    expectBad(
+      patched(0, 'superblock', (b) => b.writeUInt32LE(2, 324)),
+      /block 85899345\d+ is past the end of the metadata/,
+    );
+    expectBad(
+      patched(0, 'superblock', (b) => b.writeUInt32LE(0x400000, 324)),
+      /data mapping root is too large/,
+    );
   });
 
   it('a truncated file', () => {

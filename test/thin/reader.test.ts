@@ -7,8 +7,22 @@ import { DmiError } from '../../src/errors.js';
 import { openPool, type ThinPool } from '../../src/thin/index.js';
 import { blockChecksum, identifyBlock, rawChecksum, SALT } from '../../src/thin/checksum.js';
 import {
-  coalesce, copyFile, hasThinTools, patchBlock, poolXml, randomPool, readBlock, removeTmp, restore, run,
-  SKIP_MESSAGE, thinDump, thinLs, tmpDir, writeBlock, type PoolSpec,
+  coalesce,
+  copyFile,
+  hasThinTools,
+  patchBlock,
+  poolXml,
+  randomPool,
+  readBlock,
+  removeTmp,
+  restore,
+  run,
+  SKIP_MESSAGE,
+  thinDump,
+  thinLs,
+  tmpDir,
+  writeBlock,
+  type PoolSpec,
 } from './helpers.js';
 
 const DOC_EXAMPLE: PoolSpec = {
@@ -18,12 +32,28 @@ const DOC_EXAMPLE: PoolSpec = {
   devices: [
     { id: 1, mapped: 100, transaction: 1, creationTime: 0, snapTime: 2, mappings: [{ v: 0, d: 0, len: 100, time: 0 }] },
     {
-      id: 2, mapped: 100, transaction: 2, creationTime: 1, snapTime: 1,
-      mappings: [{ v: 0, d: 0, len: 50 }, { v: 50, d: 100, len: 40, time: 1 }, { v: 90, d: 90, len: 10 }],
+      id: 2,
+      mapped: 100,
+      transaction: 2,
+      creationTime: 1,
+      snapTime: 1,
+      mappings: [
+        { v: 0, d: 0, len: 50 },
+        { v: 50, d: 100, len: 40, time: 1 },
+        { v: 90, d: 90, len: 10 },
+      ],
     },
     {
-      id: 3, mapped: 102, transaction: 3, creationTime: 2, snapTime: 2,
-      mappings: [{ v: 0, d: 0, len: 100 }, { v: 200, d: 500, time: 2 }, { v: 202, d: 502, time: 2 }],
+      id: 3,
+      mapped: 102,
+      transaction: 3,
+      creationTime: 2,
+      snapTime: 2,
+      mappings: [
+        { v: 0, d: 0, len: 100 },
+        { v: 200, d: 500, time: 2 },
+        { v: 202, d: 502, time: 2 },
+      ],
     },
   ],
 };
@@ -47,7 +77,10 @@ function compareWithTools(meta: string, pool: ThinPool, lsExtra: string[] = [], 
   for (const [id, d] of devices) {
     const a = dump.devices.get(id)!.attrs;
     expect({ mapped: d.mappedBlocks, tx: d.transactionId, ct: d.creationTime, st: d.snapshottedTime }).toEqual({
-      mapped: Number(a.mapped_blocks), tx: Number(a.transaction), ct: Number(a.creation_time), st: Number(a.snap_time),
+      mapped: Number(a.mapped_blocks),
+      tx: Number(a.transaction),
+      ct: Number(a.creation_time),
+      st: Number(a.snap_time),
     });
   }
 
@@ -55,8 +88,17 @@ function compareWithTools(meta: string, pool: ThinPool, lsExtra: string[] = [], 
   expect(usage.size).toBe(ls.size);
   for (const [id, row] of ls) {
     const d = devices.get(id)!;
-    expect({ dev: id, ...usage.get(id) }).toEqual({ dev: id, mapped: row.mapped, exclusive: row.exclusive, shared: row.shared });
-    expect([d.transactionId, d.creationTime, d.snapshottedTime]).toEqual([row.transaction, row.createTime, row.snapTime]);
+    expect({ dev: id, ...usage.get(id) }).toEqual({
+      dev: id,
+      mapped: row.mapped,
+      exclusive: row.exclusive,
+      shared: row.shared,
+    });
+    expect([d.transactionId, d.creationTime, d.snapshottedTime]).toEqual([
+      row.transaction,
+      row.createTime,
+      row.snapTime,
+    ]);
   }
 
   for (const [id, dd] of dump.devices) {
@@ -99,7 +141,15 @@ describe.skipIf(!hasThinTools)('thin reader on thin_restore metadata', () => {
       3: { mapped: 102, exclusive: 2, shared: 100 },
     });
     const sb = pool.superblock;
-    expect(sb).toMatchObject({ version: 1, time: 3, transactionId: 7, metadataSnap: 0, dataBlockSize: 128, metadataNrBlocks: 1024, needsCheck: false });
+    expect(sb).toMatchObject({
+      version: 1,
+      time: 3,
+      transactionId: 7,
+      metadataSnap: 0,
+      dataBlockSize: 128,
+      metadataNrBlocks: 1024,
+      needsCheck: false,
+    });
     expect(sb.dataSpaceMapRoot).toEqual({ nrBlocks: 1024, nrAllocated: 142, bitmapRoot: 4, refCountRoot: 5 });
     expect(sb.metadataSpaceMapRoot).toMatchObject({ nrBlocks: 1024, bitmapRoot: 1, refCountRoot: 2 });
     expect(pool.maxDeviceId()).toBe(3);
@@ -120,9 +170,21 @@ describe.skipIf(!hasThinTools)('thin reader on thin_restore metadata', () => {
 
   it('range mappings, data block size and flags (needs_check) round-trip', () => {
     const xml = poolXml({
-      time: 9, transaction: 12345, dataBlockSize: 256, nrDataBlocks: 70000,
+      time: 9,
+      transaction: 12345,
+      dataBlockSize: 256,
+      nrDataBlocks: 70000,
       devices: [
-        { id: 7, transaction: 3, creationTime: 1, snapTime: 4, mappings: [{ v: 0, d: 10, len: 5000 }, { v: 6000, d: 60000, len: 10, time: 4 }] },
+        {
+          id: 7,
+          transaction: 3,
+          creationTime: 1,
+          snapTime: 4,
+          mappings: [
+            { v: 0, d: 10, len: 5000 },
+            { v: 6000, d: 60000, len: 10, time: 4 },
+          ],
+        },
         { id: 0xffffff, mappings: [{ v: 2 ** 32 + 5, d: 5, len: 3, time: 2 }] },
       ],
     }).replace('<superblock ', '<superblock flags="1" ');
@@ -131,7 +193,10 @@ describe.skipIf(!hasThinTools)('thin reader on thin_restore metadata', () => {
     expect(pool.superblock.needsCheck).toBe(true);
     expect(pool.dataBlockBytes).toBe(256 * 512);
     compareWithTools(meta, pool);
-    expect([...pool.mappingRuns(7)]).toEqual([{ vblock: 0, dblock: 10, length: 5000 }, { vblock: 6000, dblock: 60000, length: 10 }]);
+    expect([...pool.mappingRuns(7)]).toEqual([
+      { vblock: 0, dblock: 10, length: 5000 },
+      { vblock: 6000, dblock: 60000, length: 10 },
+    ]);
     expect(pool.highestMappedBlock(0xffffff)).toBe(2 ** 32 + 7);
     expect(pool.maxDeviceId()).toBe(0xffffff);
     expect(pool.nextFreeDeviceId(0xffffff)).toBe(0);
@@ -145,7 +210,8 @@ describe.skipIf(!hasThinTools)('thin reader on thin_restore metadata', () => {
     const pool = openPool(meta);
     const dump = thinDump(meta);
     const refs = new Map<number, number>();
-    for (const d of dump.devices.values()) for (const r of d.runs) for (let i = 0; i < r.len; i++) refs.set(r.d + i, (refs.get(r.d + i) ?? 0) + 1);
+    for (const d of dump.devices.values())
+      for (const r of d.runs) for (let i = 0; i < r.len; i++) refs.set(r.d + i, (refs.get(r.d + i) ?? 0) + 1);
     pool.usage();
     const sm = pool.spaceMaps();
     expect(sm.data.used).toBe(refs.size);

@@ -6,14 +6,24 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { openPool, type ThinPool } from '../../src/thin/index.js';
 import { decodeNodeHeader, u64ValueAt } from '../../src/thin/btree.js';
-import { copyFile, hasThinTools, patchBlock, removeTmp, restore, thinLs, type MappingSpec, type PoolSpec } from './helpers.js';
+import {
+  copyFile,
+  hasThinTools,
+  patchBlock,
+  removeTmp,
+  restore,
+  thinLs,
+  type MappingSpec,
+  type PoolSpec,
+} from './helpers.js';
 
 /** Devices 1, 2, 3 with the same 700 scattered virtual blocks; 2 and 3 remap some of them. */
 function twins(): PoolSpec {
   const base: MappingSpec[] = [];
   for (let i = 0; i < 700; i++) base.push({ v: i * 3, d: i * 2 });
   let next = 2000;
-  const variant = (every: number): MappingSpec[] => base.map((m, i) => (i % every === 0 ? { v: m.v, d: next++, time: 1 } : m));
+  const variant = (every: number): MappingSpec[] =>
+    base.map((m, i) => (i % every === 0 ? { v: m.v, d: next++, time: 1 } : m));
   return {
     time: 2,
     transaction: 5,
@@ -53,7 +63,8 @@ function expectSameAsThinLs(meta: string): ThinPool {
   const pool = openPool(meta);
   const ls = thinLs(meta);
   const usage = pool.usage();
-  for (const [id, row] of ls) expect({ id, ...usage.get(id) }).toEqual({ id, mapped: row.mapped, exclusive: row.exclusive, shared: row.shared });
+  for (const [id, row] of ls)
+    expect({ id, ...usage.get(id) }).toEqual({ id, mapped: row.mapped, exclusive: row.exclusive, shared: row.shared });
   expect(usage.size).toBe(ls.size);
   return pool;
 }

@@ -12,16 +12,44 @@ import { DmiError } from '../../src/errors.js';
 import { openPool } from '../../src/thin/index.js';
 import { blockChecksum } from '../../src/thin/checksum.js';
 import {
-  BLOCK_FREE, BLOCK_REUSED, BLOCK_SHARED, buildLiveIndex, classifyBlocks, classifyNode, lineageCompare, metadataAllocated, NODE_NONE, scanStale, versionRuns,
+  BLOCK_FREE,
+  BLOCK_REUSED,
+  BLOCK_SHARED,
+  buildLiveIndex,
+  classifyBlocks,
+  classifyNode,
+  lineageCompare,
+  metadataAllocated,
+  NODE_NONE,
+  scanStale,
+  versionRuns,
 } from '../../src/thin/stale.js';
-import { hasThinTools, readBlock, removeTmp, restore, run, SKIP_MESSAGE, writeBlock, type DeviceSpec } from './helpers.js';
+import {
+  hasThinTools,
+  readBlock,
+  removeTmp,
+  restore,
+  run,
+  SKIP_MESSAGE,
+  writeBlock,
+  type DeviceSpec,
+} from './helpers.js';
 
 const dev2: DeviceSpec = { id: 2, transaction: 1, mappings: [{ v: 0, d: 0, len: 300 }] };
 // 700 single mappings: several leaves under an internal root
-const dev1: DeviceSpec = { id: 1, transaction: 2, creationTime: 0, mappings: Array.from({ length: 700 }, (_, i) => ({ v: i * 2, d: 300 + i })) };
+const dev1: DeviceSpec = {
+  id: 1,
+  transaction: 2,
+  creationTime: 0,
+  mappings: Array.from({ length: 700 }, (_, i) => ({ v: i * 2, d: 300 + i })),
+};
 
 /** Pool B with A's nodes copied into B's free blocks. Returns the file and the blocks copied. */
-function staleConstruction(aDevices: DeviceSpec[], bDevices: DeviceSpec[], moveRoots = true): { file: string; copied: number[] } {
+function staleConstruction(
+  aDevices: DeviceSpec[],
+  bDevices: DeviceSpec[],
+  moveRoots = true,
+): { file: string; copied: number[] } {
   const a = restore({ time: 1, transaction: 3, devices: aDevices });
   const b = restore({ time: 1, transaction: 4, devices: bDevices });
   const pb = openPool(b);
@@ -100,7 +128,9 @@ describe.skipIf(!hasThinTools)('stale metadata scan (thin_restore + copied nodes
       expect(Array.from(v.mappings.dblocks)).toEqual(dev1.mappings.map((m) => m.d));
       expect(v.highestVblock).toBe(1398);
       expect(v.allFree).toBe(true);
-      expect(d.details).toEqual([{ devId: 1, mappedBlocks: 700, transactionId: 2, creationTime: 0, snapshottedTime: 0 }]);
+      expect(d.details).toEqual([
+        { devId: 1, mappedBlocks: 700, transactionId: 2, creationTime: 0, snapshottedTime: 0 },
+      ]);
       expect([...versionRuns(v.mappings)]).toHaveLength(700);
       expect(r.freeBtreeNodes).toBe(copied.length);
       // data blocks 300.. are free in B: all free
@@ -115,10 +145,23 @@ describe.skipIf(!hasThinTools)('stale metadata scan (thin_restore + copied nodes
   it('shared vs reused: a live device mapping the same provisioning is shared, a new owner is reused', () => {
     // A: dev 1 is a snapshot of dev 2 (creation time 1 > block time 0: it inherited v0..99 → d0..99) plus its own
     // blocks at time 1. B: dev 2 as before, and dev 3 (new, time 1) owns data blocks 400..409 at v 0..9.
-    const snap: DeviceSpec = { id: 1, transaction: 2, creationTime: 1, snapTime: 1, mappings: [{ v: 0, d: 0, len: 100, time: 0 }, { v: 200, d: 400, len: 20, time: 1 }] };
+    const snap: DeviceSpec = {
+      id: 1,
+      transaction: 2,
+      creationTime: 1,
+      snapTime: 1,
+      mappings: [
+        { v: 0, d: 0, len: 100, time: 0 },
+        { v: 200, d: 400, len: 20, time: 1 },
+      ],
+    };
     const dev3: DeviceSpec = { id: 3, transaction: 3, creationTime: 1, mappings: [{ v: 0, d: 400, len: 10, time: 1 }] };
     // device 5 (deleted too) pushes device 1's nodes past every block B uses
-    const pad: DeviceSpec = { id: 5, transaction: 4, mappings: Array.from({ length: 600 }, (_, i) => ({ v: i * 2, d: 1000 + i })) };
+    const pad: DeviceSpec = {
+      id: 5,
+      transaction: 4,
+      mappings: Array.from({ length: 600 }, (_, i) => ({ v: i * 2, d: 1000 + i })),
+    };
     const { file } = staleConstruction([{ ...dev2, snapTime: 1 }, pad, snap], [{ ...dev2, snapTime: 1 }, dev3]);
     const pool = openPool(file);
     try {
@@ -157,9 +200,21 @@ describe.skipIf(!hasThinTools)('stale metadata scan (thin_restore + copied nodes
   });
 
   it('orders versions by copy-on-write lineage', () => {
-    const a = { vblocks: Float64Array.from([0, 1, 2]), dblocks: Float64Array.from([10, 11, 12]), times: Uint32Array.from([0, 0, 0]) };
-    const added = { vblocks: Float64Array.from([0, 1, 2, 3]), dblocks: Float64Array.from([10, 11, 12, 13]), times: Uint32Array.from([0, 0, 0, 0]) };
-    const cow = { vblocks: Float64Array.from([0, 1, 2]), dblocks: Float64Array.from([10, 20, 12]), times: Uint32Array.from([0, 2, 0]) };
+    const a = {
+      vblocks: Float64Array.from([0, 1, 2]),
+      dblocks: Float64Array.from([10, 11, 12]),
+      times: Uint32Array.from([0, 0, 0]),
+    };
+    const added = {
+      vblocks: Float64Array.from([0, 1, 2, 3]),
+      dblocks: Float64Array.from([10, 11, 12, 13]),
+      times: Uint32Array.from([0, 0, 0, 0]),
+    };
+    const cow = {
+      vblocks: Float64Array.from([0, 1, 2]),
+      dblocks: Float64Array.from([10, 20, 12]),
+      times: Uint32Array.from([0, 2, 0]),
+    };
     expect(lineageCompare(a, added)).toBe(1);
     expect(lineageCompare(added, a)).toBe(-1);
     expect(lineageCompare(a, cow)).toBe(1);
@@ -178,7 +233,10 @@ describe.skipIf(!hasThinTools)('stale metadata scan (thin_restore + copied nodes
     const top = loop - 1;
     expect(readBlock(file, top).every((x) => x === 0)).toBe(true);
     // the same leaf names live device 2 with device 1's old root: must not list device 2
-    writeNode(file, top, true, [[2, root1], [7, loop]]);
+    writeNode(file, top, true, [
+      [2, root1],
+      [7, loop],
+    ]);
     // corrupt one of device 1's stale leaves (a byte flipped: the checksum no longer matches)
     const rootNode = readBlock(file, root1);
     expect(rootNode.readUInt32LE(4)).toBe(1); // internal: 700 mappings need several leaves

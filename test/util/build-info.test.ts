@@ -10,7 +10,9 @@ describe('--version', () => {
     expect(isStandaloneBinary()).toBe(false);
     const r = await cli('--version');
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe(`dminspect ${VERSION}\nruntime: node ${process.version}\nbuild: node package\ncrc32c: native (@node-rs/crc32)\n`);
+    expect(r.stdout).toBe(
+      `dminspect ${VERSION}\nruntime: node ${process.version}\nbuild: node package\ncrc32c: native (@node-rs/crc32)\n`,
+    );
     expect((await cli('-V')).stdout).toBe(r.stdout);
   });
 });

@@ -3,9 +3,19 @@
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { crc32, crc32c, crcImplementation, loadNativeCrc, portableCrc32, portableCrc32c } from '../../src/util/crc32c.js';
+import {
+  crc32,
+  crc32c,
+  crcImplementation,
+  loadNativeCrc,
+  portableCrc32,
+  portableCrc32c,
+} from '../../src/util/crc32c.js';
 
-const addon = createRequire(import.meta.url)('@node-rs/crc32') as { crc32: (b: Uint8Array, s?: number) => number; crc32c: (b: Uint8Array, s?: number) => number };
+const addon = createRequire(import.meta.url)('@node-rs/crc32') as {
+  crc32: (b: Uint8Array, s?: number) => number;
+  crc32c: (b: Uint8Array, s?: number) => number;
+};
 
 describe('crc32c / crc32', () => {
   it('gives the standard check values for "123456789"', () => {

@@ -15,7 +15,10 @@ export function renderContainer(r: ContainerReport): string {
     keyValues([
       ['container', r.id],
       ['name', r.name],
-      ['image', `${r.image.names.join(', ') || r.image.configImage || '-'}${r.image.id ? ` (sha256:${short(r.image.id)})` : ''}`],
+      [
+        'image',
+        `${r.image.names.join(', ') || r.image.configImage || '-'}${r.image.id ? ` (sha256:${short(r.image.id)})` : ''}`,
+      ],
       ['state', r.state.status + (r.state.exitCode !== null && !r.state.running ? ` (exit ${r.state.exitCode})` : '')],
       ['created', r.created],
       ['layout', r.layout === 'v2' ? 'config.v2.json (Docker >= 1.10)' : 'config.json (Docker < 1.10)'],
@@ -25,18 +28,38 @@ export function renderContainer(r: ContainerReport): string {
       ['device', d?.name],
       ['device path', d ? `${d.devPath}${d.active ? ' (active)' : ' (not active)'}` : null],
       ['pool', `${r.pool.name} (${r.pool.nameSource === 'stat' ? 'derived from the driver home' : r.pool.nameSource})`],
-      ['record', d ? `${d.recordFile} (transaction ${d.transactionId}, initialized ${d.initialized}, deleted ${d.deleted ?? 'n/a'})` : null],
+      [
+        'record',
+        d
+          ? `${d.recordFile} (transaction ${d.transactionId}, initialized ${d.initialized}, deleted ${d.deleted ?? 'n/a'})`
+          : null,
+      ],
       ['init device', r.init ? `${r.init.hash} (device id ${r.init.deviceId ?? 'no record'})` : null],
       ['mounted', r.mount.mounted ? `yes: ${r.mount.mountedAt.join(', ')}` : `no (${r.mount.path})`],
-      ['pool usage', r.usage ? `${humanBytes(r.usage.mappedBytes)} mapped, ${humanBytes(r.usage.exclusiveBytes)} exclusive, ${humanBytes(r.usage.sharedBytes)} shared` : null],
+      [
+        'pool usage',
+        r.usage
+          ? `${humanBytes(r.usage.mappedBytes)} mapped, ${humanBytes(r.usage.exclusiveBytes)} exclusive, ${humanBytes(r.usage.sharedBytes)} shared`
+          : null,
+      ],
       ['table', d ? d.table : null],
-      ['daemon', r.daemon ? `${r.daemon.host} (Docker ${r.daemon.version ?? '?'}): ${r.daemon.findings.length ? 'DISAGREES' : 'agrees with the records'}` : 'not asked'],
+      [
+        'daemon',
+        r.daemon
+          ? `${r.daemon.host} (Docker ${r.daemon.version ?? '?'}): ${r.daemon.findings.length ? 'DISAGREES' : 'agrees with the records'}`
+          : 'not asked',
+      ],
     ]),
   ];
   for (const f of r.daemon?.findings ?? []) lines.push(`daemon finding: ${f}`);
   if (r.layers.length) {
     lines.push('', `image layers (top first):`);
-    lines.push(table(['chain id', 'cache id (device hash)', 'device id'], r.layers.map((l) => [short(l.chainId), short(l.cacheId), l.deviceId])));
+    lines.push(
+      table(
+        ['chain id', 'cache id (device hash)', 'device id'],
+        r.layers.map((l) => [short(l.chainId), short(l.cacheId), l.deviceId]),
+      ),
+    );
   }
   for (const p of r.problems) lines.push(`warning: ${p}`);
   return lines.join('\n');
@@ -49,22 +72,48 @@ export function register(program: Command, io: Out): void {
       .description('show how a container maps to its thin device: ids, size, names, table, layers')
       .argument('<ref>', 'container id, unique id prefix, or name'),
   )
-    .option('--host <url>', 'Docker daemon to cross-check with (default: DOCKER_HOST or the default socket, when --root is the host\'s own root)')
+    .option(
+      '--host <url>',
+      "Docker daemon to cross-check with (default: DOCKER_HOST or the default socket, when --root is the host's own root)",
+    )
     .option('--no-daemon', 'do not ask the live daemon')
     .option('--metadata <file>', 'pool metadata for the usage figures (default: the loop-lvm file of --root)')
     .option('--image <file>', 'direct-lvm: a disk image holding the LVM thin pool (repeatable)', collect, [])
     .option('--no-live', 'read the pool files as they lie on disk even when the kernel has the pool active')
     .option('--state-dir <dir>', 'where dminspect records its metadata-snapshot hold (live pool)', DEFAULT_STATE_DIR)
-    .action(async (ref: string, opts: CommonOptions & { host?: string; daemon: boolean; metadata?: string; image: string[]; live: boolean; stateDir: string }) => {
-    const root = openRoot(opts);
-    const useDaemon = opts.daemon && (opts.host !== undefined || isHostRoot(opts));
-    const base = await containerReportLive(root, ref, { ...namingOptions(opts), host: opts.host, useDaemon });
-    // The usage figures: a live pool is read through a held metadata snapshot (pool-source/live.ts), else the files.
-    const choice = { ...namingOptions(opts), metadata: opts.metadata, images: opts.image, live: opts.live, stateDir: path.resolve(opts.stateDir) };
-    const report = await withRootPool(new DmHost(), root.root, choice, (loc, held) =>
-      attachUsage(base, root, { ...namingOptions(opts), metadata: opts.metadata, images: opts.image, ...(loc ? { location: loc, metadataSnap: held } : {}) }),
+    .action(
+      async (
+        ref: string,
+        opts: CommonOptions & {
+          host?: string;
+          daemon: boolean;
+          metadata?: string;
+          image: string[];
+          live: boolean;
+          stateDir: string;
+        },
+      ) => {
+        const root = openRoot(opts);
+        const useDaemon = opts.daemon && (opts.host !== undefined || isHostRoot(opts));
+        const base = await containerReportLive(root, ref, { ...namingOptions(opts), host: opts.host, useDaemon });
+        // The usage figures: a live pool is read through a held metadata snapshot (pool-source/live.ts), else the files.
+        const choice = {
+          ...namingOptions(opts),
+          metadata: opts.metadata,
+          images: opts.image,
+          live: opts.live,
+          stateDir: path.resolve(opts.stateDir),
+        };
+        const report = await withRootPool(new DmHost(), root.root, choice, (loc, held) =>
+          attachUsage(base, root, {
+            ...namingOptions(opts),
+            metadata: opts.metadata,
+            images: opts.image,
+            ...(loc ? { location: loc, metadataSnap: held } : {}),
+          }),
+        );
+        if (opts.json) printJson(io, report);
+        else io.out(renderContainer(report));
+      },
     );
-    if (opts.json) printJson(io, report);
-    else io.out(renderContainer(report));
-  });
 }

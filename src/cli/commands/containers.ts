@@ -4,7 +4,9 @@ import { addCommonOptions, openRoot, type CommonOptions } from '../options.js';
 import { printJson, printProblems, short, table, type Out } from '../render.js';
 
 export function register(program: Command, io: Out): void {
-  addCommonOptions(program.command('containers').description('list containers with their thin devices, oldest first')).action((opts: CommonOptions) => {
+  addCommonOptions(
+    program.command('containers').description('list containers with their thin devices, oldest first'),
+  ).action((opts: CommonOptions) => {
     const list = listContainers(openRoot(opts));
     if (opts.json) {
       printJson(io, list);
@@ -13,7 +15,15 @@ export function register(program: Command, io: Out): void {
     io.out(
       table(
         ['CONTAINER', 'NAME', 'IMAGE', 'STATE', 'DEVICE ID', 'SIZE', 'DEVICE HASH'],
-        list.containers.map((c) => [short(c.id), c.name, c.image, c.state + (c.deleted ? ' (record deleted)' : ''), c.deviceId, c.sizeHuman, short(c.mountId)]),
+        list.containers.map((c) => [
+          short(c.id),
+          c.name,
+          c.image,
+          c.state + (c.deleted ? ' (record deleted)' : ''),
+          c.deviceId,
+          c.sizeHuman,
+          short(c.mountId),
+        ]),
       ),
     );
     printProblems(io, list.problems);

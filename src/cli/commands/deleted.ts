@@ -17,7 +17,10 @@ interface DeletedCliOptions extends CommonOptions {
 }
 
 /** The Docker root to join with: required unless --metadata / --image name the pool (then used if it opens). */
-export function openOptionalRoot(opts: { root: string; metadata?: string; image?: string[] }, cmd: Command): DockerRoot | null {
+export function openOptionalRoot(
+  opts: { root: string; metadata?: string; image?: string[] },
+  cmd: Command,
+): DockerRoot | null {
   const rootGiven = cmd.getOptionValueSource('root') !== 'default';
   if (rootGiven || (!opts.metadata && !opts.image?.length)) return DockerRoot.open(opts.root);
   try {
@@ -33,7 +36,10 @@ export function renderDeleted(r: DeletedReport): string {
     keyValues([
       ['metadata', r.metadataFile],
       ['data', r.dataFile ?? '- (not read: free blocks not checked for zeros)'],
-      ['scan', `${r.scan.metadataBlocks} metadata blocks (${r.scan.allocatedBlocks} in use), ${r.scan.btreeNodes} valid btree nodes (${r.scan.freeBtreeNodes} free), ${r.scan.elapsedMs} ms${r.scan.truncated ? ' — TRUNCATED: walk budget exhausted' : ''}`],
+      [
+        'scan',
+        `${r.scan.metadataBlocks} metadata blocks (${r.scan.allocatedBlocks} in use), ${r.scan.btreeNodes} valid btree nodes (${r.scan.freeBtreeNodes} free), ${r.scan.elapsedMs} ms${r.scan.truncated ? ' — TRUNCATED: walk budget exhausted' : ''}`,
+      ],
       ['live devices', r.liveDeviceIds.length ? r.liveDeviceIds.join(', ') : 'none'],
     ]),
   );
@@ -44,7 +50,19 @@ export function renderDeleted(r: DeletedReport): string {
     const n = (x: number | null): string => (x === null ? '-' : String(x));
     out.push(
       table(
-        ['DEVICE', 'OWNER', 'VERSION', 'MAPPED', 'MAX TIME', 'SHARED', 'FREE', 'DISCARDED', 'REUSED', 'CONTESTED', 'ROOT'],
+        [
+          'DEVICE',
+          'OWNER',
+          'VERSION',
+          'MAPPED',
+          'MAX TIME',
+          'SHARED',
+          'FREE',
+          'DISCARDED',
+          'REUSED',
+          'CONTESTED',
+          'ROOT',
+        ],
         r.devices.flatMap((d) =>
           d.versions.map((v) => [
             d.deviceId,
@@ -65,7 +83,9 @@ export function renderDeleted(r: DeletedReport): string {
     for (const d of r.devices) {
       const det = d.details[0];
       const facts = [
-        det ? `details: transaction ${det.transactionId}, created at time ${det.creationTime}, snapshotted at ${det.snapshottedTime} (${d.details.length} record${d.details.length === 1 ? '' : 's'})` : 'details: none found',
+        det
+          ? `details: transaction ${det.transactionId}, created at time ${det.creationTime}, snapshotted at ${det.snapshottedTime} (${d.details.length} record${d.details.length === 1 ? '' : 's'})`
+          : 'details: none found',
         `lineage ${d.lineage}`,
         ...(d.rejectedRoots.length ? [`${d.rejectedRoots.length} overwritten version(s)`] : []),
         ...(d.docker ? [`Docker record ${d.docker.file} (size ${d.docker.size})`] : []),
@@ -74,9 +94,15 @@ export function renderDeleted(r: DeletedReport): string {
     }
   }
   if (r.unattributedCount) {
-    out.push(`${r.unattributedCount} unattributed mapping tree(s) (top-level entry gone, device id unknown; may be old versions of live devices): ${r.unattributed.slice(0, 10).map((t) => `root ${t.root} (${t.mappedBlocks} blocks)`).join(', ')}${r.unattributedCount > 10 ? ', …' : ''}`);
+    out.push(
+      `${r.unattributedCount} unattributed mapping tree(s) (top-level entry gone, device id unknown; may be old versions of live devices): ${r.unattributed
+        .slice(0, 10)
+        .map((t) => `root ${t.root} (${t.mappedBlocks} blocks)`)
+        .join(', ')}${r.unattributedCount > 10 ? ', …' : ''}`,
+    );
   }
-  if (r.detailsOnly.length) out.push(`details only (mapping tree gone): ${r.detailsOnly.map((d) => `device ${d.deviceId}`).join(', ')}`);
+  if (r.detailsOnly.length)
+    out.push(`details only (mapping tree gone): ${r.detailsOnly.map((d) => `device ${d.deviceId}`).join(', ')}`);
   return out.join('\n');
 }
 
@@ -84,9 +110,18 @@ export function renderExportDeleted(r: ExportDeletedResult): string {
   const b = r.blocks;
   return keyValues([
     ['image', r.image],
-    ['device', `deleted thin id ${r.deviceId}, version ${r.version}${r.newest ? ' (newest)' : ''}; ${r.docker ? `Docker: ${r.docker.owner}` : 'Docker: unknown'}`],
-    ['size', `${r.size} bytes (${humanBytes(r.size)}) from ${r.sizeFrom === 'docker-record' ? "Docker's record" : r.sizeFrom === 'option' ? '--size' : 'the highest mapped block'}`],
-    ['blocks', `${b.intact} intact (${b.shared} shared with live devices, ${b.free} free), ${b.discarded ?? '?'} discarded (zeros), ${b.reused} reused by other devices (left as holes)`],
+    [
+      'device',
+      `deleted thin id ${r.deviceId}, version ${r.version}${r.newest ? ' (newest)' : ''}; ${r.docker ? `Docker: ${r.docker.owner}` : 'Docker: unknown'}`,
+    ],
+    [
+      'size',
+      `${r.size} bytes (${humanBytes(r.size)}) from ${r.sizeFrom === 'docker-record' ? "Docker's record" : r.sizeFrom === 'option' ? '--size' : 'the highest mapped block'}`,
+    ],
+    [
+      'blocks',
+      `${b.intact} intact (${b.shared} shared with live devices, ${b.free} free), ${b.discarded ?? '?'} discarded (zeros), ${b.reused} reused by other devices (left as holes)`,
+    ],
     ['copied', `${r.copiedBytes} bytes (${humanBytes(r.copiedBytes)}) of ${humanBytes(r.mappedBytes)} mapped`],
     ['elapsed', `${(r.elapsedMs / 1000).toFixed(3)} s`],
     ['sha256', r.sha256],
@@ -111,10 +146,15 @@ export interface ExportDeletedCli {
 /** `export --deleted --device-id N <image>` (called from the export command). */
 export async function runExportDeleted(io: Out, image: string, opts: ExportDeletedCli, cmd: Command): Promise<void> {
   const deviceId = parseDeviceId(opts.deviceId);
-  if (deviceId === undefined) throw new DmiError('USAGE', 'export --deleted needs --device-id N (see dminspect deleted)');
+  if (deviceId === undefined)
+    throw new DmiError('USAGE', 'export --deleted needs --device-id N (see dminspect deleted)');
   let version: number | undefined;
   if (opts.version !== undefined) {
-    if (!/^[1-9]\d*$/.test(opts.version)) throw new DmiError('USAGE', `--version ${JSON.stringify(opts.version)}: expected a version number from dminspect deleted`);
+    if (!/^[1-9]\d*$/.test(opts.version))
+      throw new DmiError(
+        'USAGE',
+        `--version ${JSON.stringify(opts.version)}: expected a version number from dminspect deleted`,
+      );
     version = Number(opts.version);
   }
   const root = openOptionalRoot(opts, cmd);
@@ -165,14 +205,28 @@ export interface MountDeletedCli {
 }
 
 /** `mount --offline --deleted <thin-id> <dir>` (called from the mount command). */
-export async function mountDeletedCli(io: Out, ref: string, dir: string, opts: MountDeletedCli, cmd: Command): Promise<void> {
-  if (!opts.offline) throw new DmiError('USAGE', '--deleted needs --offline: a deleted device is only in the stale metadata, not in the pool');
+export async function mountDeletedCli(
+  io: Out,
+  ref: string,
+  dir: string,
+  opts: MountDeletedCli,
+  cmd: Command,
+): Promise<void> {
+  if (!opts.offline)
+    throw new DmiError(
+      'USAGE',
+      '--deleted needs --offline: a deleted device is only in the stale metadata, not in the pool',
+    );
   if (opts.metadataSnap) throw new DmiError('USAGE', '--metadata-snap does not apply to --deleted');
   const deviceId = parseDeviceId(ref, '<ref> (the deleted thin id)');
   if (deviceId === undefined) throw new DmiError('USAGE', 'mount --offline --deleted <thin-id> <dir>');
   let version: number | undefined;
   if (opts.version !== undefined) {
-    if (!/^[1-9]\d*$/.test(opts.version)) throw new DmiError('USAGE', `--version ${JSON.stringify(opts.version)}: expected a version number from dminspect deleted`);
+    if (!/^[1-9]\d*$/.test(opts.version))
+      throw new DmiError(
+        'USAGE',
+        `--version ${JSON.stringify(opts.version)}: expected a version number from dminspect deleted`,
+      );
     version = Number(opts.version);
   }
   const root = openOptionalRoot({ root: opts.root, metadata: opts.metadata, image: opts.image }, cmd);
@@ -204,7 +258,13 @@ export async function mountDeletedCli(io: Out, ref: string, dir: string, opts: M
   }
   for (const w of r.export?.warnings ?? []) io.err(`warning: ${w}`);
   if (opts.json) {
-    printJson(io, { dryRun: r.dryRun, commands: r.plan.split('\n').filter((l) => !l.startsWith('#')), snapshot: r.state, rootfs: r.rootfs, export: r.export });
+    printJson(io, {
+      dryRun: r.dryRun,
+      commands: r.plan.split('\n').filter((l) => !l.startsWith('#')),
+      snapshot: r.state,
+      rootfs: r.rootfs,
+      export: r.export,
+    });
     return;
   }
   if (r.dryRun || !r.export) {
@@ -213,10 +273,16 @@ export async function mountDeletedCli(io: Out, ref: string, dir: string, opts: M
   }
   io.out(
     keyValues([
-      ['image', `${r.state.image!.path} on ${r.state.image!.loop} (read-only)${r.state.image!.keep ? ', kept at release' : ', deleted at release'}`],
+      [
+        'image',
+        `${r.state.image!.path} on ${r.state.image!.loop} (read-only)${r.state.image!.keep ? ', kept at release' : ', deleted at release'}`,
+      ],
       ['sha256', r.export.sha256],
       ['of', `deleted thin device ${deviceId}, version ${r.export.version}${r.export.newest ? ' (newest)' : ''}`],
-      ['blocks', `${r.export.blocks.intact} intact, ${r.export.blocks.discarded ?? '?'} discarded, ${r.export.blocks.reused} reused (holes)`],
+      [
+        'blocks',
+        `${r.export.blocks.intact} intact, ${r.export.blocks.discarded ?? '?'} discarded, ${r.export.blocks.reused} reused (holes)`,
+      ],
       ['mounted', `${r.state.mountPoint} (${r.state.fsType}, read-only)`],
       ['rootfs', `${r.rootfs} (Docker's layout; a raw thin device's files are at the mount point)`],
       ['release with', `dminspect release ${r.state.mountPoint}`],
@@ -225,14 +291,34 @@ export async function mountDeletedCli(io: Out, ref: string, dir: string, opts: M
 }
 
 export function register(program: Command, io: Out): void {
-  addCommonOptions(program.command('deleted').description("list thin devices the pool deleted that its stale (free, not yet overwritten) metadata still describes, with every recoverable version and where its data blocks stand"))
+  addCommonOptions(
+    program
+      .command('deleted')
+      .description(
+        'list thin devices the pool deleted that its stale (free, not yet overwritten) metadata still describes, with every recoverable version and where its data blocks stand',
+      ),
+  )
     .option('--metadata <file>', 'pool metadata file or device (default: <root>/devicemapper/devicemapper/metadata)')
-    .option('--data <file>', 'pool data file or device (default: <root>/devicemapper/devicemapper/data); read to tell discarded (zero) blocks')
-    .option('--image <file>', 'direct-lvm: a disk image (or block device) holding the LVM thin pool; repeat for a VG on several disks', collect, [])
+    .option(
+      '--data <file>',
+      'pool data file or device (default: <root>/devicemapper/devicemapper/data); read to tell discarded (zero) blocks',
+    )
+    .option(
+      '--image <file>',
+      'direct-lvm: a disk image (or block device) holding the LVM thin pool; repeat for a VG on several disks',
+      collect,
+      [],
+    )
     .option('--no-data-check', 'do not read free data blocks (no discarded count)')
     .action((opts: DeletedCliOptions, cmd: Command) => {
       const root = openOptionalRoot(opts, cmd);
-      const r = listDeleted(root, { ...namingOptions(opts), metadata: opts.metadata, data: opts.data, images: opts.image, checkData: opts.dataCheck });
+      const r = listDeleted(root, {
+        ...namingOptions(opts),
+        metadata: opts.metadata,
+        data: opts.data,
+        images: opts.image,
+        checkData: opts.dataCheck,
+      });
       if (opts.json) printJson(io, r);
       else io.out(renderDeleted(r));
     });

@@ -16,32 +16,47 @@ export function register(program: Command, io: Out): void {
     .option('--no-live', 'read the pool files as they lie on disk even when the kernel has the pool active')
     .option('--state-dir <dir>', 'where dminspect records its metadata-snapshot hold (live pool)', DEFAULT_STATE_DIR)
     .action(async (opts: CommonOptions & { metadata?: string; image: string[]; live: boolean; stateDir: string }) => {
-    const root = openRoot(opts);
-    const choice = { ...namingOptions(opts), metadata: opts.metadata, images: opts.image, live: opts.live, stateDir: path.resolve(opts.stateDir) };
-    // A live pool is read through a held metadata snapshot (pool-source/live.ts), else the files.
-    const list = await withRootPool(new DmHost(), root.root, choice, (loc, held) =>
-      attachDeviceUsage(listDevices(root, namingOptions(opts)), root, { ...namingOptions(opts), metadata: opts.metadata, images: opts.image, ...(loc ? { location: loc, metadataSnap: held } : {}) }),
-    );
-    if (opts.json) {
-      printJson(io, list);
-      return;
-    }
-    const pooled = list.devices.some((d) => d.inPool !== null);
-    io.out(
-      table(
-        ['DEVICE ID', 'HASH', 'ROLE', 'SIZE', 'TXN', 'DELETED', ...(pooled ? ['MAPPED', 'EXCLUSIVE'] : [])],
-        list.devices.map((d) => [
-          d.deviceId,
-          d.hash === '' ? 'base' : short(d.hash) + (d.hash.endsWith('-init') ? '-init' : ''),
-          d.owner,
-          d.sizeHuman,
-          d.transactionId,
-          d.deleted === null ? 'n/a' : d.deleted ? 'yes' : 'no',
-          ...(pooled ? (d.usage ? [humanBytes(d.usage.mappedBytes), humanBytes(d.usage.exclusiveBytes)] : ['not in pool', '-']) : []),
-        ]),
-      ),
-    );
-    for (const t of list.tmpFiles) io.err(`warning: stale temporary file ${t}`);
-    printProblems(io, list.problems);
-  });
+      const root = openRoot(opts);
+      const choice = {
+        ...namingOptions(opts),
+        metadata: opts.metadata,
+        images: opts.image,
+        live: opts.live,
+        stateDir: path.resolve(opts.stateDir),
+      };
+      // A live pool is read through a held metadata snapshot (pool-source/live.ts), else the files.
+      const list = await withRootPool(new DmHost(), root.root, choice, (loc, held) =>
+        attachDeviceUsage(listDevices(root, namingOptions(opts)), root, {
+          ...namingOptions(opts),
+          metadata: opts.metadata,
+          images: opts.image,
+          ...(loc ? { location: loc, metadataSnap: held } : {}),
+        }),
+      );
+      if (opts.json) {
+        printJson(io, list);
+        return;
+      }
+      const pooled = list.devices.some((d) => d.inPool !== null);
+      io.out(
+        table(
+          ['DEVICE ID', 'HASH', 'ROLE', 'SIZE', 'TXN', 'DELETED', ...(pooled ? ['MAPPED', 'EXCLUSIVE'] : [])],
+          list.devices.map((d) => [
+            d.deviceId,
+            d.hash === '' ? 'base' : short(d.hash) + (d.hash.endsWith('-init') ? '-init' : ''),
+            d.owner,
+            d.sizeHuman,
+            d.transactionId,
+            d.deleted === null ? 'n/a' : d.deleted ? 'yes' : 'no',
+            ...(pooled
+              ? d.usage
+                ? [humanBytes(d.usage.mappedBytes), humanBytes(d.usage.exclusiveBytes)]
+                : ['not in pool', '-']
+              : []),
+          ]),
+        ),
+      );
+      for (const t of list.tmpFiles) io.err(`warning: stale temporary file ${t}`);
+      printProblems(io, list.problems);
+    });
 }

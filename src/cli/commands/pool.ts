@@ -3,7 +3,14 @@ import { Option, type Command } from 'commander';
 import { resolveNaming } from '../../docker/naming.js';
 import { DockerRoot } from '../../docker/root.js';
 import { DmiError } from '../../errors.js';
-import { errorLabel, readLastSuccess, renderFailureMetrics, renderMetrics, TEXTFILE_NAME, writeTextfileAtomic } from '../../audit/metrics.js';
+import {
+  errorLabel,
+  readLastSuccess,
+  renderFailureMetrics,
+  renderMetrics,
+  TEXTFILE_NAME,
+  writeTextfileAtomic,
+} from '../../audit/metrics.js';
 import { poolAuditLive } from '../../audit/live.js';
 import { DmHost } from '../../dm/host.js';
 import { DEFAULT_STATE_DIR } from '../../forensics/state.js';
@@ -44,11 +51,30 @@ function liveLines(r: PoolReport): [string, string | number][] {
   if (!l) return [['source', 'files (not active in the kernel, or --no-live): read as they lie on disk']];
   const s = l.status;
   return [
-    ['source', `live: active in the kernel (${l.kernelRelease}); ${l.heldRoot === null ? `read without a hold (a ${s.mode} pool takes no messages and commits nothing)` : `read through ${l.reservedByDminspect ? "dminspect's own held metadata snapshot (released)" : 'the metadata snapshot another holder holds (--metadata-snap)'} at block ${l.heldRoot}`}, from ${l.coherence === 'loop-backing-file' ? "the loop's backing file" : 'the block device after blockdev --flushbufs'}`],
-    ['mode', `${s.mode}${s.needsCheck ? ', needs_check' : ''}${s.noSpace ? `, ${s.noSpace}` : ''}${s.discardPassdown === null ? '' : s.discardPassdown ? ', discard_passdown' : ', no_discard_passdown'}`],
-    ['kernel status', `transaction ${s.transactionId}; data ${s.usedDataBlocks}/${s.totalDataBlocks}; metadata ${s.usedMetadataBlocks}/${s.totalMetadataBlocks}; held root ${s.heldMetadataRoot ?? '-'}; metadata low water mark ${s.metadataLowWatermark ?? '-'}`],
-    ...(l.daemon ? ([['docker info', `${l.daemon.serverVersion ?? '?'}: ${l.daemon.compared.map((c) => `${c.field} ${c.docker}${c.agree ? '' : ` (kernel: ${c.dminspect})`}`).join(', ')}`]] as [string, string][]) : []),
-    ['kernel table', `block ${l.table.blockSectors} sectors, low water mark ${l.table.lowWaterMark}, features ${l.table.features.join(' ') || '-'} (metadata ${l.metadataDevice}, data ${l.dataDevice})`],
+    [
+      'source',
+      `live: active in the kernel (${l.kernelRelease}); ${l.heldRoot === null ? `read without a hold (a ${s.mode} pool takes no messages and commits nothing)` : `read through ${l.reservedByDminspect ? "dminspect's own held metadata snapshot (released)" : 'the metadata snapshot another holder holds (--metadata-snap)'} at block ${l.heldRoot}`}, from ${l.coherence === 'loop-backing-file' ? "the loop's backing file" : 'the block device after blockdev --flushbufs'}`,
+    ],
+    [
+      'mode',
+      `${s.mode}${s.needsCheck ? ', needs_check' : ''}${s.noSpace ? `, ${s.noSpace}` : ''}${s.discardPassdown === null ? '' : s.discardPassdown ? ', discard_passdown' : ', no_discard_passdown'}`,
+    ],
+    [
+      'kernel status',
+      `transaction ${s.transactionId}; data ${s.usedDataBlocks}/${s.totalDataBlocks}; metadata ${s.usedMetadataBlocks}/${s.totalMetadataBlocks}; held root ${s.heldMetadataRoot ?? '-'}; metadata low water mark ${s.metadataLowWatermark ?? '-'}`,
+    ],
+    ...(l.daemon
+      ? ([
+          [
+            'docker info',
+            `${l.daemon.serverVersion ?? '?'}: ${l.daemon.compared.map((c) => `${c.field} ${c.docker}${c.agree ? '' : ` (kernel: ${c.dminspect})`}`).join(', ')}`,
+          ],
+        ] as [string, string][])
+      : []),
+    [
+      'kernel table',
+      `block ${l.table.blockSectors} sectors, low water mark ${l.table.lowWaterMark}, features ${l.table.features.join(' ') || '-'} (metadata ${l.metadataDevice}, data ${l.dataDevice})`,
+    ],
   ];
 }
 
@@ -60,20 +86,39 @@ export function renderPool(r: PoolReport): string {
       ...liveLines(r),
       ['metadata', `${r.metadataFile}${r.metadataSnap ? ' (held metadata snapshot)' : ''} — version ${r.version}`],
       ['data', spaceLine(r.data, humanBytes(r.dataBlockBytes))],
-      ['metadata space', `${spaceLine(r.metadata, '4 KiB')} as the kernel counts it: ${r.metadata.allocatedBlocks} allocated on disk + ${r.metadata.reserveBlocks} reserved (${r.metadata.kernelRule === 'kernel' ? 'kernel (dmsetup status)' : r.metadata.kernelRule === 'reserve' ? 'Linux ≥ 4.20 rule' : 'no reserve: --kernel-rule none'})`],
+      [
+        'metadata space',
+        `${spaceLine(r.metadata, '4 KiB')} as the kernel counts it: ${r.metadata.allocatedBlocks} allocated on disk + ${r.metadata.reserveBlocks} reserved (${r.metadata.kernelRule === 'kernel' ? 'kernel (dmsetup status)' : r.metadata.kernelRule === 'reserve' ? 'Linux ≥ 4.20 rule' : 'no reserve: --kernel-rule none'})`,
+      ],
       ['block size', `${r.dataBlockSectors} sectors (${humanBytes(r.dataBlockBytes)})`],
       ['transaction id', r.transactionId],
       ['pool time', r.time],
       ['needs_check', r.needsCheck ? 'YES' : 'no'],
       ['metadata snapshot', r.heldMetadataSnapshot === null ? 'none held' : `held at block ${r.heldMetadataSnapshot}`],
-      ...(r.lvm ? ([['lvm', `${r.lvm.vg}/${r.lvm.lv} (${r.lvm.metadataLv}, ${r.lvm.dataLv}); LVM transaction_id ${r.lvm.transactionId}, chunk ${humanBytes(r.lvm.chunkSizeBytes)}`]] as [string, string][]) : []),
+      ...(r.lvm
+        ? ([
+            [
+              'lvm',
+              `${r.lvm.vg}/${r.lvm.lv} (${r.lvm.metadataLv}, ${r.lvm.dataLv}); LVM transaction_id ${r.lvm.transactionId}, chunk ${humanBytes(r.lvm.chunkSizeBytes)}`,
+            ],
+          ] as [string, string][])
+        : []),
     ]),
   );
   out.push('');
   out.push(
     table(
       ['DEVICE', 'DOCKER', 'MAPPED', 'EXCLUSIVE', 'SHARED', 'TXN', 'CREATED', 'SNAP'],
-      r.devices.map((d) => [d.deviceId, d.owner, humanBytes(d.mappedBytes), humanBytes(d.exclusiveBytes), humanBytes(d.sharedBytes), d.transactionId, d.creationTime, d.snapTime]),
+      r.devices.map((d) => [
+        d.deviceId,
+        d.owner,
+        humanBytes(d.mappedBytes),
+        humanBytes(d.exclusiveBytes),
+        humanBytes(d.sharedBytes),
+        d.transactionId,
+        d.creationTime,
+        d.snapTime,
+      ]),
     ),
   );
   out.push('');
@@ -83,19 +128,46 @@ export function renderPool(r: PoolReport): string {
 }
 
 export function register(program: Command, io: Out): void {
-  addCommonOptions(program.command('pool').description("audit the thin pool from its own metadata: space, per-device usage, findings"))
+  addCommonOptions(
+    program.command('pool').description('audit the thin pool from its own metadata: space, per-device usage, findings'),
+  )
     .option('--metadata <file>', 'pool metadata file or device (default: <root>/devicemapper/devicemapper/metadata)')
-    .option('--image <file>', 'direct-lvm: a disk image (or block device) holding the LVM thin pool; repeat for a VG on several disks', collect, [])
+    .option(
+      '--image <file>',
+      'direct-lvm: a disk image (or block device) holding the LVM thin pool; repeat for a VG on several disks',
+      collect,
+      [],
+    )
     .option('--data <file>', 'pool data file or device (default: <root>/devicemapper/devicemapper/data)')
-    .option('--metadata-snap', 'read the metadata snapshot someone else holds (dmsetup message <pool> 0 reserve_metadata_snap), without reserving or releasing; on a live pool dminspect otherwise holds its own')
-    .addOption(new Option('--kernel-rule <rule>', "how the kernel counts metadata space: reserve (Linux >= 4.20: min(total/10, 4096) blocks count as used) or none (older kernels)").choices([...KERNEL_RULES]).default('reserve'))
+    .option(
+      '--metadata-snap',
+      'read the metadata snapshot someone else holds (dmsetup message <pool> 0 reserve_metadata_snap), without reserving or releasing; on a live pool dminspect otherwise holds its own',
+    )
+    .addOption(
+      new Option(
+        '--kernel-rule <rule>',
+        'how the kernel counts metadata space: reserve (Linux >= 4.20: min(total/10, 4096) blocks count as used) or none (older kernels)',
+      )
+        .choices([...KERNEL_RULES])
+        .default('reserve'),
+    )
     .addOption(new Option('--sort <field>', 'sort devices by').choices([...SORT_FIELDS]).default('exclusive'))
     .option('--top <n>', 'show only the first N devices')
-    .addOption(new Option('--format <format>', 'output format (--json is --format json)').choices([...POOL_FORMATS]).default('table'))
+    .addOption(
+      new Option('--format <format>', 'output format (--json is --format json)')
+        .choices([...POOL_FORMATS])
+        .default('table'),
+    )
     .option('--no-live', 'read the pool files as they lie on disk even when the kernel has the pool active')
-    .option('--dry-run', 'print the commands a live read runs (reserve / release the metadata snapshot) and change nothing')
+    .option(
+      '--dry-run',
+      'print the commands a live read runs (reserve / release the metadata snapshot) and change nothing',
+    )
     .option('--state-dir <dir>', 'where dminspect records its metadata-snapshot hold', DEFAULT_STATE_DIR)
-    .option('--textfile <dir>', `write Prometheus metrics to <dir>/${TEXTFILE_NAME} atomically, for node_exporter's textfile collector (prints nothing else unless --format or --json is given)`)
+    .option(
+      '--textfile <dir>',
+      `write Prometheus metrics to <dir>/${TEXTFILE_NAME} atomically, for node_exporter's textfile collector (prints nothing else unless --format or --json is given)`,
+    )
     .action((opts: PoolCliOptions, cmd: Command) => runPool(opts, cmd, io));
 }
 
@@ -127,7 +199,8 @@ async function runPool(opts: PoolCliOptions, cmd: Command, io: Out): Promise<voi
     throw new DmiError('USAGE', `--json and --format ${opts.format}: choose one`);
   }
   const format: PoolFormat = opts.json ? 'json' : opts.format;
-  if (opts.top !== undefined && !/^\d+$/.test(opts.top)) throw new DmiError('USAGE', `--top ${JSON.stringify(opts.top)}: expected a number`);
+  if (opts.top !== undefined && !/^\d+$/.test(opts.top))
+    throw new DmiError('USAGE', `--top ${JSON.stringify(opts.top)}: expected a number`);
   const textfileDir = opts.textfile === undefined ? null : path.resolve(opts.textfile);
   const metricsWanted = textfileDir !== null || format === 'prometheus';
   const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
@@ -138,8 +211,16 @@ async function runPool(opts: PoolCliOptions, cmd: Command, io: Out): Promise<voi
     const r = await poolAuditLive(
       openRootFor(opts, cmd),
       {
-        ...namingOptions(opts), metadata: opts.metadata, data: opts.data, metadataSnap: opts.metadataSnap, images: opts.image, kernelRule: opts.kernelRule,
-        live: opts.live, dryRun: opts.dryRun, stateDir: path.resolve(opts.stateDir), holdDelayMs: hold && /^\d+$/.test(hold) ? Number(hold) : undefined,
+        ...namingOptions(opts),
+        metadata: opts.metadata,
+        data: opts.data,
+        metadataSnap: opts.metadataSnap,
+        images: opts.image,
+        kernelRule: opts.kernelRule,
+        live: opts.live,
+        dryRun: opts.dryRun,
+        stateDir: path.resolve(opts.stateDir),
+        holdDelayMs: hold && /^\d+$/.test(hold) ? Number(hold) : undefined,
         log: opts.debug ? (l) => io.err(l) : undefined,
       },
       new DmHost(),
@@ -154,7 +235,10 @@ async function runPool(opts: PoolCliOptions, cmd: Command, io: Out): Promise<voi
     if (!metricsWanted) throw e;
     // The pool cannot be read: the metrics still say so (dminspect_up 0), and the exit status is the error's.
     const lastSuccess = textfileDir === null ? null : readLastSuccess(path.join(textfileDir, TEXTFILE_NAME));
-    const text = renderFailureMetrics(poolNameAfterFailure(opts, cmd), errorLabel(e), { durationSeconds: seconds(), lastSuccessSeconds: lastSuccess });
+    const text = renderFailureMetrics(poolNameAfterFailure(opts, cmd), errorLabel(e), {
+      durationSeconds: seconds(),
+      lastSuccessSeconds: lastSuccess,
+    });
     if (textfileDir !== null) {
       try {
         writeTextfileAtomic(textfileDir, text);
@@ -170,7 +254,11 @@ async function runPool(opts: PoolCliOptions, cmd: Command, io: Out): Promise<voi
   if (opts.top !== undefined) report.devices = report.devices.slice(0, Number(opts.top));
   let text: string | null = null;
   if (metricsWanted) {
-    text = renderMetrics(report, { durationSeconds: seconds(), lastSuccessSeconds: Date.now() / 1000 }, report.poolName ?? opts.pool ?? null);
+    text = renderMetrics(
+      report,
+      { durationSeconds: seconds(), lastSuccessSeconds: Date.now() / 1000 },
+      report.poolName ?? opts.pool ?? null,
+    );
     if (textfileDir !== null) writeTextfileAtomic(textfileDir, text);
   }
   if (textfileDir !== null && !formatGiven) return;

@@ -10,8 +10,12 @@ if (!raw || !fsType) {
 }
 const read = (f) => fs.readFileSync(path.join(raw, f), 'utf8');
 const json = (f) => JSON.parse(read(f));
-const lines = (f) => read(f).split('\n').filter((l) => l.length > 0);
-const keyValues = (f) => Object.fromEntries(lines(f).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+const lines = (f) =>
+  read(f)
+    .split('\n')
+    .filter((l) => l.length > 0);
+const keyValues = (f) =>
+  Object.fromEntries(lines(f).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
 
 const info = json('docker-info.json');
 const driverStatus = Object.fromEntries(info.DriverStatus ?? []);
@@ -78,12 +82,27 @@ const engine = {
   versions: keyValues('versions.txt'),
   dockerdArgs: lines('dockerd-args.txt'),
   dockerdExit: Number(read('dockerd-exit.txt').trim()),
-  tarball: { file: 'docker-root.tar.gz', root: 'docker', ...Object.fromEntries(lines('du.txt').map((l) => l.split(' ')).map(([k, v]) => [`${k}Bytes`, Number(v)])) },
+  tarball: {
+    file: 'docker-root.tar.gz',
+    root: 'docker',
+    ...Object.fromEntries(
+      lines('du.txt')
+        .map((l) => l.split(' '))
+        .map(([k, v]) => [`${k}Bytes`, Number(v)]),
+    ),
+  },
   pool: {
     name: poolName,
     devicePrefix: prefix,
     deviceNameFormat: `${prefix}-<hash>`,
-    fromStat: { path: '/var/lib/docker/devicemapper', major, minor, inode, stDev, name: `docker-${major}:${minor}-${inode}-pool` },
+    fromStat: {
+      path: '/var/lib/docker/devicemapper',
+      major,
+      minor,
+      inode,
+      stDev,
+      name: `docker-${major}:${minor}-${inode}-pool`,
+    },
     table: poolTable,
     lengthSectors: Number(t[1]),
     dataBlockSectors: Number(t[5]),

@@ -9,12 +9,16 @@ import * as path from 'node:path';
 const [project, pool, root, runs, outDir] = process.argv.slice(2);
 const { main } = await import(path.join(project, 'dist/cli/main.js'));
 // txn um/tm ud/td held mode, as live-pool.sh's status()
-const status = () => execFileSync('dmsetup', ['status', pool], { encoding: 'utf8' }).trim().split(/\s+/).slice(3, 8).join(' ');
+const status = () =>
+  execFileSync('dmsetup', ['status', pool], { encoding: 'utf8' }).trim().split(/\s+/).slice(3, 8).join(' ');
 for (let i = 1; i <= Number(runs); i++) {
   fs.writeFileSync(path.join(outDir, `${i}.before`), status());
   let out = '';
   let err = '';
-  const code = await main(['node', 'dminspect', 'pool', '--root', root, '--json'], { out: (s) => (out += `${s}\n`), err: (s) => (err += `${s}\n`) });
+  const code = await main(['node', 'dminspect', 'pool', '--root', root, '--json'], {
+    out: (s) => (out += `${s}\n`),
+    err: (s) => (err += `${s}\n`),
+  });
   fs.writeFileSync(path.join(outDir, `${i}.after`), status());
   fs.writeFileSync(path.join(outDir, `${i}.json`), out);
   fs.writeFileSync(path.join(outDir, `${i}.err`), err);
