@@ -13,7 +13,7 @@ import {
   renderExport,
   withInterrupt,
 } from '../shared.js';
-import { runExportDeleted } from './deleted.js';
+import { runExportDeleted } from '../recover.js';
 
 interface ExportCliOptions {
   root: string;

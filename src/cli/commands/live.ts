@@ -9,7 +9,7 @@ import { DmiError } from '../../errors.js';
 import { addCommonOptions, namingOptions, openRoot, type CommonOptions } from '../options.js';
 import { keyValues, printJson, short, table, type Out } from '../render.js';
 import { collect, exportJson, parseDeviceId, progressReporter, withInterrupt } from '../shared.js';
-import { mountDeletedCli } from './deleted.js';
+import { mountDeletedCli } from '../recover.js';
 
 interface LiveCliOptions extends CommonOptions {
   id?: string;
