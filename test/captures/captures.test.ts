@@ -110,7 +110,8 @@ for (const kind of ['xfs', 'ext4']) {
         fs.rmSync(img);
       }
       expect([hashFile(meta), hashFile(data)]).toEqual(before);
-    });
+      // three exports, three loop mounts and two full-file hashes: ~20 s quiet, past 60 s on a busy 2-core host
+    }, 240_000);
 
     it.skipIf(!hasThinLs)(
       'pool: kernel-written metadata (version 2, shared subtrees) equals thin_ls, count by count',
