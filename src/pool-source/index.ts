@@ -178,22 +178,7 @@ export function openPoolSource(
   }
   if (loc.kind === 'live') {
     // The held snapshot's trees: the caller holds it (live.ts withHeldSnapshot).
-    let pool: ThinPool;
-    try {
-      pool = openPool(loc.metadata, { metadataSnap: opts.metadataSnap ?? true });
-    } catch (e) {
-      throw namingFile(e, loc.metadata);
-    }
-    const data = loc.data !== null ? { path: loc.data, label: loc.data } : null;
-    return {
-      pool,
-      location: loc,
-      metadataFile: loc.metadata,
-      data,
-      lvm: null,
-      lvmFindings: [],
-      close: () => pool.close(),
-    };
+    return openFileSource(loc, opts.metadataSnap ?? true);
   }
   if (opts.requireData) {
     if (!fs.existsSync(loc.metadata)) {
@@ -210,9 +195,14 @@ export function openPoolSource(
       });
     }
   }
+  return openFileSource(loc, opts.metadataSnap ?? false);
+}
+
+/** A pool whose metadata and data are files or devices (loop-lvm, --metadata/--data, or a live pool's devices). */
+function openFileSource(loc: Extract<PoolLocation, { kind: 'files' | 'live' }>, metadataSnap: boolean): PoolSource {
   let pool: ThinPool;
   try {
-    pool = openPool(loc.metadata, { metadataSnap: opts.metadataSnap });
+    pool = openPool(loc.metadata, { metadataSnap });
   } catch (e) {
     throw namingFile(e, loc.metadata);
   }
