@@ -211,20 +211,8 @@ export async function exportDevice(
     if (t.record?.deleted) warnings.push(`${t.record.file}: the device is marked deleted (deferred deletion pending)`);
     checkOutput(image, t, opts.force ?? false);
 
-    let out: number;
-    try {
-      const flags =
-        fs.constants.O_WRONLY | fs.constants.O_CREAT | (opts.force ? fs.constants.O_TRUNC : fs.constants.O_EXCL);
-      out = fs.openSync(image, flags, 0o600);
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      if (err?.code === 'EEXIST')
-        throw new DmiError('CONFLICT', `${image}: exists (pass --force to overwrite it)`, { path: image });
-      throw fsError(e, image, 'create');
-    }
-    let ok = false;
-    try {
-      const r = await copyThinDevice({
+    const r = await writeImage(image, opts.force ?? false, (out) =>
+      copyThinDevice({
         pool,
         devId: t.deviceId,
         dataPath: data.path,
@@ -237,45 +225,67 @@ export async function exportDevice(
         bufferBytes: opts.bufferBytes,
         onProgress: opts.onProgress,
         signal: opts.signal,
-      });
-      try {
-        fs.closeSync(out);
-      } catch (e) {
-        throw fsError(e, image, 'write');
-      }
-      ok = true;
-      if (r.mappedPastEnd > 0)
-        warnings.push(
-          `thin device ${t.deviceId} maps ${r.mappedPastEnd} bytes at or past the record size ${t.size}: not exported`,
-        );
-      return {
-        image,
-        size: t.size,
-        sha256: r.sha256,
-        device: { deviceId: t.deviceId, hash: t.hash },
-        mappedBytes: r.mappedBytes,
-        copiedBytes: r.copiedBytes,
-        holes: r.holes,
-        elapsedMs: Math.round(performance.now() - t0),
-        holeBytes: r.holeBytes,
-        sparse,
-        container: t.container,
-        metadata: metadataName,
-        data: data.label,
-        metadataSnap: opts.metadataSnap ?? false,
-        warnings,
-      };
-    } finally {
-      if (!ok) {
-        try {
-          fs.closeSync(out);
-        } catch {
-          // already closed
-        }
-        fs.rmSync(image, { force: true });
-      }
-    }
+      }),
+    );
+    if (r.mappedPastEnd > 0)
+      warnings.push(
+        `thin device ${t.deviceId} maps ${r.mappedPastEnd} bytes at or past the record size ${t.size}: not exported`,
+      );
+    return {
+      image,
+      size: t.size,
+      sha256: r.sha256,
+      device: { deviceId: t.deviceId, hash: t.hash },
+      mappedBytes: r.mappedBytes,
+      copiedBytes: r.copiedBytes,
+      holes: r.holes,
+      elapsedMs: Math.round(performance.now() - t0),
+      holeBytes: r.holeBytes,
+      sparse,
+      container: t.container,
+      metadata: metadataName,
+      data: data.label,
+      metadataSnap: opts.metadataSnap ?? false,
+      warnings,
+    };
   } finally {
     src.close();
+  }
+}
+
+/**
+ * Creates `image` (O_EXCL, or truncated with `force`), runs `write` on its descriptor and closes it; on any failure the
+ * partial image is removed, so a failed export leaves nothing behind.
+ */
+export async function writeImage<T>(image: string, force: boolean, write: (fd: number) => Promise<T>): Promise<T> {
+  let out: number;
+  try {
+    const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | (force ? fs.constants.O_TRUNC : fs.constants.O_EXCL);
+    out = fs.openSync(image, flags, 0o600);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err?.code === 'EEXIST')
+      throw new DmiError('CONFLICT', `${image}: exists (pass --force to overwrite it)`, { path: image });
+    throw fsError(e, image, 'create');
+  }
+  let ok = false;
+  try {
+    const r = await write(out);
+    try {
+      fs.closeSync(out);
+    } catch (e) {
+      throw fsError(e, image, 'write');
+    }
+    ok = true;
+    return r;
+  } finally {
+    if (!ok) {
+      try {
+        fs.closeSync(out);
+      } catch {
+        // already closed
+      }
+      fs.rmSync(image, { force: true });
+    }
   }
 }

@@ -15,7 +15,7 @@ import type { DockerRoot } from '../docker/root.js';
 import { DmiError, fsError } from '../errors.js';
 import { loadModel, ownerOf } from '../model/join.js';
 import { ExtentMap } from '../io/extents.js';
-import { checkOutput } from '../forensics/export.js';
+import { checkOutput, writeImage } from '../forensics/export.js';
 import { locatePool, openPoolSource, type PoolSource, type PoolSourceOptions } from '../pool-source/index.js';
 import type { CopyProgress } from '../thin/copy.js';
 import { copyThinDevice } from '../thin/copy.js';
@@ -534,19 +534,8 @@ export async function exportDeleted(
       warnings.push(`${st.counts.reused} block(s) are owned by another device now: left as holes (see reusedRanges)`);
     if (!v.newest) warnings.push(`version ${v.version} is not the newest (${dev.versions.length})`);
     checkOutput(image, { root: root?.root ?? null, pool: src.location }, opts.force ?? false);
-    let out: number;
-    try {
-      out = fs.openSync(
-        image,
-        fs.constants.O_WRONLY | fs.constants.O_CREAT | (opts.force ? fs.constants.O_TRUNC : fs.constants.O_EXCL),
-        0o600,
-      );
-    } catch (e) {
-      throw fsError(e, image, 'create');
-    }
-    let ok = false;
-    try {
-      const r = await copyThinDevice({
+    const r = await writeImage(image, opts.force ?? false, (out) =>
+      copyThinDevice({
         pool,
         devId: opts.deviceId,
         runs: intactRuns(v, st.states),
@@ -559,41 +548,30 @@ export async function exportDeleted(
         sparse: opts.sparse ?? true,
         onProgress: opts.onProgress,
         signal: opts.signal,
-      });
-      fs.closeSync(out);
-      ok = true;
-      if (r.mappedPastEnd > 0)
-        warnings.push(`version ${v.version} maps ${r.mappedPastEnd} bytes at or past the size ${size}: not exported`);
-      return {
-        image,
-        deviceId: opts.deviceId,
-        version: v.version,
-        newest: v.newest,
-        size,
-        sizeFrom,
-        sha256: r.sha256,
-        blocks: st.counts,
-        reusedRanges: reusedRanges(v, st.states),
-        mappedBytes: v.mappedBlocks * pool.dataBlockBytes,
-        copiedBytes: r.copiedBytes,
-        holes: r.holes,
-        holeBytes: r.holeBytes,
-        elapsedMs: Math.round(performance.now() - t0),
-        metadata: src.metadataFile,
-        data: data0.label,
-        docker,
-        warnings,
-      };
-    } finally {
-      if (!ok) {
-        try {
-          fs.closeSync(out);
-        } catch {
-          // closed
-        }
-        fs.rmSync(image, { force: true });
-      }
-    }
+      }),
+    );
+    if (r.mappedPastEnd > 0)
+      warnings.push(`version ${v.version} maps ${r.mappedPastEnd} bytes at or past the size ${size}: not exported`);
+    return {
+      image,
+      deviceId: opts.deviceId,
+      version: v.version,
+      newest: v.newest,
+      size,
+      sizeFrom,
+      sha256: r.sha256,
+      blocks: st.counts,
+      reusedRanges: reusedRanges(v, st.states),
+      mappedBytes: v.mappedBlocks * pool.dataBlockBytes,
+      copiedBytes: r.copiedBytes,
+      holes: r.holes,
+      holeBytes: r.holeBytes,
+      elapsedMs: Math.round(performance.now() - t0),
+      metadata: src.metadataFile,
+      data: data0.label,
+      docker,
+      warnings,
+    };
   } finally {
     data?.close();
     src.close();
