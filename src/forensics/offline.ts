@@ -176,7 +176,8 @@ export function offlineMountPlan(i: {
   return { steps: [...ms.slice(0, -1), loopStep(i.loop, i.image), ms[ms.length - 1]!] };
 }
 
-async function pickLoop(host: DmHost, avoid: Set<string>): Promise<string> {
+/** A free loop device not in `avoid`: the first free /dev/loopN, else what `losetup -f` names (CONFLICT if none). */
+export async function pickLoop(host: DmHost, avoid: Set<string> = new Set()): Promise<string> {
   const free = freeLoopDevices(avoid.size + 1).filter((l) => !avoid.has(l));
   if (free[0]) return free[0];
   // No free node in /dev: `losetup -f` names (and, with loop-control, creates) one.
@@ -191,6 +192,15 @@ async function pickLoop(host: DmHost, avoid: Set<string>): Promise<string> {
   return name;
 }
 
+/** The mount point: an empty directory, or one to make (`makeDir`); CONFLICT otherwise. */
+export function checkMountPoint(mountPoint: string): { dir: string; makeDir: boolean } {
+  const dir = path.resolve(mountPoint);
+  if (!fs.existsSync(dir)) return { dir, makeDir: true };
+  if (!fs.statSync(dir).isDirectory()) throw new DmiError('CONFLICT', `${dir}: not a directory`);
+  if (fs.readdirSync(dir).length > 0) throw new DmiError('CONFLICT', `${dir}: mount point is not empty`);
+  return { dir, makeDir: false };
+}
+
 export async function mountOffline(
   rootDir: string,
   ref: string,
@@ -198,12 +208,7 @@ export async function mountOffline(
   opts: OfflineOptions,
 ): Promise<OfflineResult> {
   if (!opts.dryRun) host.requireRoot('mount --offline');
-  const dir = path.resolve(opts.dir);
-  let makeDir = false;
-  if (fs.existsSync(dir)) {
-    if (!fs.statSync(dir).isDirectory()) throw new DmiError('CONFLICT', `${dir}: not a directory`);
-    if (fs.readdirSync(dir).length > 0) throw new DmiError('CONFLICT', `${dir}: mount point is not empty`);
-  } else makeDir = true;
+  const { dir, makeDir } = checkMountPoint(opts.dir);
 
   // What to mount: an image given, or the device exported now.
   let given: string | null = null;

@@ -9,10 +9,9 @@ import * as path from 'node:path';
 import type { DockerRoot } from '../docker/root.js';
 import { probeFs } from '../dm/fsprobe.js';
 import type { DmHost } from '../dm/host.js';
-import { freeLoopDevices } from '../dm/loop.js';
 import { executePlan, renderPlan, shellLine, undoSteps } from '../dm/plan.js';
 import { DmiError, fsError } from '../errors.js';
-import { DEFAULT_WORK_DIR, offlineMountPlan } from '../forensics/offline.js';
+import { checkMountPoint, DEFAULT_WORK_DIR, offlineMountPlan, pickLoop } from '../forensics/offline.js';
 import { checkSnapshotName, readState, writeState, type SnapshotState } from '../forensics/state.js';
 import { exportDeleted, type ExportDeletedOptions, type ExportDeletedResult } from './deleted.js';
 
@@ -42,12 +41,7 @@ export async function mountDeleted(
   opts: MountDeletedOptions,
 ): Promise<MountDeletedResult> {
   if (!opts.dryRun) host.requireRoot('mount --offline --deleted');
-  const dir = path.resolve(opts.dir);
-  let makeDir = false;
-  if (fs.existsSync(dir)) {
-    if (!fs.statSync(dir).isDirectory()) throw new DmiError('CONFLICT', `${dir}: not a directory`);
-    if (fs.readdirSync(dir).length > 0) throw new DmiError('CONFLICT', `${dir}: mount point is not empty`);
-  } else makeDir = true;
+  const { dir, makeDir } = checkMountPoint(opts.dir);
   const workDir = path.resolve(opts.workDir ?? DEFAULT_WORK_DIR);
   let name: string;
   if (opts.name !== undefined) {
@@ -128,13 +122,7 @@ export async function mountDeleted(
         'UNSUPPORTED',
         `${image}: no xfs, ext4 or btrfs filesystem found on the export (unknown magic; discarded or reused blocks?); pass --fs to try one`,
       );
-    const free = freeLoopDevices(1);
-    let loop = free[0];
-    if (!loop) {
-      const r = await host.run(['losetup', '-f']);
-      loop = r.stdout.trim();
-      if (r.code !== 0 || !/^\/dev\/loop\d+$/.test(loop)) throw new DmiError('CONFLICT', 'no free loop device');
-    }
+    const loop = await pickLoop(host);
     const plan = offlineMountPlan({ image, loop, dir, fsType, makeDir });
     const done = await executePlan(plan, host.run);
     const state = stateOf(loop, fsType, exported);
