@@ -14,8 +14,7 @@
  * removes the partial output).
  */
 import { DmiError } from '../errors.js';
-import type { Extent } from '../io/extents.js';
-import { checkImageSize, copyRuns, type CopyProgress, type CopyResult } from '../io/copy-executor.js';
+import { checkImageSize, copyRuns, type CopyResult, type CopyRunsOptions } from '../io/copy-executor.js';
 import type { CopyRun } from '../io/copy-plan.js';
 import type { ThinPool } from './pool.js';
 
@@ -23,7 +22,8 @@ import type { ThinPool } from './pool.js';
 export { DEFAULT_COPY_BUFFER, type CopyProgress, type CopyResult } from '../io/copy-executor.js';
 export type { CopyRun } from '../io/copy-plan.js';
 
-export interface CopyDeviceOptions {
+/** The executor's options (io/copy-executor.ts), with the pool and device in place of the block size and name. */
+export interface CopyDeviceOptions extends Omit<CopyRunsOptions, 'runs' | 'blockBytes' | 'deviceName'> {
   pool: ThinPool;
   devId: number;
   /**
@@ -31,57 +31,19 @@ export interface CopyDeviceOptions {
    * `devId` need not be in the pool's device tree (it only names the device in messages).
    */
   runs?: Iterable<CopyRun>;
-  /**
-   * The pool's data file (or block device), opened read-only. With `dataExtents`: the default path of extents
-   * that name none (and the name in messages unless `dataLabel`).
-   */
-  dataPath: string;
-  /** The data is these byte ranges, concatenated in order (an LVM `_tdata` LV inside disk images). */
-  dataExtents?: Extent[];
-  /** Name of the data in messages (e.g. `disk.img: docker/thinpool_tdata`); default `dataPath`. */
-  dataLabel?: string;
-  /** Image size in bytes (a multiple of 512); mappings past it are not copied. */
-  size: number;
-  /** Output file descriptor, opened for writing; written with pwrite from offset 0. */
-  out: number;
-  /** Name of the output for messages. */
-  outName?: string;
-  /** Leave unmapped blocks as holes (ftruncate + skip). Default true; false writes zeros. */
-  sparse?: boolean;
-  /** Bytes per window of the copy's ring, and windows in it (see io/copy-executor.ts). */
-  bufferBytes?: number;
-  slots?: number;
-  /** Hash in a worker thread (default 'auto': for images of 64 MiB or more). */
-  hashWorker?: boolean | 'auto';
-  /** Read on this thread, through the thread pool, or by speed (default 'auto'; see io/copy-executor.ts). */
-  readMode?: 'sync' | 'async' | 'auto';
-  onProgress?: (p: CopyProgress) => void;
-  signal?: AbortSignal;
 }
 
 /** Copies thin device `devId` into `out`; see the module comment. */
 export async function copyThinDevice(o: CopyDeviceOptions): Promise<CopyResult> {
-  const { pool, devId } = o;
+  const { pool, devId, runs, ...rest } = o;
   checkImageSize(o.size);
-  if (!o.runs && !pool.mappingRoots().some((r) => r.devId === devId)) {
+  if (!runs && !pool.mappingRoots().some((r) => r.devId === devId)) {
     throw new DmiError('NOT_FOUND', `thin device ${devId} is not in the pool's mapping tree (${pool.path})`);
   }
   return copyRuns({
-    runs: o.runs ?? pool.mappingRuns(devId),
+    ...rest,
+    runs: runs ?? pool.mappingRuns(devId),
     blockBytes: pool.dataBlockBytes,
     deviceName: `thin device ${devId}`,
-    dataPath: o.dataPath,
-    dataExtents: o.dataExtents,
-    dataLabel: o.dataLabel,
-    size: o.size,
-    out: o.out,
-    outName: o.outName,
-    sparse: o.sparse,
-    bufferBytes: o.bufferBytes,
-    slots: o.slots,
-    hashWorker: o.hashWorker,
-    readMode: o.readMode,
-    onProgress: o.onProgress,
-    signal: o.signal,
   });
 }
