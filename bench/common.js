@@ -36,14 +36,10 @@ function newest(dir) {
   return t;
 }
 
-/** Runs tsc when `built` (a file under dist/) is missing or older than anything under src/. */
-export function ensureBuild(built = path.join(repo, 'dist/cli/main.js')) {
+/** Runs `npm run build` (tsc, then the bundle bin/dminspect.js runs) when dist/ is missing or older than src/. */
+export function ensureBuild(built = path.join(repo, 'dist/bundle/main.js')) {
   if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= newest(path.join(repo, 'src'))) return;
-  process.stderr.write('building dist/ (tsc -p tsconfig.build.json)...\n');
-  const r = spawnSync(
-    process.execPath,
-    [path.join(repo, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
-    { cwd: repo, stdio: 'inherit' },
-  );
-  if (!fs.existsSync(built)) throw new Error(`build failed (${r.status})`);
+  process.stderr.write('building dist/ (npm run build)...\n');
+  const r = spawnSync('npm', ['run', '--silent', 'build'], { cwd: repo, stdio: 'inherit' });
+  if (r.status !== 0 || !fs.existsSync(built)) throw new Error(`build failed (${r.status})`);
 }

@@ -47,7 +47,7 @@ if (args.includes('--child')) {
   process.exit(0);
 }
 
-ensureBuild(path.join(repo, 'dist/util/crc32c.js'));
+ensureBuild();
 const { portableCrc32c } = await import(path.join(repo, 'dist/util/crc32c.js'));
 const addon = createRequire(import.meta.url)('@node-rs/crc32');
 const rate = (ms) => Math.round((mib * 1.048576) / (ms / 1000));

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// Benchmark for issue 6: a generated Docker root with 10,000 containers (layerdb entries and device records),
-// `dminspect containers --json` and `dminspect container <prefix>` wall time, median of several runs, run as a
-// user would (the built bin in a fresh process). Baseline in the same run: `node -e 0` (process start-up).
+// Start-up benchmark (issue 15 item 1; the listing from issue 6): a generated Docker root with 10,000 containers
+// (layerdb entries and device records); `dminspect --version`, `dminspect containers --json` and
+// `dminspect container <prefix>` wall time, run as a user would (the built bin in a fresh process), each as a
+// ratio to `node -e 0` (process start-up) measured in the same run, interleaved, medians of --runs.
+// Targets (issue 15): --version ≤ 1.3×, container <prefix> ≤ 1.6×, containers --json ≤ 5×.
 // Usage: node bench/docker-listing.js [--containers N] [--runs R]
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -18,7 +20,8 @@ const arg = (name, dflt) => {
   return i > 0 ? Number(process.argv[i + 1]) : dflt;
 };
 const N = arg('--containers', 10000);
-const RUNS = arg('--runs', 7);
+const RUNS = arg('--runs', 11);
+export const STARTUP_TARGETS = { version: 1.3, containerByPrefix: 1.6, containersJson: 5 };
 
 function time(argv) {
   const t0 = process.hrtime.bigint();
@@ -46,10 +49,11 @@ export function runDockerListingBench() {
   const prefix = target.id.slice(0, 12);
 
   time([process.execPath, bin, 'containers', '--json', '--root', root]); // warm the page cache
-  const res = { node: [], list: [], byPrefix: [], byName: [] };
+  const res = { node: [], version: [], list: [], byPrefix: [], byName: [] };
   let listed = 0;
   for (let i = 0; i < RUNS; i++) {
     res.node.push(time([process.execPath, '-e', '0']).ms);
+    res.version.push(time([process.execPath, bin, '--version']).ms);
     const l = time([process.execPath, bin, 'containers', '--json', '--root', root]);
     res.list.push(l.ms);
     listed = JSON.parse(l.stdout).containers.length;
@@ -59,18 +63,46 @@ export function runDockerListingBench() {
     res.byName.push(time([process.execPath, bin, 'container', target.name, '--json', '--root', root]).ms);
   }
   if (listed !== N) throw new Error(`listed ${listed} containers, expected ${N}`);
+  const nodeMs = median(res.node);
+  const ratio = (ms) => Math.round((ms / nodeMs) * 100) / 100;
   const out = {
     containers: N,
     runs: RUNS,
-    nodeStartupMs: median(res.node),
+    nodeStartupMs: nodeMs,
+    versionMs: median(res.version),
     containersJsonMs: median(res.list),
     containerByPrefixMs: median(res.byPrefix),
     containerByNameMs: median(res.byName),
   };
-  console.log(`node -e 0 (start-up baseline):       ${out.nodeStartupMs.toFixed(0)} ms`);
-  console.log(`containers --json (${N}):         ${out.containersJsonMs.toFixed(0)} ms   target < 1000 ms`);
-  console.log(`container <12-hex prefix>:           ${out.containerByPrefixMs.toFixed(0)} ms   target < 300 ms`);
-  console.log(`container <name>:                    ${out.containerByNameMs.toFixed(0)} ms`);
+  out.ratios = {
+    version: ratio(out.versionMs),
+    containerByPrefix: ratio(out.containerByPrefixMs),
+    containersJson: ratio(out.containersJsonMs),
+    containerByName: ratio(out.containerByNameMs),
+  };
+  out.met = Object.entries(STARTUP_TARGETS).every(([k, t]) => out.ratios[k] <= t);
+  const line = (label, ms, r, target) =>
+    `${label.padEnd(38)}${ms.toFixed(0).padStart(6)} ms  ${r.toFixed(2)}× node -e 0` +
+    (target === undefined ? '' : `  (target ≤ ${target}×${r <= target ? '' : '  [target missed]'})`);
+  console.log(`startup node -e 0 (the baseline):     ${nodeMs.toFixed(0).padStart(6)} ms`);
+  console.log(line('startup --version', out.versionMs, out.ratios.version, STARTUP_TARGETS.version));
+  console.log(
+    line(
+      `startup containers --json (${N})`,
+      out.containersJsonMs,
+      out.ratios.containersJson,
+      STARTUP_TARGETS.containersJson,
+    ),
+  );
+  console.log(
+    line(
+      'startup container <12-hex prefix>',
+      out.containerByPrefixMs,
+      out.ratios.containerByPrefix,
+      STARTUP_TARGETS.containerByPrefix,
+    ),
+  );
+  console.log(line('startup container <name>', out.containerByNameMs, out.ratios.containerByName));
   fs.rmSync(root, { recursive: true, force: true });
   return out;
 }

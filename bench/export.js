@@ -184,30 +184,6 @@ export function generateExportPool(dir, { gib = 1, layout = 'realistic', force =
   return stamp;
 }
 
-/** The CLI entry: bin/dminspect.js once main registers `export`, else a shim that adds it (same code path). */
-function cliEntry(dir) {
-  const bin = path.join(repo, 'bin/dminspect.js');
-  const main = JSON.stringify(path.join(repo, 'dist/cli/main.js'));
-  const probe = spawnSync(process.execPath, [
-    '--input-type=module',
-    '-e',
-    `const m = await import(${main}); process.exit(m.buildProgram().commands.some((c) => c.name() === 'export') ? 0 : 1);`,
-  ]);
-  if (probe.status === 0) return bin;
-  const shim = path.join(dir, 'dminspect-export-shim.mjs');
-  fs.writeFileSync(
-    shim,
-    `import { buildProgram } from ${JSON.stringify(path.join(repo, 'dist/cli/main.js'))};
-import { register } from ${JSON.stringify(path.join(repo, 'dist/cli/commands/export.js'))};
-import { stdio } from ${JSON.stringify(path.join(repo, 'dist/cli/render.js'))};
-const p = buildProgram(stdio);
-register(p, stdio);
-try { await p.parseAsync(process.argv); } catch (e) { console.error(e.message); process.exitCode = e.exitCode ?? 1; }
-`,
-  );
-  return shim;
-}
-
 function timed(argv) {
   const full = TIME ? [TIME, '-f', '__RSS__ %M', ...argv] : argv;
   const t0 = process.hrtime.bigint();
@@ -237,9 +213,9 @@ export function runExportBench({
   reps = 3,
   force = false,
 } = {}) {
-  ensureBuild(path.join(repo, 'dist/cli/commands/export.js'));
+  ensureBuild();
   const p = generateExportPool(dir, { gib, layout, force });
-  const entry = cliEntry(dir);
+  const entry = path.join(repo, 'bin/dminspect.js');
   const outDir = path.join(dir, 'out');
   fs.mkdirSync(outDir, { recursive: true });
   const img = path.join(outDir, 'export.img');

@@ -37,7 +37,7 @@ if (!hasTool('thin_restore') || !hasTool('thin_ls')) {
   console.error('bench: thin-provisioning-tools (thin_restore, thin_ls) are not installed; nothing to compare against');
   process.exit(1);
 }
-ensureBuild(path.join(root, 'dist/thin/index.js'));
+ensureBuild();
 const { benchThinUsage } = await import('./thin-usage.js');
 
 const results = [];

@@ -37,7 +37,7 @@ console.log(JSON.stringify({ ms, rssMb: Math.round(process.resourceUsage().maxRS
 `;
 
 export function runStaleScanBench({ variant = 'shared', reps = 3, dir = '/tmp/dminspect-bench', sizeGib = 0 } = {}) {
-  ensureBuild(path.join(repo, 'dist/thin/stale.js'));
+  ensureBuild();
   let meta = generatePool(variant, dir);
   if (sizeGib > 0) {
     // the same pool restored into a metadata device of that size (thin_restore takes the size from the file)

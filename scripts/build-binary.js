@@ -48,11 +48,8 @@ function gitSha() {
   return r.stdout.trim() + (dirty ? '+dirty' : '');
 }
 
-console.log('build:binary: tsc');
-execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
-  cwd: repo,
-  stdio: 'inherit',
-});
+console.log('build:binary: npm run build');
+execFileSync('npm', ['run', '--silent', 'build'], { cwd: repo, stdio: 'inherit' });
 
 const build = `binary linux-x64 baseline, ${gitSha()}`;
 fs.mkdirSync(outDir, { recursive: true });

@@ -1,40 +1,61 @@
 /** The dminspect command line: parse, run one use case, render, map errors to exit statuses. */
 import { Command, CommanderError } from 'commander';
 import { DmiError, EXIT_CODES, isDmiError } from '../errors.js';
-import * as containerCmd from './commands/container.js';
-import * as containersCmd from './commands/containers.js';
-import * as deletedCmd from './commands/deleted.js';
-import * as devicesCmd from './commands/devices.js';
-import * as exportCmd from './commands/export.js';
-import * as installTimerCmd from './commands/install-timer.js';
-import * as liveCmd from './commands/live.js';
-import * as lvmCmd from './commands/lvm.js';
-import * as poolCmd from './commands/pool.js';
-import { stdio, type Out } from './render.js';
+import { stdio, type Out } from './output.js';
 import { versionText } from '../util/build-info.js';
 
 export const VERSION = '0.1.0';
 
-export function buildProgram(io: Out = stdio): Command {
+type CommandModule = { register(program: Command, io: Out): void };
+
+/**
+ * Each command's module, loaded only when that command runs (issue 15: a run pays for what it uses, so
+ * `--version` loads no command and `containers` loads neither the live pool, the daemon client nor the plans).
+ * Several command names share a module (live.ts registers snapshot, mount, release and snapshots).
+ */
+const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+  container: () => import('./commands/container.js'),
+  containers: () => import('./commands/containers.js'),
+  devices: () => import('./commands/devices.js'),
+  pool: () => import('./commands/pool.js'),
+  export: () => import('./commands/export.js'),
+  snapshot: () => import('./commands/live.js'),
+  mount: () => import('./commands/live.js'),
+  release: () => import('./commands/live.js'),
+  snapshots: () => import('./commands/live.js'),
+  lvm: () => import('./commands/lvm.js'),
+  'install-timer': () => import('./commands/install-timer.js'),
+  deleted: () => import('./commands/deleted.js'),
+};
+
+/** The command modules a run needs: the named command's, or all of them (help, an unknown name, no name). */
+function modulesFor(argv: readonly string[] | undefined): Array<() => Promise<CommandModule>> {
+  const name = argv?.slice(2).find((a) => !a.startsWith('-'));
+  const first = argv?.[2];
+  if (first === '-V' || first === '--version') return [];
+  if (name !== undefined && name in COMMANDS && name === first) return [COMMANDS[name]!];
+  return [...new Set(Object.values(COMMANDS))];
+}
+
+/**
+ * The program with the commands `argv` needs registered (all of them without `argv`), in the order the help
+ * lists them.
+ */
+export async function buildProgram(io: Out = stdio, argv?: readonly string[]): Promise<Command> {
   const program = new Command('dminspect')
     .description("Inspect Docker's devicemapper storage and look inside a container's disk without changing it")
-    .version(versionText(VERSION), '-V, --version', 'print the version, the runtime and the build')
+    // commander's .version() takes the text up front; this prints it only when asked (it loads the CRC addon)
+    .option('-V, --version', 'print the version, the runtime and the build')
+    .on('option:version', () => {
+      io.out(versionText(VERSION));
+      throw new CommanderError(0, 'commander.version', VERSION);
+    })
     .enablePositionalOptions() // --version after a command is that command's (export --deleted --version V)
     .showHelpAfterError(false)
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
-  for (const cmd of [
-    containerCmd,
-    containersCmd,
-    devicesCmd,
-    poolCmd,
-    exportCmd,
-    liveCmd,
-    lvmCmd,
-    installTimerCmd,
-    deletedCmd,
-  ])
-    cmd.register(program, io);
+  const modules = await Promise.all(modulesFor(argv).map((load) => load()));
+  for (const m of new Set(modules)) m.register(program, io);
   for (const c of program.commands)
     c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
   return program;
@@ -42,10 +63,10 @@ export function buildProgram(io: Out = stdio): Command {
 
 /** Runs the CLI and returns the exit status; never throws for user errors. */
 export async function main(argv: string[], io: Out = stdio): Promise<number> {
-  const program = buildProgram(io);
   const debug = argv.includes('--debug');
   const json = argv.includes('--json');
   try {
+    const program = await buildProgram(io, argv);
     await program.parseAsync(argv);
     return 0;
   } catch (e) {

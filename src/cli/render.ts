@@ -2,15 +2,9 @@
 import Table from 'cli-table3';
 import type { Problem } from '../docker/records.js';
 
-export interface Out {
-  out: (s: string) => void;
-  err: (s: string) => void;
-}
+import type { Out } from './output.js';
 
-export const stdio: Out = {
-  out: (s) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`),
-  err: (s) => process.stderr.write(s.endsWith('\n') ? s : `${s}\n`),
-};
+export { stdio, type Out } from './output.js';
 
 export function printJson(io: Out, value: unknown): void {
   io.out(JSON.stringify(value, null, 2));

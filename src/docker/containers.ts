@@ -4,7 +4,7 @@
  */
 import * as path from 'node:path';
 import { DmiError } from '../errors.js';
-import { isObject, listDir, parseJson, readSmallFileIfExists } from './files.js';
+import { isObject, listDir, parseJson, readTextIfExists } from './files.js';
 import { isHex64 } from './ids.js';
 
 export type ContainerLayout = 'v2' | 'v1';
@@ -95,14 +95,14 @@ export function parseContainer(obj: unknown, file: string, layout: ContainerLayo
 
 export function readContainer(root: string, id: string): ContainerRecord {
   if (!isHex64(id)) throw new DmiError('USAGE', `invalid container id ${JSON.stringify(id)}`);
-  const dir = path.join(containersDir(root), id);
+  const dir = `${containersDir(root)}/${id}`; // id is 64 hex: no normalizing needed (a join per file adds up)
   for (const [name, layout] of [
     ['config.v2.json', 'v2'],
     ['config.json', 'v1'],
   ] as const) {
-    const file = path.join(dir, name);
-    const buf = readSmallFileIfExists(file);
-    if (buf !== null) return parseContainer(parseJson(buf.toString('utf8'), file), file, layout, id);
+    const file = `${dir}/${name}`;
+    const text = readTextIfExists(file);
+    if (text !== null) return parseContainer(parseJson(text, file), file, layout, id);
   }
   throw new DmiError('BAD_INPUT', `${dir}: no config.v2.json or config.json`, { path: dir });
 }

@@ -11,7 +11,15 @@ export const MAX_SMALL_FILE = 16 * 1024 * 1024;
 
 const O_READ = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0);
 
-export function readSmallFile(path: string, maxBytes = MAX_SMALL_FILE): Buffer {
+/** One buffer for every read of a small file: most Docker records fit, so a read is open, one read, close. */
+const scratch = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * Reads a whole small file and hands its bytes to `take`, which must copy what it keeps (the buffer is reused).
+ * Three system calls for a file that fits the scratch buffer (a short read of a regular file is its end); a larger
+ * one is checked against `maxBytes` with fstat and read whole. A directory fails the read with EISDIR.
+ */
+function readWhole<T>(path: string, maxBytes: number, take: (bytes: Buffer) => T): T {
   let fd: number;
   try {
     fd = fs.openSync(path, O_READ);
@@ -19,8 +27,9 @@ export function readSmallFile(path: string, maxBytes = MAX_SMALL_FILE): Buffer {
     throw fsError(e, path);
   }
   try {
+    const n = fs.readSync(fd, scratch, 0, scratch.length, 0);
+    if (n < scratch.length && n <= maxBytes) return take(scratch.subarray(0, n));
     const st = fs.fstatSync(fd);
-    if (st.isDirectory()) throw new DmiError('BAD_INPUT', `${path}: is a directory, expected a file`, { path });
     if (st.size > maxBytes) {
       throw new DmiError(
         'BAD_INPUT',
@@ -28,12 +37,16 @@ export function readSmallFile(path: string, maxBytes = MAX_SMALL_FILE): Buffer {
         { path },
       );
     }
-    return fs.readFileSync(fd);
+    return take(fs.readFileSync(fd));
   } catch (e) {
     throw fsError(e, path);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+export function readSmallFile(path: string, maxBytes = MAX_SMALL_FILE): Buffer {
+  return readWhole(path, maxBytes, (b) => Buffer.from(b));
 }
 
 /** The file's content, or null when it does not exist (one open instead of a stat and an open). */
@@ -45,8 +58,6 @@ export function readSmallFileIfExists(path: string): Buffer | null {
     throw e;
   }
 }
-
-const scratch = Buffer.allocUnsafe(64 * 1024);
 
 /**
  * Whether a file contains `needle`, reading into a reused buffer (a fast pre-filter over thousands of
@@ -70,8 +81,18 @@ export function fileContains(path: string, needle: Buffer): boolean {
   }
 }
 
+/** The file's text, or null when it does not exist. */
+export function readTextIfExists(path: string): string | null {
+  try {
+    return readText(path);
+  } catch (e) {
+    if (e instanceof DmiError && e.code === 'NOT_FOUND') return null;
+    throw e;
+  }
+}
+
 export function readText(path: string): string {
-  return readSmallFile(path).toString('utf8');
+  return readWhole(path, MAX_SMALL_FILE, (b) => b.toString('utf8'));
 }
 
 /** Reads and parses a JSON file; corrupt or truncated JSON is a BAD_INPUT error naming the file. */

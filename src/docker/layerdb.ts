@@ -4,7 +4,7 @@
  */
 import * as path from 'node:path';
 import { DmiError } from '../errors.js';
-import { listDir, readIdFile, readSmallFileIfExists } from './files.js';
+import { listDir, readIdFile, readTextIfExists } from './files.js';
 import { isDeviceHash, isHex64, parseDigest } from './ids.js';
 
 export interface MountRecord {
@@ -31,7 +31,7 @@ export function layerdbDir(root: string, driver = 'devicemapper'): string {
 }
 
 function readOptional(file: string): string | null {
-  return readSmallFileIfExists(file)?.toString('utf8').trim() ?? null;
+  return readTextIfExists(file)?.trim() ?? null;
 }
 
 function checkHash(value: string, file: string): string {
@@ -51,15 +51,15 @@ function checkHash(value: string, file: string): string {
  */
 export function readMount(root: string, containerId: string, mountIdOnly = false): MountRecord | null {
   if (!isHex64(containerId)) throw new DmiError('USAGE', `invalid container id ${JSON.stringify(containerId)}`);
-  const dir = path.join(layerdbDir(root), 'mounts', containerId);
-  const mountFile = path.join(dir, 'mount-id');
+  const dir = `${layerdbDir(root)}/mounts/${containerId}`; // 64 hex: no normalizing needed
+  const mountFile = `${dir}/mount-id`;
   const mountText = readOptional(mountFile);
   if (mountText === null) return null;
   const mountId = checkHash(mountText, mountFile);
   if (mountIdOnly) return { containerId, mountId, initId: null, parentChainId: null };
-  const initFile = path.join(dir, 'init-id');
+  const initFile = `${dir}/init-id`;
   const init = readOptional(initFile);
-  const parentFile = path.join(dir, 'parent');
+  const parentFile = `${dir}/parent`;
   const parent = readOptional(parentFile);
   return {
     containerId,

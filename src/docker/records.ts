@@ -99,7 +99,7 @@ export function parseDeviceRecord(obj: unknown, hash: string, file: string): Dev
 export function readDeviceRecord(root: string, hash: string): DeviceRecord {
   const name = recordFileName(hash);
   if (!isSafeName(name)) throw new DmiError('USAGE', `invalid device hash ${JSON.stringify(hash)}`);
-  const file = path.join(metadataDir(root), name);
+  const file = `${metadataDir(root)}/${name}`; // a checked name: no normalizing needed
   return parseDeviceRecord(readJson(file), hash === 'base' ? '' : hash, file);
 }
 

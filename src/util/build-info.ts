@@ -26,6 +26,6 @@ export function versionText(version: string): string {
     `dminspect ${version}`,
     `runtime: ${runtimeName()}`,
     `build: ${binaryBuild() ?? 'node package'}`,
-    `crc32c: ${crcImplementation === 'native' ? 'native (@node-rs/crc32)' : 'portable (JavaScript slice-by-8)'}`,
+    `crc32c: ${crcImplementation() === 'native' ? 'native (@node-rs/crc32)' : 'portable (JavaScript slice-by-8)'}`,
   ].join('\n');
 }

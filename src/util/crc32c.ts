@@ -32,7 +32,13 @@ function makeTables(poly: number): Uint32Array[] {
   return t;
 }
 
+/** Slice-by-8 over `poly`; the tables are built at the first call. */
 function sliceBy8(poly: number): CrcFn {
+  let fn: CrcFn | null = null;
+  return (buf, initialState) => (fn ??= sliceBy8Now(poly))(buf, initialState);
+}
+
+function sliceBy8Now(poly: number): CrcFn {
   const [t0, t1, t2, t3, t4, t5, t6, t7] = makeTables(poly) as [
     Uint32Array,
     Uint32Array,
@@ -89,10 +95,30 @@ export function loadNativeCrc(): NativeCrc | null {
   }
 }
 
-const native = loadNativeCrc();
+interface Chosen {
+  implementation: 'native' | 'portable';
+  crc32c: CrcFn;
+  crc32: CrcFn;
+}
+let chosen: Chosen | null = null;
+
+/**
+ * The implementation, picked at the first checksum (not at import: a run that checks no block, `--version` aside,
+ * loads no addon; issue 15's start-up).
+ */
+function pick(): Chosen {
+  if (chosen) return chosen;
+  const native = loadNativeCrc();
+  chosen = native
+    ? { implementation: 'native', crc32c: (b, s) => native.crc32c(b, s), crc32: (b, s) => native.crc32(b, s) }
+    : { implementation: 'portable', crc32c: portableCrc32c, crc32: portableCrc32 };
+  return chosen;
+}
 
 /** Which implementation this process uses: `native` (@node-rs/crc32) or `portable` (slice-by-8 JavaScript). */
-export const crcImplementation: 'native' | 'portable' = native ? 'native' : 'portable';
+export function crcImplementation(): 'native' | 'portable' {
+  return pick().implementation;
+}
 
-export const crc32c: CrcFn = native ? (b, s) => native.crc32c(b, s) : portableCrc32c;
-export const crc32: CrcFn = native ? (b, s) => native.crc32(b, s) : portableCrc32;
+export const crc32c: CrcFn = (b, s) => pick().crc32c(b, s);
+export const crc32: CrcFn = (b, s) => pick().crc32(b, s);

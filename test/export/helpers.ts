@@ -9,10 +9,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildV2Root, sha } from '../../scripts/docker-root-builder.js';
-import { buildProgram, main } from '../../src/cli/main.js';
-import * as exportCmd from '../../src/cli/commands/export.js';
-import { CommanderError } from 'commander';
-import { isDmiError } from '../../src/errors.js';
 import { hasThinTools, poolXml, prng, SKIP_MESSAGE, type DeviceSpec, type MappingSpec } from '../thin/helpers.js';
 import { cli, hashFile, type CliResult } from '../support/cli.js';
 import { skipReason } from '../support/tools.js';
@@ -240,40 +236,9 @@ export function buildFixture(base = fs.mkdtempSync(path.join(os.tmpdir(), 'dmins
 
 export { sha };
 
-/**
- * Runs the CLI in-process. Uses main() when it registers `export`; until then, the same program with the
- * export command added and main()'s error mapping.
- */
+/** Runs the CLI in-process (main()). */
 export async function run(...args: string[]): Promise<CliResult> {
-  const probe = buildProgram({ out: () => {}, err: () => {} });
-  if (probe.commands.some((c) => c.name() === 'export')) return cli(...args);
-  let stdout = '';
-  let stderr = '';
-  const io = {
-    out: (s: string) => (stdout += s.endsWith('\n') ? s : `${s}\n`),
-    err: (s: string) => (stderr += s.endsWith('\n') ? s : `${s}\n`),
-  };
-  if (args[0] !== 'export') {
-    const code = await main(['node', 'dminspect', ...args], io);
-    return { code, stdout, stderr };
-  }
-  const program = buildProgram(io);
-  exportCmd.register(program, io);
-  for (const c of program.commands)
-    c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
-  try {
-    await program.parseAsync(['node', 'dminspect', ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    if (isDmiError(e)) {
-      io.err(`dminspect: ${e.message}`);
-      if (args.includes('--json'))
-        io.out(JSON.stringify({ error: { code: e.code, exitCode: e.exitCode, message: e.message } }));
-      return { code: e.exitCode, stdout, stderr };
-    }
-    if (e instanceof CommanderError) return { code: 2, stdout, stderr };
-    throw e;
-  }
+  return cli(...args);
 }
 
 /** Loop devices backed by `file` (from losetup). */

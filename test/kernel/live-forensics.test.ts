@@ -26,7 +26,7 @@ describe.skipIf(skipWithoutKernel(['docker', 'thin', 'xfs']))(
   () => {
     const runs: GuestResult[] = [];
     beforeAll(async () => {
-      await execa('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: PROJECT_ROOT });
+      await execa('npm', ['run', '--silent', 'build'], { cwd: PROJECT_ROOT });
     }, 120_000);
     afterAll(async () => {
       for (const r of runs) await r.cleanup();

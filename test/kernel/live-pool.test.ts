@@ -43,7 +43,7 @@ describe.skipIf(skipWithoutKernel(DOCKER ? ['thin', 'docker'] : ['thin']))(
     const json = (f: string) => JSON.parse(fs.readFileSync(path.join(r.scratch, f), 'utf8'));
 
     beforeAll(async () => {
-      await execa('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: PROJECT_ROOT });
+      await execa('npm', ['run', '--silent', 'build'], { cwd: PROJECT_ROOT });
       r = await runInGuest({
         script: guestScript('live-pool.sh'),
         env: {

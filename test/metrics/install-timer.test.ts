@@ -2,17 +2,15 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { buildProgram } from '../../src/cli/main.js';
-import * as installTimerCmd from '../../src/cli/commands/install-timer.js';
+import { main } from '../../src/cli/main.js';
 import { installTimer, serviceUnit, systemdWord, timerUnit } from '../../src/audit/timer.js';
 import { EXIT_CODES, isDmiError } from '../../src/errors.js';
 import { REPO, SAMPLE } from '../support/cli.js';
 import { tmpDir } from './helpers.js';
 import { tool } from '../support/tools.js';
 
-/** Runs `dminspect install-timer ...` as main() would (registering the command if main.ts does not yet). */
+/** Runs `dminspect install-timer ...` through the CLI's main(), in-process. */
 async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
@@ -20,18 +18,8 @@ async function run(...args: string[]): Promise<{ code: number; stdout: string; s
     out: (s: string) => (stdout += s.endsWith('\n') ? s : `${s}\n`),
     err: (s: string) => (stderr += s.endsWith('\n') ? s : `${s}\n`),
   };
-  const program: Command = buildProgram(io);
-  if (!program.commands.some((c) => c.name() === 'install-timer')) {
-    installTimerCmd.register(program, io);
-    for (const c of program.commands) c.exitOverride();
-  }
-  try {
-    await program.parseAsync(['node', 'dminspect', 'install-timer', ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    if (isDmiError(e)) return { code: e.exitCode, stdout, stderr: stderr + e.message };
-    throw e;
-  }
+  const code = await main(['node', 'dminspect', 'install-timer', ...args], io);
+  return { code, stdout, stderr };
 }
 
 const hasSystemdAnalyze = tool(

@@ -83,8 +83,11 @@ function report(devices: PoolDevice[], over: Partial<PoolReport> = {}): PoolRepo
 
 /** Builds the CLI once per run (bin/dminspect.js runs dist/). */
 function requireBuilt(): void {
-  if (!fs.existsSync(path.join(REPO, 'dist/audit/metrics.js')))
-    throw new Error('dist/ has no metrics: run npm run build first');
+  if (
+    !fs.existsSync(path.join(REPO, 'dist/audit/metrics.js')) ||
+    !fs.existsSync(path.join(REPO, 'dist/bundle/main.js'))
+  )
+    throw new Error('dist/ has no metrics or no bundle: run npm run build first');
 }
 
 /** A Docker root whose pool cannot be read: no metadata (NOT_FOUND), or a copy of the sample's with a corrupt superblock (BAD_INPUT). */

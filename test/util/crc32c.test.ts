@@ -41,7 +41,7 @@ describe('crc32c / crc32', () => {
   });
 
   it('uses the addon under Node, and the portable path when DMINSPECT_CRC=portable', () => {
-    expect(crcImplementation).toBe('native');
+    expect(crcImplementation()).toBe('native');
     expect(loadNativeCrc()).not.toBeNull();
     process.env.DMINSPECT_CRC = 'portable';
     try {

@@ -1,0 +1,86 @@
+/**
+ * Issue 15, start-up: each command loads only what it uses. Runs the built bin/dminspect.js (the bundle) as a user
+ * would, with a preload that records every ES module Node loads (module hooks) and, at exit, the CommonJS modules
+ * in require's cache (the CRC addon is loaded by require). The wall time itself is a benchmark
+ * (bench/docker-listing.js), not a test.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, REPO, SAMPLE, tmpDir } from '../support/cli.js';
+
+let dir = '';
+let preload = '';
+
+beforeAll(() => {
+  if (!fs.existsSync(path.join(REPO, 'dist/bundle/main.js'))) throw new Error('run npm run build first');
+  dir = tmpDir('dminspect-startup-');
+  const hooks = path.join(dir, 'hooks.mjs');
+  fs.writeFileSync(
+    hooks,
+    `export async function load(url, context, next) {
+  if (url.startsWith('file:')) process.stderr.write('@@esm ' + url + '\\n');
+  return next(url, context);
+}\n`,
+  );
+  preload = path.join(dir, 'preload.mjs');
+  fs.writeFileSync(
+    preload,
+    `import { createRequire, register } from 'node:module';
+import { pathToFileURL } from 'node:url';
+register(pathToFileURL(${JSON.stringify(hooks)}));
+const cache = createRequire(import.meta.url).cache;
+process.on('exit', () => { for (const f of Object.keys(cache)) process.stderr.write('@@cjs ' + f + '\\n'); });\n`,
+  );
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** What one run loaded: ES module files (repo-relative) and CommonJS files (repo-relative). */
+function loaded(...args: string[]): { code: number; esm: string[]; cjs: string[] } {
+  const r = spawnSync(process.execPath, ['--import', preload, BIN, ...args], { encoding: 'utf8' });
+  const rel = (f: string): string => path.relative(REPO, f.startsWith('file:') ? new URL(f).pathname : f);
+  const lines = r.stderr.split('\n');
+  return {
+    code: r.status ?? -1,
+    esm: lines.filter((l) => l.startsWith('@@esm ')).map((l) => rel(l.slice(6))),
+    cjs: lines.filter((l) => l.startsWith('@@cjs ')).map((l) => rel(l.slice(6))),
+  };
+}
+
+const fromPackage = (files: string[], name: string): string[] =>
+  files.filter((f) => f.includes(`node_modules/${name}/`));
+
+describe('start-up: a run loads what its command uses', () => {
+  it('bin/dminspect.js runs the bundle, not the per-file tsc output', () => {
+    const r = loaded('--version');
+    expect(r.code).toBe(0);
+    expect(r.esm.filter((f) => f.startsWith('dist/') && !f.startsWith('dist/bundle/'))).toEqual([]);
+    expect(r.esm).toContain('dist/bundle/main.js');
+  });
+
+  it('--version loads no command: a handful of files, nothing from node_modules as a module of its own', () => {
+    const r = loaded('--version');
+    expect(r.esm.filter((f) => f.includes('node_modules/'))).toEqual([]);
+    // main.js and the chunks it imports statically (commander, errors, build info); a command would add several
+    expect(r.esm.length).toBeLessThanOrEqual(5);
+    const all = loaded('--help');
+    expect(all.code).toBe(0);
+    expect(all.esm.length).toBeGreaterThan(r.esm.length + 3); // --help registers every command: the control
+  });
+
+  it('containers --json loads neither the daemon client, nor execa, nor the CRC addon', () => {
+    const r = loaded('containers', '--json', '--root', SAMPLE);
+    expect(r.code).toBe(0);
+    expect(fromPackage(r.esm, 'dockerode')).toEqual([]);
+    expect(fromPackage(r.esm, 'execa')).toEqual([]);
+    expect(r.cjs.filter((f) => f.includes('@node-rs'))).toEqual([]);
+  });
+
+  it('pool --json loads the CRC addon (it checks metadata blocks): the probe sees what is loaded', () => {
+    const r = loaded('pool', '--json', '--root', SAMPLE);
+    expect(r.code).toBe(0);
+    expect(r.cjs.filter((f) => f.includes('@node-rs')).length).toBeGreaterThan(0);
+    expect(fromPackage(r.esm, 'dockerode')).toEqual([]);
+  });
+});
