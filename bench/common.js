@@ -1,6 +1,5 @@
 // Helpers the benchmarks share: a seeded PRNG, the median, a tool probe, and building dist/ when src/ is newer.
 import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -27,19 +26,11 @@ export function hasTool(name) {
   return spawnSync(name, ['-V'], { stdio: 'ignore' }).status === 0;
 }
 
-function newest(dir) {
-  let t = 0;
-  for (const f of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, f.name);
-    t = Math.max(t, f.isDirectory() ? newest(p) : fs.statSync(p).mtimeMs);
-  }
-  return t;
-}
-
-/** Runs `npm run build` (tsc, then the bundle bin/dminspect.js runs) when dist/ is missing or older than src/. */
-export function ensureBuild(built = path.join(repo, 'dist/bundle/main.js')) {
-  if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= newest(path.join(repo, 'src'))) return;
-  process.stderr.write('building dist/ (npm run build)...\n');
-  const r = spawnSync('npm', ['run', '--silent', 'build'], { cwd: repo, stdio: 'inherit' });
-  if (r.status !== 0 || !fs.existsSync(built)) throw new Error(`build failed (${r.status})`);
+/** Builds dist/ (tsc and the bundle bin/dminspect.js runs) unless it is newer than every source. */
+export function ensureBuild() {
+  const r = spawnSync(process.execPath, [path.join(repo, 'scripts/build.js'), '--if-stale'], {
+    cwd: repo,
+    stdio: 'inherit',
+  });
+  if (r.status !== 0) throw new Error(`build failed (${r.status})`);
 }
