@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 import { DmiError, isDmiError } from '../errors.js';
-import { exists, isObject, listDir, parseJson, readJson, readText } from './files.js';
+import { byName, exists, isObject, listDir, parseJson, readJson, readText } from './files.js';
 import { isSafeName } from './ids.js';
 import { MAX_THIN_DEVICE_ID } from '../thin/details.js';
 
@@ -214,6 +214,6 @@ export function readRecordSet(root: string): RecordSet {
   keep(() => (deviceSet = readDeviceSetMetadata(root)), path.join(dir, 'deviceset-metadata'));
   keep(() => (transaction = readTransactionMetadata(root)), path.join(dir, 'transaction-metadata'));
 
-  devices.sort((a, b) => a.deviceId - b.deviceId || a.hash.localeCompare(b.hash));
+  devices.sort((a, b) => a.deviceId - b.deviceId || byName(a.hash, b.hash));
   return { devices, problems, tmpFiles, deviceSet, transaction, legacyJson };
 }

@@ -21,6 +21,19 @@ import { readDeviceRecord, readRecordSet, type DeviceRecord, type Problem, type 
 
 export const DEFAULT_ROOT = '/var/lib/docker';
 
+/**
+ * Throws what listing `dir` would throw (EACCES, ENOTDIR, ENOENT) after reading one entry: a root's metadata/ holds
+ * one file per device (20,000 and more), which a full readdir would read just to check the permission.
+ */
+function canList(dir: string): void {
+  const d = fs.opendirSync(dir);
+  try {
+    d.readSync();
+  } finally {
+    d.closeSync();
+  }
+}
+
 export class DockerRoot {
   readonly root: string;
   private records: RecordSet | null = null;
@@ -47,7 +60,7 @@ export class DockerRoot {
     }
     if (!st.isDirectory()) throw new DmiError('NOT_DOCKER_ROOT', `${abs}: not a directory`, { path: abs });
     try {
-      fs.readdirSync(abs);
+      canList(abs);
     } catch (e) {
       throw fsError(e, abs, 'list');
     }
@@ -73,7 +86,7 @@ export class DockerRoot {
       );
     }
     try {
-      fs.readdirSync(path.join(dm, 'metadata'));
+      canList(path.join(dm, 'metadata'));
     } catch (e) {
       const err = fsError(e, path.join(dm, 'metadata'), 'list');
       if (err.code !== 'NOT_FOUND') throw err;

@@ -5,6 +5,7 @@
  */
 import * as path from 'node:path';
 import type { ContainerRecord } from '../docker/containers.js';
+import { byName } from '../docker/files.js';
 import { isDmiError } from '../errors.js';
 import type { DockerRoot } from '../docker/root.js';
 import { legacyImageChain, type ImageInfo } from '../docker/images.js';
@@ -90,10 +91,9 @@ export function loadContainers(root: DockerRoot, problems: Problem[], mountIdOnl
       device,
     });
   }
+  // Docker's RFC 3339 times and hex ids are ASCII: code-unit order (byName), the same on every host's locale
   out.sort(
-    (a, b) =>
-      (a.container.created ?? '').localeCompare(b.container.created ?? '') ||
-      a.container.id.localeCompare(b.container.id),
+    (a, b) => byName(a.container.created ?? '', b.container.created ?? '') || byName(a.container.id, b.container.id),
   );
   return out;
 }
