@@ -107,9 +107,9 @@ export function readContainer(root: string, id: string): ContainerRecord {
   throw new DmiError('BAD_INPUT', `${dir}: no config.v2.json or config.json`, { path: dir });
 }
 
-/** Ids of the container directories (names that are 64 hex). */
-export function listContainerIds(root: string): string[] {
+/** Ids of the container directories (names that are 64 hex), those starting with `prefix` when given. */
+export function listContainerIds(root: string, prefix = ''): string[] {
   return listDir(containersDir(root))
-    .filter((e) => e.isDirectory() && isHex64(e.name))
+    .filter((e) => e.name.startsWith(prefix) && e.isDirectory() && isHex64(e.name))
     .map((e) => e.name);
 }

@@ -149,8 +149,9 @@ export class DockerRoot {
     return { layers, problems };
   }
 
-  containerIds(): string[] {
-    return listContainerIds(this.root);
+  /** Container ids, or those starting with `prefix` (lower-case hex). */
+  containerIds(prefix = ''): string[] {
+    return listContainerIds(this.root, prefix);
   }
 
   container(id: string): ContainerRecord {

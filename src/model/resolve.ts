@@ -14,10 +14,9 @@ import { containerMount } from './join.js';
 
 export function resolveContainer(root: DockerRoot, ref: string): ContainerRecord {
   checkRef(ref, 'container reference');
-  const ids = root.containerIds();
-  if (isHex64(ref) && ids.includes(ref)) return root.container(ref);
   const lower = ref.toLowerCase();
-  const matches = /^[a-f0-9]+$/.test(lower) ? ids.filter((id) => id.startsWith(lower)) : [];
+  const matches = /^[a-f0-9]+$/.test(lower) ? root.containerIds(lower) : [];
+  if (isHex64(ref) && matches.includes(ref)) return root.container(ref);
   // A unique prefix of 12 hex digits or more (a short id, as `docker ps` prints) is taken as an id without
   // reading every config for a name: a container *named* like another's short id is the one case this differs from Docker.
   if (lower.length >= 12 && matches.length === 1) return root.container(matches[0]!);
