@@ -198,6 +198,26 @@ export class BlockSource {
     return buf;
   }
 
+  /**
+   * The logical byte space as file ranges in order, with their open descriptors (valid until close), and the
+   * logical byte offset of block 0: for a reader that does its own reads in several threads (thin/usage.ts).
+   * Its reads are added to `stats` with `count`.
+   */
+  fileRanges(): { base: number; ranges: { fd: number; path: string; offset: number; length: number }[] } {
+    const fds = this.fds;
+    if (fds === null) throw new DmiError('IO', `${this.path}: metadata source is closed`);
+    return {
+      base: this.base,
+      ranges: this.map.extents.map((e) => ({ fd: fds.get(e.path)!, path: e.path, offset: e.offset, length: e.length })),
+    };
+  }
+
+  /** Adds reads done through `fileRanges` to `stats`. */
+  count(reads: number, bytes: number): void {
+    this.stats.reads += reads;
+    this.stats.bytesRead += bytes;
+  }
+
   close(): void {
     if (this.fds !== null) {
       for (const fd of this.fds.values()) fs.closeSync(fd);

@@ -3,6 +3,7 @@
  * device details, per-device usage, space maps and per-device mappings. Every block read is checked
  * (checksum, block number, bounds) once.
  */
+import { availableParallelism } from 'node:os';
 import { DmiError } from '../errors.js';
 import { BlockSource, type BlockSourceOptions } from '../io/block-source.js';
 import { forEachEntry, leaves, lookup, decodeNodeHeader, keyAt, u64ValueAt, MAX_DEPTH, nodeName } from './btree.js';
@@ -89,7 +90,8 @@ export class ThinPool {
   private topCache: { devId: number; root: number }[] | null = null;
   private usageCache: Map<number, DeviceUsage> | null = null;
   /** Facts about the last usage() walk: nodes read, shared nodes found, mappings counted. */
-  usageStats: { nodes: number; sharedNodes: number; mappings: number; dataBlocks: number } | null = null;
+  usageStats: { nodes: number; sharedNodes: number; mappings: number; dataBlocks: number; worker: boolean } | null =
+    null;
 
   constructor(src: BlockSource, metadataSnap = false) {
     this.src = src;
@@ -221,13 +223,30 @@ export class ThinPool {
   usage(): Map<number, DeviceUsage> {
     if (this.usageCache) return this.usageCache;
     const details = this.devices();
+    let mapped = 0;
+    for (const d of details.values()) mapped += d.mappedBlocks;
     const r = countExclusive({
       readNode: this.node,
+      readRaw: (n) => this.src.read(n, 'metadata'),
+      source: this.src.fileRanges(),
+      nrBlocks: this.src.nrBlocks,
       metadataBlocks: this.metadataNrBlocks,
       dataNrBlocks: this.dataNrBlocks,
       devices: this.mappingRoots(),
+      threads: usageThreads(mapped),
+      workerOnly: process.env.DMINSPECT_USAGE_WORKER === 'only',
     });
-    this.usageStats = { nodes: r.nodes, sharedNodes: r.sharedNodes, mappings: r.mappings, dataBlocks: r.dataBlocks };
+    this.src.count(r.reads, r.bytesRead);
+    for (const walked of r.walked) {
+      for (let b = 0; b < walked.length; b++) if (walked[b] !== 0) this.mark(b, 'btree');
+    }
+    this.usageStats = {
+      nodes: r.nodes,
+      sharedNodes: r.sharedNodes,
+      mappings: r.mappings,
+      dataBlocks: r.dataBlocks,
+      worker: r.worker,
+    };
     const out = new Map<number, DeviceUsage>();
     for (const [id, d] of details) {
       const exclusive = r.exclusive.get(id) ?? 0;
@@ -454,6 +473,21 @@ export class ThinPool {
   close(): void {
     this.src.close();
   }
+}
+
+/** Pools mapping at least this many blocks are walked in two threads (usage.ts), when two CPUs are there. */
+export const USAGE_WORKER_MIN_MAPPINGS = 1_000_000;
+
+/**
+ * Threads for the usage walk of a pool mapping `mapped` blocks in all. DMINSPECT_USAGE_WORKER overrides: `always`
+ * (two threads), `only` (the worker walks every device: tests run the worker's code on small fixtures this way),
+ * `never` (one thread).
+ */
+function usageThreads(mapped: number): 1 | 2 {
+  const env = process.env.DMINSPECT_USAGE_WORKER;
+  if (env === 'always' || env === 'only') return 2;
+  if (env === 'never') return 1;
+  return mapped >= USAGE_WORKER_MIN_MAPPINGS && availableParallelism() >= 2 ? 2 : 1;
 }
 
 function checkDevId(key: number, block: number, what: string): void {
