@@ -27,7 +27,7 @@ export interface BlockSourceOptions {
   label?: string;
   /** Blocks per read (default 64 = 256 KiB). */
   chunkBlocks?: number;
-  /** Upper bound of the chunk cache in bytes (default 8 MiB). */
+  /** Upper bound of the chunk cache in bytes (default 1 MiB: fresh memory costs page faults, and walks copy what they keep). */
   cacheBytes?: number;
 }
 
@@ -121,7 +121,7 @@ export class BlockSource {
         length = opts.length;
       }
       const chunkBlocks = Math.max(1, Math.floor(opts.chunkBlocks ?? 64));
-      const maxChunks = Math.max(2, Math.floor((opts.cacheBytes ?? 8 * 1024 * 1024) / (chunkBlocks * BLOCK_SIZE)));
+      const maxChunks = Math.max(2, Math.floor((opts.cacheBytes ?? 1024 * 1024) / (chunkBlocks * BLOCK_SIZE)));
       return new BlockSource(name, fds, map, base, Math.floor(length / BLOCK_SIZE), chunkBlocks, maxChunks);
     } catch (e) {
       for (const fd of fds.values()) fs.closeSync(fd);
