@@ -22,7 +22,7 @@ import {
   type SmRoot,
 } from './space-map.js';
 import { decodeSuperblock, type Superblock } from './superblock.js';
-import { countExclusive } from './usage.js';
+import { startUsageWalk } from './usage.js';
 
 export interface OpenPoolOptions extends BlockSourceOptions {
   /** Read the held metadata snapshot (superblock copy at `metadata_snap`) instead of the live trees. */
@@ -222,10 +222,8 @@ export class ThinPool {
    */
   usage(): Map<number, DeviceUsage> {
     if (this.usageCache) return this.usageCache;
-    const details = this.devices();
-    let mapped = 0;
-    for (const d of details.values()) mapped += d.mappedBlocks;
-    const r = countExclusive({
+    // The worker thread (on large pools) boots while this thread reads the device details.
+    const walk = startUsageWalk({
       readNode: this.node,
       readRaw: (n) => this.src.read(n, 'metadata'),
       source: this.src.fileRanges(),
@@ -233,9 +231,17 @@ export class ThinPool {
       metadataBlocks: this.metadataNrBlocks,
       dataNrBlocks: this.dataNrBlocks,
       devices: this.mappingRoots(),
-      threads: usageThreads(mapped),
+      threads: usageThreads(this.liveSuperblock.metadataSpaceMapRoot.nrAllocated),
       workerOnly: process.env.DMINSPECT_USAGE_WORKER === 'only',
     });
+    let details: Map<number, DeviceDetails>;
+    try {
+      details = this.devices();
+    } catch (e) {
+      walk.abort();
+      throw e;
+    }
+    const r = walk.finish();
     this.src.count(r.reads, r.bytesRead);
     for (const walked of r.walked) {
       for (let b = 0; b < walked.length; b++) if (walked[b] !== 0) this.mark(b, 'btree');
@@ -475,19 +481,22 @@ export class ThinPool {
   }
 }
 
-/** Pools mapping at least this many blocks are walked in two threads (usage.ts), when two CPUs are there. */
-export const USAGE_WORKER_MIN_MAPPINGS = 1_000_000;
+/**
+ * Pools with at least this many metadata blocks in use (about a million mappings: 8 MiB of leaves holding 126 each)
+ * are walked in two threads (usage.ts), when two CPUs are there: below it, starting a worker costs more than it saves.
+ */
+export const USAGE_WORKER_MIN_METADATA_BLOCKS = 8192;
 
 /**
- * Threads for the usage walk of a pool mapping `mapped` blocks in all. DMINSPECT_USAGE_WORKER overrides: `always`
- * (two threads), `only` (the worker walks every device: tests run the worker's code on small fixtures this way),
- * `never` (one thread).
+ * Threads for the usage walk of a pool using `metadataUsed` metadata blocks. DMINSPECT_USAGE_WORKER overrides:
+ * `always` (two threads), `only` (the worker walks every device: tests run the worker's code on small fixtures this
+ * way), `never` (one thread).
  */
-function usageThreads(mapped: number): 1 | 2 {
+function usageThreads(metadataUsed: number): 1 | 2 {
   const env = process.env.DMINSPECT_USAGE_WORKER;
   if (env === 'always' || env === 'only') return 2;
   if (env === 'never') return 1;
-  return mapped >= USAGE_WORKER_MIN_MAPPINGS && availableParallelism() >= 2 ? 2 : 1;
+  return metadataUsed >= USAGE_WORKER_MIN_METADATA_BLOCKS && availableParallelism() >= 2 ? 2 : 1;
 }
 
 function checkDevId(key: number, block: number, what: string): void {

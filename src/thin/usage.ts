@@ -21,7 +21,7 @@ import { Worker } from 'node:worker_threads';
 import { DmiError, fsError } from '../errors.js';
 import { nativeCrcPath, crc32c, sliceBy8 } from '../util/crc32c.js';
 import { decodeNodeHeader, MAX_DEPTH, nodeName } from './btree.js';
-import { KERNEL_ERROR, usageKernel } from './usage-kernel.js';
+import { KERNEL_ERROR, usageKernel, type KernelArgs } from './usage-kernel.js';
 
 const PAGE = 65536;
 const SHARED_NODE = 4;
@@ -151,6 +151,21 @@ if (Atomics.compareExchange(ctl, 1, ${W_IDLE}, ${W_RUNNING}) === ${W_IDLE}) {
 let workerCode: string | null = null;
 
 export function countExclusive(input: UsageWalkInput): UsageWalkResult {
+  return startUsageWalk(input).finish();
+}
+
+/** A usage walk whose worker thread (if any) is already starting: `finish` walks here too, waits, and merges. */
+export interface UsageWalk {
+  finish: () => UsageWalkResult;
+  /** Stops the worker thread (before `finish`, when the caller gives up). */
+  abort: () => void;
+}
+
+/**
+ * Starts the walk: the worker thread, if one is used, begins booting now, so the caller can do other reads (the
+ * device details) meanwhile; `finish` does this thread's share.
+ */
+export function startUsageWalk(input: UsageWalkInput): UsageWalk {
   const { metadataBlocks, dataNrBlocks, devices, source } = input;
   const nPages = Math.ceil(dataNrBlocks / PAGE);
   const wide = devices.length >= 0xffff;
@@ -179,7 +194,7 @@ export function countExclusive(input: UsageWalkInput): UsageWalkResult {
     shared: SHARED,
   };
 
-  let w: (Side & { pages: SharedArrayBuffer; touched: Uint8Array; text: SharedArrayBuffer }) | null = null;
+  let w: WorkerSide | null = null;
   if (useWorker) {
     const shared = side(metadataBlocks, devices.length, true);
     const pages = new SharedArrayBuffer(nPages * PAGE * wordBytes);
@@ -210,6 +225,24 @@ export function countExclusive(input: UsageWalkInput): UsageWalkResult {
     worker.on('error', () => {});
   }
 
+  const abort = (): void => {
+    Atomics.store(ctl, 2, 1);
+    if (w) Atomics.compareExchange(ctl, 1, W_IDLE, W_CANCELLED);
+  };
+  return { finish: () => finishWalk(input, common, w, nPages, wide), abort };
+}
+
+type WorkerSide = Side & { pages: SharedArrayBuffer; touched: Uint8Array; text: SharedArrayBuffer };
+
+function finishWalk(
+  input: UsageWalkInput,
+  common: Omit<KernelArgs, 'pread' | 'crc' | 'state' | 'exclusive' | 'newPage' | 'stats' | 'err'>,
+  w: WorkerSide | null,
+  nPages: number,
+  wide: boolean,
+): UsageWalkResult {
+  const { metadataBlocks, devices, source } = input;
+  const { ctl, shared: SHARED } = common;
   const m = side(metadataBlocks, devices.length, false);
   const mPages: (Uint16Array | Uint32Array | undefined)[] = [];
   let mainError: unknown = null;
