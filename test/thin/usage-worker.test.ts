@@ -6,9 +6,18 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { DmiError } from '../../src/errors.js';
-import { openPool, type ThinPool } from '../../src/thin/index.js';
-import { decodeNodeHeader, u64ValueAt } from '../../src/thin/btree.js';
-import { copyFile, hasThinTools, patchBlock, randomPool, removeTmp, restore, thinLs } from './helpers.js';
+import { openPool } from '../../src/thin/index.js';
+import {
+  children,
+  copyFile,
+  hasThinTools,
+  patchBlock,
+  randomPool,
+  removeTmp,
+  restore,
+  setRoot,
+  thinLs,
+} from './helpers.js';
 
 const MODES = ['never', 'only', 'always'] as const;
 
@@ -45,26 +54,6 @@ function errorOf(meta: string): string {
     pool.close();
   }
   throw new Error('no error');
-}
-
-function children(pool: ThinPool, block: number): number[] {
-  const buf = pool.node(block, 'test');
-  const h = decodeNodeHeader(buf, block, 'test', 8);
-  return h.isLeaf ? [] : Array.from({ length: h.nrEntries }, (_, i) => u64ValueAt(buf, h, i, 'test'));
-}
-
-/** Points device `devId`'s entry in the (single-leaf) top-level mapping tree at `root`. */
-function setRoot(meta: string, pool: ThinPool, devId: number, root: number): void {
-  patchBlock(meta, pool.superblock.dataMappingRoot, 'btree', (b) => {
-    const nr = b.readUInt32LE(16);
-    const max = b.readUInt32LE(20);
-    for (let i = 0; i < nr; i++) {
-      if (b.readUInt32LE(32 + 8 * i) === devId) {
-        b.writeUInt32LE(root, 32 + 8 * max + 8 * i);
-        b.writeUInt32LE(0, 32 + 8 * max + 8 * i + 4);
-      }
-    }
-  });
 }
 
 describe.skipIf(!hasThinTools)('the usage walk in a worker thread', () => {
