@@ -200,29 +200,36 @@ export function startUsageWalk(input: UsageWalkInput): UsageWalk {
     const pages = new SharedArrayBuffer(nPages * PAGE * wordBytes);
     const touched = new SharedArrayBuffer(nPages);
     const text = new SharedArrayBuffer(4096);
-    w = { ...shared, pages, touched: new Uint8Array(touched), text };
     workerCode ??= workerSource();
-    const worker = new Worker(workerCode, {
-      eval: true,
-      workerData: {
-        ...common,
-        extents: extents.buffer,
-        roots: roots.buffer,
-        ctl: ctl.buffer,
-        fds: source.ranges.map((r) => r.fd),
-        crcPath: nativeCrcPath,
-        state: shared.state.buffer,
-        exclusive: shared.exclusive.buffer,
-        stats: shared.stats.buffer,
-        err: shared.err.buffer,
-        pages,
-        touched,
-        text,
-      },
-    });
-    worker.unref();
-    // Reported through ctl and err; a worker that fails to start leaves its batches to this thread.
-    worker.on('error', () => {});
+    let worker: Worker | null = null;
+    try {
+      worker = new Worker(workerCode, {
+        eval: true,
+        workerData: {
+          ...common,
+          extents: extents.buffer,
+          roots: roots.buffer,
+          ctl: ctl.buffer,
+          fds: source.ranges.map((r) => r.fd),
+          crcPath: nativeCrcPath,
+          state: shared.state.buffer,
+          exclusive: shared.exclusive.buffer,
+          stats: shared.stats.buffer,
+          err: shared.err.buffer,
+          pages,
+          touched,
+          text,
+        },
+      });
+    } catch {
+      // No thread to be had (EAGAIN, limits): this thread walks alone.
+    }
+    if (worker) {
+      w = { ...shared, pages, touched: new Uint8Array(touched), text };
+      worker.unref();
+      // Reported through ctl and err; a worker that fails to start leaves its batches to this thread.
+      worker.on('error', () => {});
+    }
   }
 
   const abort = (): void => {
