@@ -3,7 +3,7 @@
  * device details, per-device usage, space maps and per-device mappings. Every block read is checked
  * (checksum, block number, bounds) once.
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { DmiError } from '../errors.js';
 import { BlockSource, type BlockSourceOptions } from '../io/block-source.js';
 import { forEachEntry, leaves, lookup, decodeNodeHeader, keyAt, u64ValueAt, MAX_DEPTH, nodeName } from './btree.js';
@@ -483,12 +483,15 @@ export class ThinPool {
 
 /**
  * Pools with at least this many metadata blocks in use (about a million mappings: 8 MiB of leaves holding 126 each)
- * are walked in two threads (usage.ts), when two CPUs are there: below it, starting a worker costs more than it saves.
+ * are walked in two threads (usage.ts), when a second CPU is free: below it, starting a worker costs more than it
+ * saves.
  */
 export const USAGE_WORKER_MIN_METADATA_BLOCKS = 8192;
 
 /**
- * Threads for the usage walk of a pool using `metadataUsed` metadata blocks. DMINSPECT_USAGE_WORKER overrides:
+ * Threads for the usage walk of a pool using `metadataUsed` metadata blocks: two when the pool is large and a second
+ * CPU is free (the 1-minute load average at least half a CPU below the CPU count; on a busy host the worker thread
+ * waits for a CPU and this thread waits for it, measured slower than one thread). DMINSPECT_USAGE_WORKER overrides:
  * `always` (two threads), `only` (the worker walks every device: tests run the worker's code on small fixtures this
  * way), `never` (one thread).
  */
@@ -496,7 +499,8 @@ function usageThreads(metadataUsed: number): 1 | 2 {
   const env = process.env.DMINSPECT_USAGE_WORKER;
   if (env === 'always' || env === 'only') return 2;
   if (env === 'never') return 1;
-  return metadataUsed >= USAGE_WORKER_MIN_METADATA_BLOCKS && availableParallelism() >= 2 ? 2 : 1;
+  const cpus = availableParallelism();
+  return metadataUsed >= USAGE_WORKER_MIN_METADATA_BLOCKS && cpus >= 2 && loadavg()[0]! <= cpus - 0.5 ? 2 : 1;
 }
 
 function checkDevId(key: number, block: number, what: string): void {

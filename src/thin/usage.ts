@@ -172,7 +172,7 @@ export function startUsageWalk(input: UsageWalkInput): UsageWalk {
   const SHARED = wide ? 0xffffffff : 0xffff;
   const wordBytes = wide ? 4 : 2;
   const useWorker = input.threads === 2 && devices.length >= 2 && nPages * PAGE * wordBytes <= MAX_SHARED_OWNER_BYTES;
-  const nBatches = useWorker ? Math.min(devices.length, 64) : 1;
+  const nBatches = useWorker ? Math.min(devices.length, 128) : 1;
   const batchSize = Math.max(1, Math.ceil(devices.length / nBatches));
   const roots = Float64Array.from(devices, (d) => d.root);
   const extents = new Float64Array(source.ranges.length * 2);
