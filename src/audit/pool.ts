@@ -110,8 +110,9 @@ function audit(src: PoolSource, root: DockerRoot | null, opts: PoolOptions, live
   const { pool, metadataFile, lvm } = src;
   const sb = pool.superblock;
   const bs = pool.dataBlockBytes;
-  const details = pool.devices();
+  // usage() first: on a large pool its worker thread boots while this thread reads the device details.
   const usage = pool.usage();
+  const details = pool.devices();
   const sm = live ? null : pool.spaceMaps();
   const model = root ? loadModel(root) : null;
   const records = root ? root.recordSet() : null;

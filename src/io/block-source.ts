@@ -27,7 +27,7 @@ export interface BlockSourceOptions {
   label?: string;
   /** Blocks per read (default 64 = 256 KiB). */
   chunkBlocks?: number;
-  /** Upper bound of the chunk cache in bytes (default 8 MiB). */
+  /** Upper bound of the chunk cache in bytes (default 1 MiB: fresh memory costs page faults, and walks copy what they keep). */
   cacheBytes?: number;
 }
 
@@ -121,7 +121,7 @@ export class BlockSource {
         length = opts.length;
       }
       const chunkBlocks = Math.max(1, Math.floor(opts.chunkBlocks ?? 64));
-      const maxChunks = Math.max(2, Math.floor((opts.cacheBytes ?? 8 * 1024 * 1024) / (chunkBlocks * BLOCK_SIZE)));
+      const maxChunks = Math.max(2, Math.floor((opts.cacheBytes ?? 1024 * 1024) / (chunkBlocks * BLOCK_SIZE)));
       return new BlockSource(name, fds, map, base, Math.floor(length / BLOCK_SIZE), chunkBlocks, maxChunks);
     } catch (e) {
       for (const fd of fds.values()) fs.closeSync(fd);
@@ -196,6 +196,26 @@ export class BlockSource {
     this.stats.bytesRead += bytes;
     this.chunks.set(c, buf);
     return buf;
+  }
+
+  /**
+   * The logical byte space as file ranges in order, with their open descriptors (valid until close), and the
+   * logical byte offset of block 0: for a reader that does its own reads in several threads (thin/usage.ts).
+   * Its reads are added to `stats` with `count`.
+   */
+  fileRanges(): { base: number; ranges: { fd: number; path: string; offset: number; length: number }[] } {
+    const fds = this.fds;
+    if (fds === null) throw new DmiError('IO', `${this.path}: metadata source is closed`);
+    return {
+      base: this.base,
+      ranges: this.map.extents.map((e) => ({ fd: fds.get(e.path)!, path: e.path, offset: e.offset, length: e.length })),
+    };
+  }
+
+  /** Adds reads done through `fileRanges` to `stats`. */
+  count(reads: number, bytes: number): void {
+    this.stats.reads += reads;
+    this.stats.bytesRead += bytes;
   }
 
   close(): void {

@@ -3,6 +3,7 @@
  * device details, per-device usage, space maps and per-device mappings. Every block read is checked
  * (checksum, block number, bounds) once.
  */
+import { availableParallelism, loadavg } from 'node:os';
 import { DmiError } from '../errors.js';
 import { BlockSource, type BlockSourceOptions } from '../io/block-source.js';
 import { forEachEntry, leaves, lookup, decodeNodeHeader, keyAt, u64ValueAt, MAX_DEPTH, nodeName } from './btree.js';
@@ -21,7 +22,7 @@ import {
   type SmRoot,
 } from './space-map.js';
 import { decodeSuperblock, type Superblock } from './superblock.js';
-import { countExclusive } from './usage.js';
+import { startUsageWalk } from './usage.js';
 
 export interface OpenPoolOptions extends BlockSourceOptions {
   /** Read the held metadata snapshot (superblock copy at `metadata_snap`) instead of the live trees. */
@@ -89,7 +90,8 @@ export class ThinPool {
   private topCache: { devId: number; root: number }[] | null = null;
   private usageCache: Map<number, DeviceUsage> | null = null;
   /** Facts about the last usage() walk: nodes read, shared nodes found, mappings counted. */
-  usageStats: { nodes: number; sharedNodes: number; mappings: number; dataBlocks: number } | null = null;
+  usageStats: { nodes: number; sharedNodes: number; mappings: number; dataBlocks: number; worker: boolean } | null =
+    null;
 
   constructor(src: BlockSource, metadataSnap = false) {
     this.src = src;
@@ -220,14 +222,37 @@ export class ThinPool {
    */
   usage(): Map<number, DeviceUsage> {
     if (this.usageCache) return this.usageCache;
-    const details = this.devices();
-    const r = countExclusive({
+    // The worker thread (on large pools) boots while this thread reads the device details.
+    const walk = startUsageWalk({
       readNode: this.node,
+      readRaw: (n) => this.src.read(n, 'metadata'),
+      source: this.src.fileRanges(),
+      nrBlocks: this.src.nrBlocks,
       metadataBlocks: this.metadataNrBlocks,
       dataNrBlocks: this.dataNrBlocks,
       devices: this.mappingRoots(),
+      threads: usageThreads(this.liveSuperblock.metadataSpaceMapRoot.nrAllocated),
+      workerOnly: process.env.DMINSPECT_USAGE_WORKER === 'only',
     });
-    this.usageStats = { nodes: r.nodes, sharedNodes: r.sharedNodes, mappings: r.mappings, dataBlocks: r.dataBlocks };
+    let details: Map<number, DeviceDetails>;
+    try {
+      details = this.devices();
+    } catch (e) {
+      walk.abort();
+      throw e;
+    }
+    const r = walk.finish();
+    this.src.count(r.reads, r.bytesRead);
+    for (const walked of r.walked) {
+      for (let b = 0; b < walked.length; b++) if (walked[b] !== 0) this.mark(b, 'btree');
+    }
+    this.usageStats = {
+      nodes: r.nodes,
+      sharedNodes: r.sharedNodes,
+      mappings: r.mappings,
+      dataBlocks: r.dataBlocks,
+      worker: r.worker,
+    };
     const out = new Map<number, DeviceUsage>();
     for (const [id, d] of details) {
       const exclusive = r.exclusive.get(id) ?? 0;
@@ -454,6 +479,28 @@ export class ThinPool {
   close(): void {
     this.src.close();
   }
+}
+
+/**
+ * Pools with at least this many metadata blocks in use (about a million mappings: 8 MiB of leaves holding 126 each)
+ * are walked in two threads (usage.ts), when a second CPU is free: below it, starting a worker costs more than it
+ * saves.
+ */
+export const USAGE_WORKER_MIN_METADATA_BLOCKS = 8192;
+
+/**
+ * Threads for the usage walk of a pool using `metadataUsed` metadata blocks: two when the pool is large and a second
+ * CPU is free (the 1-minute load average at least half a CPU below the CPU count; on a busy host the worker thread
+ * waits for a CPU and this thread waits for it, measured slower than one thread). DMINSPECT_USAGE_WORKER overrides:
+ * `always` (two threads), `only` (the worker walks every device: tests run the worker's code on small fixtures this
+ * way), `never` (one thread).
+ */
+function usageThreads(metadataUsed: number): 1 | 2 {
+  const env = process.env.DMINSPECT_USAGE_WORKER;
+  if (env === 'always' || env === 'only') return 2;
+  if (env === 'never') return 1;
+  const cpus = availableParallelism();
+  return metadataUsed >= USAGE_WORKER_MIN_METADATA_BLOCKS && cpus >= 2 && loadavg()[0]! <= cpus - 0.5 ? 2 : 1;
 }
 
 function checkDevId(key: number, block: number, what: string): void {

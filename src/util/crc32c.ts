@@ -14,7 +14,11 @@ import { createRequire } from 'node:module';
 
 type CrcFn = (input: Uint8Array, initialState?: number) => number;
 
-function makeTables(poly: number): Uint32Array[] {
+/**
+ * A slice-by-8 CRC over the reflected polynomial `poly`. Self-contained (no outside references): thin/usage.ts
+ * evaluates its source text in a worker thread.
+ */
+export function sliceBy8(poly: number): CrcFn {
   const t: Uint32Array[] = [];
   for (let k = 0; k < 8; k++) t.push(new Uint32Array(256));
   for (let i = 0; i < 256; i++) {
@@ -29,17 +33,7 @@ function makeTables(poly: number): Uint32Array[] {
       t[k]![i] = c >>> 0;
     }
   }
-  return t;
-}
-
-/** Slice-by-8 over `poly`; the tables are built at the first call. */
-function sliceBy8(poly: number): CrcFn {
-  let fn: CrcFn | null = null;
-  return (buf, initialState) => (fn ??= sliceBy8Now(poly))(buf, initialState);
-}
-
-function sliceBy8Now(poly: number): CrcFn {
-  const [t0, t1, t2, t3, t4, t5, t6, t7] = makeTables(poly) as [
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = t as [
     Uint32Array,
     Uint32Array,
     Uint32Array,
@@ -85,11 +79,17 @@ interface NativeCrc {
 
 /** The addon, or null under Bun, with DMINSPECT_CRC=portable, or when it does not load (no prebuilt for this platform). */
 export function loadNativeCrc(): NativeCrc | null {
+  return loadNative()?.mod ?? null;
+}
+
+function loadNative(): { mod: NativeCrc; path: string } | null {
   if (process.versions.bun !== undefined || process.env.DMINSPECT_CRC === 'portable') return null;
   try {
     const name = ['@node-rs', 'crc32'].join('/');
-    const mod = createRequire(import.meta.url)(name) as NativeCrc;
-    return typeof mod.crc32c === 'function' && typeof mod.crc32 === 'function' ? mod : null;
+    const req = createRequire(import.meta.url);
+    const path = req.resolve(name);
+    const mod = req(path) as NativeCrc;
+    return typeof mod.crc32c === 'function' && typeof mod.crc32 === 'function' ? { mod, path } : null;
   } catch {
     return null;
   }
@@ -99,6 +99,8 @@ interface Chosen {
   implementation: 'native' | 'portable';
   crc32c: CrcFn;
   crc32: CrcFn;
+  /** The addon's resolved module path (a worker thread loads the same one), or null. */
+  nativePath: string | null;
 }
 let chosen: Chosen | null = null;
 
@@ -108,11 +110,22 @@ let chosen: Chosen | null = null;
  */
 function pick(): Chosen {
   if (chosen) return chosen;
-  const native = loadNativeCrc();
+  const loaded = loadNative();
+  const native = loaded?.mod ?? null;
   chosen = native
-    ? { implementation: 'native', crc32c: (b, s) => native.crc32c(b, s), crc32: (b, s) => native.crc32(b, s) }
-    : { implementation: 'portable', crc32c: portableCrc32c, crc32: portableCrc32 };
+    ? {
+        implementation: 'native',
+        crc32c: (b, s) => native.crc32c(b, s),
+        crc32: (b, s) => native.crc32(b, s),
+        nativePath: loaded!.path,
+      }
+    : { implementation: 'portable', crc32c: portableCrc32c, crc32: portableCrc32, nativePath: null };
   return chosen;
+}
+
+/** The addon's resolved module path when this process uses it (a worker thread loads the same one), else null. */
+export function nativeCrcPath(): string | null {
+  return pick().nativePath;
 }
 
 /** Which implementation this process uses: `native` (@node-rs/crc32) or `portable` (slice-by-8 JavaScript). */

@@ -106,20 +106,28 @@ describe.skipIf(missing.length > 0)(
     });
 
     /** Runs PROGRAM inside the chroot under the 3.10 filter. */
-    function inside(argv: string[], opts: { allowGetrandom?: boolean } = {}): SpawnSyncReturns<string> {
+    function inside(
+      argv: string[],
+      opts: { allowGetrandom?: boolean; env?: Record<string, string> } = {},
+    ): SpawnSyncReturns<string> {
       return spawnSync(
         launcher,
         [...(opts.allowGetrandom ? ['--allow-getrandom'] : []), '--chroot', root, '--', ...argv],
         {
           encoding: 'utf8',
-          env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: '/', LANG: 'C' },
+          env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: '/', LANG: 'C', ...opts.env },
           maxBuffer: 64 << 20,
         },
       );
     }
 
     function binJson(...args: string[]): unknown {
-      const r = inside(['/usr/local/bin/dminspect', ...args, '--json']);
+      return binJsonWith({}, ...args);
+    }
+
+    /** binJson with environment variables set (DMINSPECT_USAGE_WORKER=only: the pool's usage walk in the worker). */
+    function binJsonWith(env: Record<string, string>, ...args: string[]): unknown {
+      const r = inside(['/usr/local/bin/dminspect', ...args, '--json'], { env });
       expect(r.stderr, `dminspect ${args.join(' ')}: stderr`).toBe('');
       expect(r.status, `dminspect ${args.join(' ')}: ${r.stderr}`).toBe(0);
       return JSON.parse(r.stdout);
@@ -190,7 +198,10 @@ describe.skipIf(missing.length > 0)(
         );
       }
       expect(binJson('devices', '--root', '/data/sample')).toEqual(await nodeJson('devices', '--root', '/data/sample'));
-      expect(binJson('pool', '--root', '/data/sample')).toEqual(await nodeJson('pool', '--root', '/data/sample'));
+      const pool = await nodeJson('pool', '--root', '/data/sample');
+      expect(binJson('pool', '--root', '/data/sample')).toEqual(pool);
+      // the usage walk in a worker thread, evaluated from its source text inside the binary
+      expect(binJsonWith({ DMINSPECT_USAGE_WORKER: 'only' }, 'pool', '--root', '/data/sample')).toEqual(pool);
     });
 
     it('bad input: the same one-line error and exit status as the Node build', async () => {
@@ -220,6 +231,9 @@ describe.skipIf(missing.length > 0)(
         const pool = binJson('pool', '--root', rootArg, '--sort', 'id') as { version: number; devices: unknown[] };
         expect(pool.version).toBe(2);
         expect(pool).toEqual(await nodeJson('pool', '--root', rootArg, '--sort', 'id'));
+        expect(binJsonWith({ DMINSPECT_USAGE_WORKER: 'only' }, 'pool', '--root', rootArg, '--sort', 'id')).toEqual(
+          pool,
+        );
 
         const c = engine.containers[0];
         const out = `/data/out/${kind}-${c.name}.img`;

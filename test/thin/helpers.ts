@@ -6,6 +6,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { blockChecksum, type BlockKind } from '../../src/thin/checksum.js';
+import { decodeNodeHeader, u64ValueAt } from '../../src/thin/btree.js';
+import type { ThinPool } from '../../src/thin/pool.js';
 import { tool } from '../support/tools.js';
 import { tmpGroup } from '../support/cli.js';
 
@@ -259,4 +261,27 @@ export function randomPool(seed: number, bases = 3, snaps = 4, perDev = 700): Po
   }
   devices.push({ id: 99, mappings: [] });
   return { time: snaps + 1, transaction: 50, nrDataBlocks: next + 100, devices };
+}
+
+/** The child blocks of btree node `block` (none for a leaf). */
+export function children(pool: ThinPool, block: number): number[] {
+  const buf = pool.node(block, 'test');
+  const h = decodeNodeHeader(buf, block, 'test', 8);
+  if (h.isLeaf) return [];
+  return Array.from({ length: h.nrEntries }, (_, i) => u64ValueAt(buf, h, i, 'test'));
+}
+
+/** Points device `devId`'s entry in the (single-leaf) top-level mapping tree at `root`: a kernel-style snapshot. */
+export function setRoot(meta: string, pool: ThinPool, devId: number, root: number): void {
+  const top = pool.superblock.dataMappingRoot;
+  patchBlock(meta, top, 'btree', (b) => {
+    const nr = b.readUInt32LE(16);
+    const max = b.readUInt32LE(20);
+    for (let i = 0; i < nr; i++) {
+      if (b.readUInt32LE(32 + 8 * i) === devId) {
+        b.writeUInt32LE(root, 32 + 8 * max + 8 * i);
+        b.writeUInt32LE(0, 32 + 8 * max + 8 * i + 4);
+      }
+    }
+  });
 }

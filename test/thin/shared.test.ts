@@ -5,13 +5,14 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { openPool, type ThinPool } from '../../src/thin/index.js';
-import { decodeNodeHeader, u64ValueAt } from '../../src/thin/btree.js';
 import {
+  children,
   copyFile,
   hasThinTools,
   patchBlock,
   removeTmp,
   restore,
+  setRoot,
   thinLs,
   type MappingSpec,
   type PoolSpec,
@@ -35,28 +36,6 @@ function twins(): PoolSpec {
       { id: 4, mappings: [{ v: 0, d: 7000, len: 20 }] },
     ],
   };
-}
-
-function children(pool: ThinPool, block: number): number[] {
-  const buf = pool.node(block, 'test');
-  const h = decodeNodeHeader(buf, block, 'test', 8);
-  if (h.isLeaf) return [];
-  return Array.from({ length: h.nrEntries }, (_, i) => u64ValueAt(buf, h, i, 'test'));
-}
-
-/** Points device `devId`'s entry in the (single-leaf) top-level mapping tree at `root`. */
-function setRoot(meta: string, pool: ThinPool, devId: number, root: number): void {
-  const top = pool.superblock.dataMappingRoot;
-  patchBlock(meta, top, 'btree', (b) => {
-    const nr = b.readUInt32LE(16);
-    const max = b.readUInt32LE(20);
-    for (let i = 0; i < nr; i++) {
-      if (b.readUInt32LE(32 + 8 * i) === devId) {
-        b.writeUInt32LE(root, 32 + 8 * max + 8 * i);
-        b.writeUInt32LE(0, 32 + 8 * max + 8 * i + 4);
-      }
-    }
-  });
 }
 
 function expectSameAsThinLs(meta: string): ThinPool {
