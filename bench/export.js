@@ -17,10 +17,16 @@
  *   - scattered: every block its own run, at a random place in the data file (no two virtually adjacent
  *     blocks physically adjacent, save by chance).
  *
- * Caches are not dropped (no privilege assumption): everything is warm. The data file is read once and each
- * command runs once untimed before the timed repetitions; `sync` (untimed) runs before every timed command so
- * none pays for another's write-back, and outputs are deleted between runs. Medians of --reps (default 3);
- * peak RSS from /usr/bin/time.
+ * Caches are not dropped (no privilege assumption): everything is warm, and every timed command starts from the
+ * same state: outputs deleted and `sync` (none pays for another's write-back), then the data file read again
+ * (untimed: `cat`), since the page cache may have been trimmed between commands (memory reclaim on a shared or
+ * virtual machine) and a command reading a cold file would pay for the disk. Each command runs once untimed
+ * before the timed repetitions, which interleave the commands. Medians of --reps (default 3); peak RSS from
+ * /usr/bin/time; the load average before and after is printed (the machine may be shared).
+ *
+ * `node -e 0` (Node's start and exit alone) is timed too: an exporter running on Node pays for it before it can
+ * hash anything, so (node + sha256) is its own floor; `bound` = floor / (node + sha256) is the best ratio a
+ * Node-based export can show against the floor.
  *
  * Usage: node bench/export.js [realistic] [scattered] [--gib 1] [--reps 3] [--dir /tmp/dminspect-bench/export]
  *        [--force] [--json]
@@ -259,6 +265,8 @@ export function runExportBench({
       String(p.size),
       img,
     ],
+    // Node's start and exit alone: no Node-based exporter starts hashing sooner
+    node: () => [process.execPath, '-e', '0'],
     dd: () => ['dd', `if=${p.data}`, `of=${refOut}`, 'bs=4M', 'iflag=count_bytes', `count=${mb}`, 'status=none'],
   };
   // dc3dd counts sectors (cnt= with ssz=512); dcfldd counts blocks of bs (mapped bytes are a multiple of 64 KiB).
@@ -292,9 +300,11 @@ export function runExportBench({
     fs.rmSync(img, { force: true });
     fs.rmSync(refOut, { force: true });
     spawnSync('sync');
+    // The data file back into the page cache (it may have been trimmed since the last command read it).
+    run('cat', [p.data], { stdio: ['ignore', 'ignore', 'pipe'] });
   };
-  // Warm: the data file into the page cache, one untimed run of each.
-  run('cat', [p.data], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const loadBefore = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  // Warm: one untimed run of each.
   for (const c of Object.values(cmds)) {
     clean();
     timed(c());
@@ -327,6 +337,7 @@ export function runExportBench({
   const ddMs = med('dd');
   const sha256Ms = median(hashRuns);
   const floorMs = Math.max(ddMs, sha256Ms);
+  const nodeMs = med('node');
   const r2 = (x) => (x === null ? null : Math.round(x * 100) / 100);
   const res = {
     layout,
@@ -345,6 +356,12 @@ export function runExportBench({
     dc3ddMs: med('dc3dd') === null ? null : Math.round(med('dc3dd')),
     dcflddMs: med('dcfldd') === null ? null : Math.round(med('dcfldd')),
     floorMs: Math.round(floorMs),
+    /** `node -e 0`: Node's start and exit alone. */
+    nodeMs: Math.round(nodeMs),
+    /** floor / (node + sha256): the best ratio to the floor an exporter running on Node can reach. */
+    bound: r2(floorMs / (nodeMs + sha256Ms)),
+    /** Load average before and after (1, 5, 15 min). */
+    load: [loadBefore, fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')],
     /** floor / export: 1 = as fast as the floor allows (target ≥ 0.9). */
     vsFloor: r2(floorMs / exportMs),
     copyVsFloor: r2(floorMs / med('copy')),
@@ -373,9 +390,11 @@ export function formatExportBench(r) {
   return (
     `export ${r.layout.padEnd(9)} ${gib(r.mappedBytes)} GiB mapped in ${r.runs} runs (image ${gib(r.size)} GiB): ` +
     `dminspect export ${r.exportMs} ms (peak RSS ${r.exportRssMb} MB; CLI start-up alone ${r.startupMs} ms; the copy alone in-process ${r.copyMs} ms); ` +
-    `dd ${r.ddMs} ms, sha256 ${r.sha256Ms} ms → floor ${r.floorMs} ms: export ${r.vsFloor}× the floor (target ≥ 0.9), copy alone ${r.copyVsFloor}×; ` +
+    `dd ${r.ddMs} ms, sha256 ${r.sha256Ms} ms → floor ${r.floorMs} ms: export ${r.vsFloor}× the floor (target ≥ 0.9), copy alone ${r.copyVsFloor}×, ` +
+    `bound for Node ${r.bound}× (node -e 0 ${r.nodeMs} ms + sha256); ` +
     `dc3dd ${r.dc3ddMs ?? 'n/a'} ms → ${r.vsDc3dd ?? 'n/a'}× faster (target ≥ 2.5); dcfldd ${r.dcflddMs ?? 'n/a'} ms → ${r.vsDcfldd ?? 'n/a'}×; ` +
     `sha256 ${r.sha256Ok ? 'ok' : 'WRONG'}${r.met ? '' : '  [target missed]'}` +
+    `  [load ${r.load[0]} → ${r.load[1]}]` +
     (r.missing.length ? `  [not installed: ${r.missing.join(', ')} — apt-get install ${r.missing.join(' ')}]` : '')
   );
 }
