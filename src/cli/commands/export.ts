@@ -13,7 +13,6 @@ import {
   renderExport,
   withInterrupt,
 } from '../shared.js';
-import { runExportDeleted } from '../recover.js';
 
 interface ExportCliOptions {
   root: string;
@@ -73,6 +72,8 @@ export function register(program: Command, io: Out): void {
         if (opts.deleted) {
           if (second !== undefined)
             throw new DmiError('USAGE', 'export --deleted --device-id N <image>: give only the image file');
+          // loaded only for --deleted (the recovery modules are not on a plain export's path)
+          const { runExportDeleted } = await import('../recover.js');
           return runExportDeleted(io, first, opts, cmd);
         }
         if (opts.version !== undefined) throw new DmiError('USAGE', '--version applies to export --deleted only');
