@@ -275,9 +275,13 @@ function workerHasher(ring: SharedArrayBuffer): Hasher {
         worker.postMessage({ digest: true });
       });
     },
-    async close() {
+    close() {
+      // Not awaited: the worker holds no descriptor (only the ring), and its teardown (tens of ms on a busy
+      // machine) need not delay the caller; unref'd, it does not keep the process alive either.
       closing = true;
-      await worker.terminate();
+      worker.unref();
+      Promise.resolve(worker.terminate()).catch(() => {});
+      return Promise.resolve();
     },
   };
 }
