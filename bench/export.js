@@ -20,12 +20,7 @@
  * Caches are not dropped (no privilege assumption): everything is warm, and every timed command starts from the
  * same state: outputs deleted and `sync` (none pays for another's write-back), then the data file read again
  * (untimed: `cat`), since the page cache may have been trimmed between commands (memory reclaim on a shared or
- * virtual machine) and a command reading a cold file would pay for the disk, then a short helper touches and frees
- * as much memory as the image, so that every command writes its output into memory freed a moment before: on a
- * virtual machine that hands free memory back to its host (virtio-balloon free page reporting, as on the
- * development machine) memory freed seconds ago can be slow to touch again, and the cost of a command's writes
- * would depend on what ran before it (`dd` took 4.2 s after a pause, 0.4 s right after another copy; not
- * confirmed as the cause under load). Each command runs once untimed
+ * virtual machine) and a command reading a cold file would pay for the disk. Each command runs once untimed
  * before the timed repetitions, which interleave the commands. Medians of --reps (default 3); peak RSS from
  * /usr/bin/time; the load average before and after is printed (the machine may be shared).
  *
@@ -307,8 +302,6 @@ export function runExportBench({
     spawnSync('sync');
     // The data file back into the page cache (it may have been trimmed since the last command read it).
     run('cat', [p.data], { stdio: ['ignore', 'ignore', 'pipe'] });
-    // Free memory the command can write its output into at once: touched now, freed at exit (see the top).
-    run(process.execPath, ['-e', `Buffer.alloc(${Math.ceil((p.size * 1.1) / 4096) * 4096}, 1)`]);
   };
   const loadBefore = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   // Warm: one untimed run of each.
