@@ -267,7 +267,7 @@ export async function exportDevice(
     };
   } finally {
     src.close();
-    await dropPrestartedHashWorker(); // not taken: the export failed before copying
+    await dropPrestartedHashWorker(); // not taken: the export failed before copying, or hashed on this thread
   }
 }
 
