@@ -7,10 +7,11 @@
 import * as fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { openPool } from '../dist/thin/pool.js';
-import { copyThinDevice } from '../dist/thin/copy.js';
+import { copyThinDevice, prestartHashWorker } from '../dist/thin/copy.js';
 
 const [meta, data, devId, size, outPath] = process.argv.slice(2);
 const t0 = performance.now();
+prestartHashWorker(); // as exportDevice does
 const pool = openPool(meta);
 const out = fs.openSync(outPath, 'wx', 0o600);
 const r = await copyThinDevice({

@@ -17,10 +17,21 @@
  *   - scattered: every block its own run, at a random place in the data file (no two virtually adjacent
  *     blocks physically adjacent, save by chance).
  *
- * Caches are not dropped (no privilege assumption): everything is warm. The data file is read once and each
- * command runs once untimed before the timed repetitions; `sync` (untimed) runs before every timed command so
- * none pays for another's write-back, and outputs are deleted between runs. Medians of --reps (default 3);
- * peak RSS from /usr/bin/time.
+ * Caches are not dropped (no privilege assumption): everything is warm, and every timed command starts from the
+ * same state: `sync` (none pays for another's write-back), the data file read again (untimed: `cat`), since the
+ * page cache may have been trimmed between commands (memory reclaim on a shared or virtual machine) and a command
+ * reading a cold file would pay for the disk, and, for a command that writes, the previous output deleted last,
+ * right before it starts. On a virtual machine that hands free memory back to its host (virtio-balloon free page
+ * reporting, a few seconds after it is freed: the development machine), writing into memory handed back costs
+ * many times more than into memory freed a moment ago (perf: `dd`'s time goes to copy_folio_from_iter_atomic,
+ * 0.46 s right after another copy against 3.2 s after a pause), so every writer gets memory freed just before it.
+ * Each command runs once untimed
+ * before the timed repetitions, which interleave the commands. Medians of --reps (default 3); peak RSS from
+ * /usr/bin/time; the load average before and after is printed (the machine may be shared).
+ *
+ * `node -e 0` (Node's start and exit alone) is timed too: an exporter running on Node pays for it before it can
+ * hash anything, so (node + sha256) is its own floor; `bound` = floor / (node + sha256) is the best ratio a
+ * Node-based export can show against the floor.
  *
  * Usage: node bench/export.js [realistic] [scattered] [--gib 1] [--reps 3] [--dir /tmp/dminspect-bench/export]
  *        [--force] [--json]
@@ -235,6 +246,8 @@ export function runExportBench({
       String(p.size),
       img,
     ],
+    // Node's start and exit alone: no Node-based exporter starts hashing sooner
+    node: () => [process.execPath, '-e', '0'],
     dd: () => ['dd', `if=${p.data}`, `of=${refOut}`, 'bs=4M', 'iflag=count_bytes', `count=${mb}`, 'status=none'],
   };
   // dc3dd counts sectors (cnt= with ssz=512); dcfldd counts blocks of bs (mapped bytes are a multiple of 64 KiB).
@@ -264,15 +277,21 @@ export function runExportBench({
     ];
   } else missing.push('dcfldd');
   if (!TIME) missing.push('time');
-  const clean = () => {
+  // Before a command: nothing left to write back, the data file cached, and (for a command that writes) the last
+  // output deleted at the last moment, so that every writer writes into memory freed just before it (see the top).
+  const noOutput = new Set(['startup', 'node']);
+  const clean = (k) => {
+    spawnSync('sync');
+    // The data file back into the page cache (it may have been trimmed since the last command read it).
+    run('cat', [p.data], { stdio: ['ignore', 'ignore', 'pipe'] });
+    if (noOutput.has(k)) return;
     fs.rmSync(img, { force: true });
     fs.rmSync(refOut, { force: true });
-    spawnSync('sync');
   };
-  // Warm: the data file into the page cache, one untimed run of each.
-  run('cat', [p.data], { stdio: ['ignore', 'ignore', 'pipe'] });
-  for (const c of Object.values(cmds)) {
-    clean();
+  const loadBefore = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  // Warm: one untimed run of each.
+  for (const [k, c] of Object.entries(cmds)) {
+    clean(k);
     timed(c());
   }
   const times = Object.fromEntries(Object.keys(cmds).map((k) => [k, []]));
@@ -281,7 +300,7 @@ export function runExportBench({
   let json = null;
   for (let i = 0; i < reps; i++) {
     for (const [k, c] of Object.entries(cmds)) {
-      clean();
+      clean(k);
       const r = timed(c());
       if (k === 'export') {
         json = JSON.parse(r.stdout);
@@ -296,13 +315,14 @@ export function runExportBench({
     }
     hashRuns.push(hashMs(p.size));
   }
-  clean();
+  clean('end');
   const med = (k) => (times[k] ? median(times[k].map((r) => r.ms)) : null);
   const rss = (k) => (times[k] ? Math.round(Math.max(...times[k].map((r) => r.rssKb ?? 0)) / 1024) : null);
   const exportMs = med('export');
   const ddMs = med('dd');
   const sha256Ms = median(hashRuns);
   const floorMs = Math.max(ddMs, sha256Ms);
+  const nodeMs = med('node');
   const r2 = (x) => (x === null ? null : Math.round(x * 100) / 100);
   const res = {
     layout,
@@ -321,6 +341,12 @@ export function runExportBench({
     dc3ddMs: med('dc3dd') === null ? null : Math.round(med('dc3dd')),
     dcflddMs: med('dcfldd') === null ? null : Math.round(med('dcfldd')),
     floorMs: Math.round(floorMs),
+    /** `node -e 0`: Node's start and exit alone. */
+    nodeMs: Math.round(nodeMs),
+    /** floor / (node + sha256): the best ratio to the floor an exporter running on Node can reach. */
+    bound: r2(floorMs / (nodeMs + sha256Ms)),
+    /** Load average before and after (1, 5, 15 min). */
+    load: [loadBefore, fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')],
     /** floor / export: 1 = as fast as the floor allows (target ≥ 0.9). */
     vsFloor: r2(floorMs / exportMs),
     copyVsFloor: r2(floorMs / med('copy')),
@@ -349,9 +375,11 @@ export function formatExportBench(r) {
   return (
     `export ${r.layout.padEnd(9)} ${gib(r.mappedBytes)} GiB mapped in ${r.runs} runs (image ${gib(r.size)} GiB): ` +
     `dminspect export ${r.exportMs} ms (peak RSS ${r.exportRssMb} MB; CLI start-up alone ${r.startupMs} ms; the copy alone in-process ${r.copyMs} ms); ` +
-    `dd ${r.ddMs} ms, sha256 ${r.sha256Ms} ms → floor ${r.floorMs} ms: export ${r.vsFloor}× the floor (target ≥ 0.9), copy alone ${r.copyVsFloor}×; ` +
+    `dd ${r.ddMs} ms, sha256 ${r.sha256Ms} ms → floor ${r.floorMs} ms: export ${r.vsFloor}× the floor (target ≥ 0.9), copy alone ${r.copyVsFloor}×, ` +
+    `bound for Node ${r.bound}× (node -e 0 ${r.nodeMs} ms + sha256); ` +
     `dc3dd ${r.dc3ddMs ?? 'n/a'} ms → ${r.vsDc3dd ?? 'n/a'}× faster (target ≥ 2.5); dcfldd ${r.dcflddMs ?? 'n/a'} ms → ${r.vsDcfldd ?? 'n/a'}×; ` +
     `sha256 ${r.sha256Ok ? 'ok' : 'WRONG'}${r.met ? '' : '  [target missed]'}` +
+    `  [load ${r.load[0]} → ${r.load[1]}]` +
     (r.missing.length ? `  [not installed: ${r.missing.join(', ')} — apt-get install ${r.missing.join(' ')}]` : '')
   );
 }

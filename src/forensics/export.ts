@@ -16,9 +16,18 @@ import type { NamingOptions } from '../docker/naming.js';
 import type { DeviceRecord } from '../docker/records.js';
 import { DockerRoot } from '../docker/root.js';
 import { DmiError, fsError, isDmiError } from '../errors.js';
-import { copyThinDevice, type CopyProgress } from '../thin/copy.js';
+import {
+  copyThinDevice,
+  dropPrestartedHashWorker,
+  HASH_WORKER_MIN_BYTES,
+  prestartHashWorker,
+  type CopyProgress,
+} from '../thin/copy.js';
 import { evidenceFiles, locatePool, openPoolSource, type PoolLocation } from '../pool-source/index.js';
 import { containerDevice } from '../model/resolve.js';
+
+// The CLI starts the sha256 worker before resolving the target (see exportDevice).
+export { dropPrestartedHashWorker, prestartHashWorker };
 
 export interface ExportTargetOptions extends NamingOptions {
   /** Export by thin id instead of a reference. */
@@ -195,7 +204,15 @@ export async function exportDevice(
   const image = path.resolve(imagePath);
   const sparse = opts.sparse ?? true;
   const warnings: string[] = [];
-  const src = openPoolSource(t.pool, { metadataSnap: opts.metadataSnap, requireData: true });
+  // The sha256 worker starts while the pool and the output are opened (the copy takes it).
+  if (t.size >= HASH_WORKER_MIN_BYTES) prestartHashWorker();
+  let src: ReturnType<typeof openPoolSource>;
+  try {
+    src = openPoolSource(t.pool, { metadataSnap: opts.metadataSnap, requireData: true });
+  } catch (e) {
+    await dropPrestartedHashWorker();
+    throw e;
+  }
   const { pool, metadataFile: metadataName } = src;
   const data = src.data!;
   for (const f of src.lvmFindings) if (f.severity !== 'info') warnings.push(f.message);
@@ -250,6 +267,7 @@ export async function exportDevice(
     };
   } finally {
     src.close();
+    await dropPrestartedHashWorker(); // not taken: the export failed before copying, or hashed on this thread
   }
 }
 

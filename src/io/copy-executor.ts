@@ -70,6 +70,8 @@ export interface CopyResult {
   asyncWindows: number;
   /** Whether the sha256 was computed in a worker thread. */
   hashedInWorker: boolean;
+  /** ... by the worker prestartHashWorker() started ahead of the copy. */
+  hashWorkerPrestarted: boolean;
 }
 
 export interface CopyRunsOptions {
@@ -115,6 +117,8 @@ export function checkImageSize(size: number): void {
 /** Hashes jobs in order; each job is acknowledged in order. */
 interface Hasher {
   readonly inWorker: boolean;
+  /** The worker was started ahead by prestartHashWorker(). */
+  readonly prestarted: boolean;
   /** Hash `len` bytes of the ring at `at`. */
   window(at: number, len: number): void;
   zeros(n: number): void;
@@ -134,6 +138,7 @@ function localHasher(ring: Buffer): Hasher {
   let acked = 0;
   return {
     inWorker: false,
+    prestarted: false,
     window(at, len) {
       h.update(ring.subarray(at, at + len));
       acked++;
@@ -151,15 +156,20 @@ function localHasher(ring: Buffer): Hasher {
   };
 }
 
-/** The worker's code (CommonJS, evaluated): one sha256 over the jobs it is sent, in order; acknowledges each. */
+/**
+ * The worker's code (CommonJS, evaluated): its first message is the ring (a SharedArrayBuffer); then one sha256
+ * over the jobs it is sent, in order; acknowledges each.
+ */
 const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
+const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
-const ring = Buffer.from(workerData.ring);
 const zero = Buffer.alloc(1024 * 1024);
 const h = createHash('sha256');
+let ring = null;
 parentPort.on('message', (m) => {
-  if (m.z !== undefined) {
+  if (m.ring !== undefined) {
+    ring = Buffer.from(m.ring);
+  } else if (m.z !== undefined) {
     for (let n = m.z; n > 0; n -= zero.length) h.update(n >= zero.length ? zero : zero.subarray(0, n));
     parentPort.postMessage(0);
   } else if (m.at !== undefined) {
@@ -171,9 +181,48 @@ parentPort.on('message', (m) => {
 });
 `;
 
+/** A hash worker started ahead of a copy (prestartHashWorker), not yet taken by one. */
+let prestarted: { worker: Worker; dead: boolean } | null = null;
+
+/**
+ * Starts the sha256 worker of the next copy now, so that its start-up (tens of ms: a new isolate) overlaps the
+ * caller's own (opening the pool, the output): the next copyRuns that hashes in a worker takes it, and its first
+ * window is hashed as soon as it is read. The worker does not keep the process alive; dropPrestartedHashWorker()
+ * ends it if no copy follows (e.g. the export failed before copying). Idempotent.
+ */
+export function prestartHashWorker(): void {
+  if (prestarted && !prestarted.dead) return;
+  const p = { worker: new Worker(WORKER_SOURCE, { eval: true }), dead: false };
+  const dead = () => (p.dead = true);
+  p.worker.on('error', dead); // a worker that failed to start: the copy starts its own
+  p.worker.on('exit', dead);
+  p.worker.unref();
+  prestarted = p;
+}
+
+/** Ends a worker started by prestartHashWorker() that no copy took. */
+export async function dropPrestartedHashWorker(): Promise<void> {
+  const p = prestarted;
+  prestarted = null;
+  if (p && !p.dead) await p.worker.terminate();
+}
+
+/** The prestarted worker (taken), or a new one. */
+function takeWorker(): { worker: Worker; prestarted: boolean } {
+  const p = prestarted;
+  prestarted = null;
+  if (p && !p.dead) {
+    p.worker.removeAllListeners();
+    p.worker.ref();
+    return { worker: p.worker, prestarted: true };
+  }
+  return { worker: new Worker(WORKER_SOURCE, { eval: true }), prestarted: false };
+}
+
 /** Hashes in a worker thread reading the shared ring. */
 function workerHasher(ring: SharedArrayBuffer): Hasher {
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ring } });
+  const { worker, prestarted: wasPrestarted } = takeWorker();
+  worker.postMessage({ ring });
   let failed: DmiError | null = null;
   let acked = 0;
   let waiters: { n: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
@@ -208,6 +257,7 @@ function workerHasher(ring: SharedArrayBuffer): Hasher {
   };
   return {
     inWorker: true,
+    prestarted: wasPrestarted,
     window: (at, len) => post({ at, len }),
     zeros: (n) => post({ z: n }),
     get acked() {
@@ -225,9 +275,13 @@ function workerHasher(ring: SharedArrayBuffer): Hasher {
         worker.postMessage({ digest: true });
       });
     },
-    async close() {
+    close() {
+      // Not awaited: the worker holds no descriptor (only the ring), and its teardown (tens of ms on a busy
+      // machine) need not delay the caller; unref'd, it does not keep the process alive either.
       closing = true;
-      await worker.terminate();
+      worker.unref();
+      Promise.resolve(worker.terminate()).catch(() => {});
+      return Promise.resolve();
     },
   };
 }
@@ -328,6 +382,7 @@ export async function copyRuns(o: CopyRunsOptions): Promise<CopyResult> {
       writes: stats.writes,
       asyncWindows: stats.asyncWindows,
       hashedInWorker: hasher.inWorker,
+      hashWorkerPrestarted: hasher.prestarted,
     };
   } finally {
     // Nothing is in flight on the descriptors: reads through the thread pool all settle before fillWindow returns.

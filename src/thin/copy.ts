@@ -19,7 +19,14 @@ import type { CopyRun } from '../io/copy-plan.js';
 import type { ThinPool } from './pool.js';
 
 // Callers import these from here, as before the split.
-export { DEFAULT_COPY_BUFFER, type CopyProgress, type CopyResult } from '../io/copy-executor.js';
+export {
+  DEFAULT_COPY_BUFFER,
+  HASH_WORKER_MIN_BYTES,
+  dropPrestartedHashWorker,
+  prestartHashWorker,
+  type CopyProgress,
+  type CopyResult,
+} from '../io/copy-executor.js';
 export type { CopyRun } from '../io/copy-plan.js';
 
 /** The executor's options (io/copy-executor.ts), with the pool and device in place of the block size and name. */

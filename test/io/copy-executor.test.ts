@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyThinDevice, DEFAULT_COPY_BUFFER, type CopyProgress } from '../../src/thin/copy.js';
-import { HASH_WORKER_MIN_BYTES } from '../../src/io/copy-executor.js';
+import { dropPrestartedHashWorker, HASH_WORKER_MIN_BYTES, prestartHashWorker } from '../../src/io/copy-executor.js';
 import { openPool, type ThinPool } from '../../src/thin/pool.js';
 import { hasThinTools, prng, removeTmp, restore, SKIP_MESSAGE, tmpDir, type MappingSpec } from '../thin/helpers.js';
 import { hashFile } from '../support/cli.js';
@@ -138,6 +138,33 @@ d('copy executor on real thin metadata', () => {
       expect(counts[1]).toEqual(counts[0]);
       expect(counts[2]).toEqual(counts[0]);
     }
+  });
+
+  it('a worker started ahead (prestartHashWorker) is taken by the next copy that hashes in a worker; dropped if none', async () => {
+    const dev = devs[2]!;
+    const wantSha = sha(naive(dev, data));
+    prestartHashWorker();
+    prestartHashWorker(); // idempotent
+    let { r, file } = await copy(dev, { hashWorker: true });
+    expect(r.sha256).toBe(wantSha);
+    expect(r.hashWorkerPrestarted).toBe(true);
+    fs.rmSync(file);
+    // taken: the next copy starts its own
+    ({ r, file } = await copy(dev, { hashWorker: true }));
+    expect(r.sha256).toBe(wantSha);
+    expect(r.hashWorkerPrestarted).toBe(false);
+    fs.rmSync(file);
+    // a copy hashed on this thread leaves it for the next; a dropped one is not used
+    prestartHashWorker();
+    ({ r, file } = await copy(devs[0]!, { hashWorker: false }));
+    expect(r.hashWorkerPrestarted).toBe(false);
+    fs.rmSync(file);
+    await dropPrestartedHashWorker();
+    await dropPrestartedHashWorker();
+    ({ r, file } = await copy(dev, { hashWorker: true }));
+    expect(r.sha256).toBe(wantSha);
+    expect(r.hashWorkerPrestarted).toBe(false);
+    fs.rmSync(file);
   });
 
   it('reads on this thread or through the thread pool: the same image and counts; errors wait for reads in flight', async () => {

@@ -1,7 +1,13 @@
 import type { Command } from 'commander';
 import { DEFAULT_ROOT } from '../../docker/root.js';
 import { DmiError } from '../../errors.js';
-import { exportDevice, resolveExportTarget, type ExportResult } from '../../forensics/export.js';
+import {
+  dropPrestartedHashWorker,
+  exportDevice,
+  prestartHashWorker,
+  resolveExportTarget,
+  type ExportResult,
+} from '../../forensics/export.js';
 import { namingOptions } from '../options.js';
 import { printJson, type Out } from '../render.js';
 import {
@@ -13,7 +19,6 @@ import {
   renderExport,
   withInterrupt,
 } from '../shared.js';
-import { runExportDeleted } from '../recover.js';
 
 interface ExportCliOptions {
   root: string;
@@ -73,6 +78,8 @@ export function register(program: Command, io: Out): void {
         if (opts.deleted) {
           if (second !== undefined)
             throw new DmiError('USAGE', 'export --deleted --device-id N <image>: give only the image file');
+          // loaded only for --deleted (the recovery modules are not on a plain export's path)
+          const { runExportDeleted } = await import('../recover.js');
           return runExportDeleted(io, first, opts, cmd);
         }
         if (opts.version !== undefined) throw new DmiError('USAGE', '--version applies to export --deleted only');
@@ -86,14 +93,22 @@ export function register(program: Command, io: Out): void {
           image = first;
         }
         if (image === undefined) throw new DmiError('USAGE', 'missing the image file: dminspect export <ref> <image>');
-        const target = resolveExportTarget(opts.root, ref, {
-          ...namingOptions(opts),
-          deviceId,
-          size: parseSize(opts.size),
-          metadata: opts.metadata,
-          data: opts.data,
-          images: opts.image,
-        });
+        // The sha256 worker boots while the Docker root and the pool are read (exportDevice ends it if unused).
+        prestartHashWorker();
+        let target: ReturnType<typeof resolveExportTarget>;
+        try {
+          target = resolveExportTarget(opts.root, ref, {
+            ...namingOptions(opts),
+            deviceId,
+            size: parseSize(opts.size),
+            metadata: opts.metadata,
+            data: opts.data,
+            images: opts.image,
+          });
+        } catch (e) {
+          await dropPrestartedHashWorker();
+          throw e;
+        }
         const progress = progressReporter(!opts.json && process.stderr.isTTY === true);
         let r: ExportResult;
         try {
