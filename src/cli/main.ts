@@ -54,7 +54,11 @@ export async function buildProgram(io: Out = stdio, argv?: readonly string[]): P
     .showHelpAfterError(false)
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
-  const modules = await Promise.all(modulesFor(argv).map((load) => load()));
+  const wanted = modulesFor(argv);
+  // one command that prints text: its tables (a JSON run, --help and --version never load cli-table3)
+  const tables =
+    wanted.length === 1 && !argv?.includes('--json') ? import('./render.js').then((r) => r.loadTables()) : null;
+  const [modules] = await Promise.all([Promise.all(wanted.map((load) => load())), tables]);
   for (const m of new Set(modules)) m.register(program, io);
   for (const c of program.commands)
     c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });

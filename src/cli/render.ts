@@ -1,16 +1,27 @@
 /** Shared rendering: tables (cli-table3), key/value blocks, JSON, problems. */
-import Table from 'cli-table3';
+import type TableCtor from 'cli-table3';
 import type { Problem } from '../docker/records.js';
 
 import type { Out } from './output.js';
 
 export { stdio, type Out } from './output.js';
 
+let Table: typeof TableCtor | null = null;
+
+/**
+ * Loads the table renderer. `main()` awaits it before any run without `--json`, so a JSON run never loads
+ * cli-table3 (issue 15, start-up) and `table()` stays synchronous for the renderers.
+ */
+export async function loadTables(): Promise<void> {
+  Table ??= (await import('cli-table3')).default;
+}
+
 export function printJson(io: Out, value: unknown): void {
   io.out(JSON.stringify(value, null, 2));
 }
 
 export function table(head: string[], rows: (string | number | null | undefined)[][]): string {
+  if (Table === null) throw new Error('table() before loadTables()');
   const t = new Table({
     head,
     style: { head: [], border: [], compact: true },

@@ -16,6 +16,7 @@ import { poolAuditLive } from '../../src/audit/live.js';
 import { dockerHumanSize } from '../../src/audit/daemon-view.js';
 import { renderMetrics } from '../../src/audit/metrics.js';
 import { renderPool } from '../../src/cli/commands/pool.js';
+import { loadTables } from '../../src/cli/render.js';
 import { DmHost } from '../../src/dm/host.js';
 import { DockerRoot } from '../../src/docker/root.js';
 import type { RunResult } from '../../src/dm/plan.js';
@@ -206,6 +207,7 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
       expect([d.mappedBlocks, d.exclusiveBlocks, d.sharedBlocks]).toEqual([row.mapped, row.exclusive, row.shared]);
     }
     expect(rep.findings.map((x) => x.kind)).not.toContain('table-block-size-differs');
+    await loadTables();
     const text = renderPool(rep);
     expect(text).toMatch(
       /^source: +live: active in the kernel \(6\.1\.0-57-amd64\); read through dminspect's own held metadata snapshot \(released\) at block \d+, from the loop's backing file$/m,

@@ -36,20 +36,30 @@ process.on('exit', () => { for (const f of Object.keys(cache)) process.stderr.wr
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-/** What one run loaded: ES module files (repo-relative) and CommonJS files (repo-relative). */
-function loaded(...args: string[]): { code: number; esm: string[]; cjs: string[] } {
+/**
+ * What one run loaded: ES module files and CommonJS files (repo-relative), and the source modules inside the bundle
+ * files it loaded (esbuild heads each module's code with a `// dist/...` or `// node_modules/...` comment).
+ */
+function loaded(...args: string[]): { code: number; esm: string[]; cjs: string[]; sources: string[] } {
   const r = spawnSync(process.execPath, ['--import', preload, BIN, ...args], { encoding: 'utf8' });
   const rel = (f: string): string => path.relative(REPO, f.startsWith('file:') ? new URL(f).pathname : f);
   const lines = r.stderr.split('\n');
+  const esm = lines.filter((l) => l.startsWith('@@esm ')).map((l) => rel(l.slice(6)));
+  const sources = esm
+    .filter((f) => f.startsWith('dist/bundle/'))
+    .flatMap((f) => fs.readFileSync(path.join(REPO, f), 'utf8').match(/^\/\/ (dist|node_modules)\/\S+$/gm) ?? [])
+    .map((m) => m.slice(3));
   return {
     code: r.status ?? -1,
-    esm: lines.filter((l) => l.startsWith('@@esm ')).map((l) => rel(l.slice(6))),
+    esm,
     cjs: lines.filter((l) => l.startsWith('@@cjs ')).map((l) => rel(l.slice(6))),
+    sources: [...new Set(sources)],
   };
 }
 
 const fromPackage = (files: string[], name: string): string[] =>
   files.filter((f) => f.includes(`node_modules/${name}/`));
+const commandsIn = (sources: string[]): string[] => sources.filter((f) => f.startsWith('dist/cli/commands/'));
 
 describe('start-up: a run loads what its command uses', () => {
   it('bin/dminspect.js runs the bundle, not the per-file tsc output', () => {
@@ -59,22 +69,29 @@ describe('start-up: a run loads what its command uses', () => {
     expect(r.esm).toContain('dist/bundle/main.js');
   });
 
-  it('--version loads no command: a handful of files, nothing from node_modules as a module of its own', () => {
+  it('--version loads no command, no format reader and no table renderer', () => {
     const r = loaded('--version');
     expect(r.esm.filter((f) => f.includes('node_modules/'))).toEqual([]);
-    // main.js and the chunks it imports statically (commander, errors, build info); a command would add several
-    expect(r.esm.length).toBeLessThanOrEqual(5);
+    expect(r.sources).toContain('dist/cli/main.js');
+    expect(commandsIn(r.sources)).toEqual([]);
+    expect(r.sources.filter((f) => /^dist\/(thin|docker|lvm)\//.test(f))).toEqual([]);
+    expect(fromPackage(r.sources, 'cli-table3')).toEqual([]);
     const all = loaded('--help');
     expect(all.code).toBe(0);
-    expect(all.esm.length).toBeGreaterThan(r.esm.length + 3); // --help registers every command: the control
+    expect(commandsIn(all.sources).length).toBeGreaterThan(5); // --help registers every command: the control
   });
 
-  it('containers --json loads neither the daemon client, nor execa, nor the CRC addon', () => {
+  it('containers --json loads its own command only, and neither tables, the daemon client, execa nor the CRC addon', () => {
     const r = loaded('containers', '--json', '--root', SAMPLE);
     expect(r.code).toBe(0);
+    expect(commandsIn(r.sources)).toEqual(['dist/cli/commands/containers.js']);
+    expect(fromPackage(r.sources, 'cli-table3')).toEqual([]);
     expect(fromPackage(r.esm, 'dockerode')).toEqual([]);
     expect(fromPackage(r.esm, 'execa')).toEqual([]);
     expect(r.cjs.filter((f) => f.includes('@node-rs'))).toEqual([]);
+    const text = loaded('containers', '--root', SAMPLE); // the control: a table run loads cli-table3
+    expect(text.code).toBe(0);
+    expect(fromPackage(text.sources, 'cli-table3').length).toBeGreaterThan(0);
   });
 
   it('pool --json loads the CRC addon (it checks metadata blocks): the probe sees what is loaded', () => {
