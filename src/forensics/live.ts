@@ -13,7 +13,7 @@ import type { DmHost } from '../dm/host.js';
 import { freeLoopDevices } from '../dm/loop.js';
 import { executePlan, renderPlan, stepFailure, type Plan } from '../dm/plan.js';
 import { DmiError } from '../errors.js';
-import { locateLive, withHeldSnapshot } from '../pool-source/live.js';
+import { locateLive, withHeldSnapshot, type HeldView } from '../pool-source/live.js';
 import { MAX_THIN_DEVICE_ID } from '../thin/details.js';
 import { openPool } from '../thin/index.js';
 import { activateOriginSteps, activatePoolSteps, mountSteps, releasePlan, snapshotSteps } from './plans.js';
@@ -247,8 +247,18 @@ export function poolThinIds(metadata: string, metadataSnap: boolean): Set<number
 async function heldPoolIds(host: DmHost, pool: string, stateDir: string): Promise<Set<number>> {
   const loc = await locateLive(host, pool);
   if (loc === null) throw new DmiError('NOT_FOUND', `pool ${pool} is no longer active`);
-  const r = await withHeldSnapshot(host, loc, { stateDir }, (v) => poolThinIds(v.metadata, v.heldRoot !== null));
-  return r.value;
+  const r = await withHeldSnapshot(
+    host,
+    loc,
+    { stateDir },
+    { task: { module: import.meta.url, fn: 'heldThinIds', args: [] }, local: heldThinIds },
+  );
+  return new Set(r.value);
+}
+
+/** The ids in the held snapshot (run in the read's worker thread: pool-source/held-read.ts). */
+export function heldThinIds(v: HeldView): number[] {
+  return [...poolThinIds(v.metadata, v.heldRoot !== null)];
 }
 
 /**

@@ -11,6 +11,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { poolAuditLive } from '../../src/audit/live.js';
 import { dockerHumanSize } from '../../src/audit/daemon-view.js';
@@ -36,6 +37,7 @@ import {
 } from '../thin/helpers.js';
 
 const POOL = 'docker-8:1-4242-pool';
+const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 interface KernelState {
   mode: 'rw' | 'ro' | 'out_of_data_space' | 'fail';
@@ -245,6 +247,75 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
       expect(k.heldRoot).toBeNull();
       expect(fs.existsSync(holdFile(stateDir, POOL))).toBe(false);
       expect(process.listenerCount('SIGTERM')).toBe(0);
+    } finally {
+      exit.mockRestore();
+    }
+  });
+
+  // The built code (dist/, as the CLI runs it): there the read runs in a worker thread (pool-source/held-read.ts);
+  // from the sources (the tests above) it runs on this thread. `npm run build` first (npm test's pretest does).
+  const dist = async () =>
+    (await import(
+      pathToFileURL(path.join(PROJECT, 'dist/audit/live.js')).href
+    )) as typeof import('../../src/audit/live.js');
+
+  it('built code: the read runs in a worker thread; its report equals the one read on this thread', async () => {
+    const { poolAuditLive: built } = await dist();
+    const { k, opts } = setup();
+    const here = await poolAuditLive(null, opts, k.host());
+    const there = await built(null, { ...opts, readDelayMs: 1 }, k.host());
+    if (here.dryRun || there.dryRun) throw new Error('not a dry run');
+    expect(k.messages()).toEqual([
+      'reserve_metadata_snap',
+      'release_metadata_snap',
+      'reserve_metadata_snap',
+      'release_metadata_snap',
+    ]);
+    const plain = (r: object) => JSON.parse(JSON.stringify(r, (key, v) => (key === 'startedAt' ? undefined : v)));
+    expect(plain(there.report)).toEqual(plain(here.report));
+    expect(there.report.devices.length).toBeGreaterThan(0);
+  });
+
+  it('built code: a read that overruns the read timeout is abandoned and the hold released at once', async () => {
+    const { poolAuditLive: built } = await dist();
+    const { k, stateDir, opts } = setup();
+    const t0 = Date.now();
+    const e = await built(null, { ...opts, readTimeoutMs: 300, readDelayMs: 20_000 }, k.host()).catch(
+      (x: unknown) => x,
+    );
+    expect(Date.now() - t0, 'not waiting for the read').toBeLessThan(10_000);
+    expect(e).toMatchObject({
+      code: 'CONFLICT',
+      message: expect.stringMatching(/took longer than 0.3 s; abandoned, the snapshot is released/),
+    });
+    expect(k.messages()).toEqual(['reserve_metadata_snap', 'release_metadata_snap']);
+    expect(k.heldRoot).toBeNull();
+    expect(fs.existsSync(holdFile(stateDir, POOL))).toBe(false);
+  });
+
+  it('built code: SIGTERM during the read releases the hold at once, then exit 143', async () => {
+    const { poolAuditLive: built } = await dist();
+    const { k, stateDir, opts } = setup();
+    const exit = vi.spyOn(process, 'exit').mockImplementation((() => undefined) as never);
+    try {
+      const run = built(null, { ...opts, readDelayMs: 20_000 }, k.host());
+      void run.catch(() => null); // the read goes on after the (mocked) exit and fails: nothing is held any more
+      for (
+        let i = 0;
+        i < 200 && !k.calls.some((c) => c[0] === 'dmsetup' && c[1] === 'status' && k.heldRoot !== null);
+        i++
+      )
+        await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 300)); // the worker is sleeping in its read now
+      expect(k.heldRoot).not.toBeNull();
+      const t0 = Date.now();
+      process.emit('SIGTERM', 'SIGTERM');
+      for (let i = 0; i < 250 && exit.mock.calls.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(exit).toHaveBeenCalledWith(143);
+      expect(Date.now() - t0, 'not waiting for the read').toBeLessThan(5000);
+      expect(k.messages()).toEqual(['reserve_metadata_snap', 'release_metadata_snap']);
+      expect(k.heldRoot).toBeNull();
+      expect(fs.existsSync(holdFile(stateDir, POOL))).toBe(false);
     } finally {
       exit.mockRestore();
     }

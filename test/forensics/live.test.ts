@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { buildV2Root, sha } from '../../scripts/docker-root-builder.js';
 import { DockerRoot } from '../../src/docker/root.js';
@@ -347,6 +348,18 @@ describe('executing (fake kernel) and releasing', () => {
     const dry = await snapshotContainer(r, 'old', k3, { stateDir: tmpDir(), dryRun: true });
     expect(dry.state.snapId).toBe(next + 1);
     expect(k3.calls.filter((c) => c.includes('metadata_snap'))).toEqual([]);
+  });
+
+  it('built code (dist/): the pool ids are read in the worker thread the same way', async () => {
+    const built = (await import(
+      pathToFileURL(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/forensics/live.js')).href
+    )) as typeof import('../../src/forensics/live.js');
+    const r = root();
+    const next = r.recordSet().deviceSet!.nextDeviceId!;
+    const k = kernel({ poolIds: [next + 1, next + 3] });
+    const res = await built.snapshotContainer(r, 'old', k, { stateDir: tmpDir() });
+    expect(res.state.snapId).toBe(next + 2);
+    expect(k.calls.filter((c) => c.includes('metadata_snap'))).toHaveLength(2);
   });
 
   it('release undoes everything the state records, and is idempotent', async () => {

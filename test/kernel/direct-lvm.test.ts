@@ -18,6 +18,7 @@ import {
   describeRun,
   guestScript,
   markers,
+  poolStatusFields,
   PROJECT_ROOT,
   runInGuest,
   skipWithoutKernel,
@@ -27,13 +28,7 @@ import {
 /** `dminspect pool` runs on the live pool under load (guest LIVE_RUNS). */
 const LIVE_RUNS = Number(process.env.DMI_LVM_LIVE_RUNS ?? 5);
 
-/** `txn um/tm ud/td held mode` from `dmsetup status` (fields 4-8), as pool-runs.mjs writes it. */
-function status(line: string) {
-  const [txn, meta, data, held, mode] = line.trim().split(/\s+/);
-  const [um, tm] = (meta ?? '').split('/').map(Number);
-  const [ud, td] = (data ?? '').split('/').map(Number);
-  return { txn: Number(txn), um: um!, tm: tm!, ud: ud!, td: td!, held: held!, mode: mode! };
-}
+const status = poolStatusFields;
 
 const hasLvm =
   spawnSync('sh', ['-c', 'command -v pvcreate'], {

@@ -15,6 +15,7 @@ import {
   describeRun,
   guestScript,
   markers,
+  poolStatusFields,
   PROJECT_ROOT,
   runInGuest,
   skipWithoutKernel,
@@ -23,13 +24,7 @@ import {
 
 const RUNS = Number(process.env.DMI_LIVE_RUNS ?? 50);
 
-/** `txn um/tm ud/td held mode` as the guest's status() prints it. */
-function status(line: string) {
-  const [txn, meta, data, held, mode] = line.trim().split(/\s+/);
-  const [um, tm] = (meta ?? '').split('/').map(Number);
-  const [ud, td] = (data ?? '').split('/').map(Number);
-  return { txn: Number(txn), um: um!, tm: tm!, ud: ud!, td: td!, held: held!, mode: mode! };
-}
+const status = poolStatusFields;
 
 /** DMI_LIVE_DOCKER=0 skips the real-dockerd phase (D). */
 const DOCKER = process.env.DMI_LIVE_DOCKER !== '0';
