@@ -8,7 +8,7 @@
  * (same trees, zeroed space-map roots, held_root in block 0). The real kernel is exercised in
  * test/kernel/live-pool.test.ts.
  */
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -22,6 +22,7 @@ import { DockerRoot } from '../../src/docker/root.js';
 import type { RunResult } from '../../src/dm/plan.js';
 import { DmiError } from '../../src/errors.js';
 import { holdFile, readHold, withRootPool } from '../../src/pool-source/live.js';
+import { listDeleted, listDeletedLive } from '../../src/recover/deleted.js';
 import { deviceUsage } from '../../src/model/usage.js';
 import { openPool } from '../../src/thin/index.js';
 import {
@@ -319,6 +320,46 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
     } finally {
       exit.mockRestore();
     }
+  });
+
+  it('deleted on a live pool: through the held snapshot (on this thread and, built, in the worker), as the files say; no hold left', async () => {
+    // kernel-written metadata with a deleted thin device (fixtures/captures/deleted-raw, a.tar.gz: thin 1 deleted)
+    const dir = tmpDir();
+    execFileSync('tar', ['--sparse', '-xzf', path.join(PROJECT, 'fixtures/captures/deleted-raw/a.tar.gz'), '-C', dir]);
+    const offline = listDeleted(null, { metadata: path.join(dir, 'metadata'), checkData: false });
+    expect(offline.devices.map((d) => d.deviceId)).toEqual([1]);
+    const view = (r: typeof offline) =>
+      r.devices.map((d) => ({
+        id: d.deviceId,
+        versions: d.versions.map((v) => [v.version, v.mappedBlocks, v.blocks]),
+      }));
+    const { listDeletedLive: built } = (await import(
+      pathToFileURL(path.join(PROJECT, 'dist/recover/deleted.js')).href
+    )) as typeof import('../../src/recover/deleted.js');
+    for (const run of [listDeletedLive, built]) {
+      const k = new FakeThinKernel(path.join(dir, 'metadata'));
+      const stateDir = path.join(tmpDir(), 'run-dminspect');
+      const r = await run(null, { pool: POOL, stateDir, sysfs: k.sysfs, checkData: false }, k.host());
+      expect(k.messages()).toEqual(['reserve_metadata_snap', 'release_metadata_snap']);
+      expect(k.heldRoot).toBeNull();
+      expect(fs.existsSync(holdFile(stateDir, POOL))).toBe(false);
+      expect(r.metadataFile).toBe(path.join(dir, 'metadata'));
+      expect(r.liveDeviceIds).toEqual(offline.liveDeviceIds);
+      expect(view(r)).toEqual(view(offline));
+    }
+    // --metadata-snap: another holder's snapshot, nothing reserved or released
+    const k = new FakeThinKernel(path.join(dir, 'metadata'));
+    await k.runner(['dmsetup', 'message', POOL, '0', 'reserve_metadata_snap']);
+    k.calls.length = 0;
+    const stateDir = path.join(tmpDir(), 'run-dminspect');
+    const theirs = await listDeletedLive(
+      null,
+      { pool: POOL, stateDir, sysfs: k.sysfs, checkData: false, metadataSnap: true },
+      k.host(),
+    );
+    expect(k.messages()).toEqual([]);
+    expect(k.heldRoot).not.toBeNull();
+    expect(view(theirs)).toEqual(view(offline));
   });
 
   it('a reserve that never answers: CONFLICT after the step timeout, the record stays for the next run', async () => {
