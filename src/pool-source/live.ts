@@ -636,21 +636,24 @@ export async function locateRootLive(
 
 /**
  * Runs `fn` on the root's pool: live, inside a held snapshot (`fn` gets the location and whether a snapshot root
- * is held), or with null (read the files). For `container` and `devices`, whose pool reads are synchronous.
+ * is held), or with null (read the files). For `container` and `devices`. With `task`, the held read runs in a
+ * worker thread (held-read.ts: the task's function gets the view last and must do what `fn(loc, held)` does).
  */
 export async function withRootPool<T>(
   host: DmHost,
   rootDir: string | null,
   opts: LiveChoice & { stateDir: string },
   fn: (loc: LiveLocation | null, held: boolean) => T,
+  task?: (loc: LiveLocation) => HeldTask,
 ): Promise<T> {
   const loc = await locateRootLive(rootDir, opts, host);
   if (!loc) return fn(null, false);
+  const local = (v: HeldView): T => fn(loc, v.heldRoot !== null);
   const r = await withHeldSnapshot(
     host,
     loc,
     { stateDir: opts.stateDir, stepTimeoutMs: opts.stepTimeoutMs, log: opts.log },
-    (v) => fn(loc, v.heldRoot !== null),
+    task ? { task: task(loc), local } : local,
   );
   return r.value;
 }

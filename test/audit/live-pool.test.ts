@@ -23,6 +23,8 @@ import type { RunResult } from '../../src/dm/plan.js';
 import { DmiError } from '../../src/errors.js';
 import { holdFile, readHold, withRootPool } from '../../src/pool-source/live.js';
 import { listDeleted, listDeletedLive } from '../../src/recover/deleted.js';
+import { attachDeviceUsage, listDevices } from '../../src/model/listing.js';
+import { attachUsage, containerReport } from '../../src/model/container.js';
 import { deviceUsage } from '../../src/model/usage.js';
 import { openPool } from '../../src/thin/index.js';
 import {
@@ -635,6 +637,49 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
     k.calls = [];
     expect(await withRootPool(k.host(), root, { pool: POOL, stateDir, live: false }, (loc) => loc)).toBeNull();
     expect(k.calls).toEqual([]);
+  });
+
+  it('built code: container / devices usage in the worker thread equals the read on this thread', async () => {
+    const meta = path.join(tmpDir(), 'metadata');
+    fs.copyFileSync(path.join(PROJECT, 'fixtures/sample/devicemapper/devicemapper/metadata'), meta);
+    const k = new FakeThinKernel(meta);
+    const stateDir = path.join(tmpDir(), 'run-dminspect');
+    const sample = path.join(PROJECT, 'fixtures/sample');
+    const choice = { pool: POOL, stateDir, sysfs: k.sysfs };
+    const imp = async <M>(f: string) => (await import(pathToFileURL(path.join(PROJECT, 'dist', f)).href)) as M;
+    const live = await imp<typeof import('../../src/pool-source/live.js')>('pool-source/live.js');
+    const listing = await imp<typeof import('../../src/model/listing.js')>('model/listing.js');
+    const container = await imp<typeof import('../../src/model/container.js')>('model/container.js');
+    const root = DockerRoot.open(sample);
+    const notHere = (): never => {
+      throw new Error('read on this thread, not in the worker');
+    };
+    // devices
+    const base = listing.listDevices(root, { pool: POOL });
+    const there = await live.withRootPool(k.host(), sample, choice, notHere, (loc) => ({
+      module: listing.LISTING_MODULE,
+      fn: 'heldDeviceUsage',
+      args: [base, sample, { pool: POOL, location: loc }],
+    }));
+    const here = await withRootPool(k.host(), sample, choice, (loc, held) =>
+      attachDeviceUsage(listDevices(root, { pool: POOL }), root, { pool: POOL, location: loc!, metadataSnap: held }),
+    );
+    expect(there).toEqual(here);
+    expect(here.devices.filter((d) => d.usage !== null).length).toBeGreaterThan(0);
+    // container
+    const ref = here.devices.find((d) => d.containerId !== null)?.containerId ?? '';
+    const report = container.containerReport(root, ref, { pool: POOL });
+    const cThere = await live.withRootPool(k.host(), sample, choice, notHere, (loc) => ({
+      module: container.CONTAINER_MODULE,
+      fn: 'heldContainerUsage',
+      args: [report, sample, { pool: POOL, location: loc }],
+    }));
+    const cHere = await withRootPool(k.host(), sample, choice, (loc, held) =>
+      attachUsage(containerReport(root, ref, { pool: POOL }), root, { pool: POOL, location: loc!, metadataSnap: held }),
+    );
+    expect(cThere).toEqual(cHere);
+    expect(k.messages()).toEqual(Array(4).fill(['reserve_metadata_snap', 'release_metadata_snap']).flat());
+    expect(k.heldRoot).toBeNull();
   });
 
   it('a pool the kernel does not have: read offline (no messages, no hold)', async () => {
