@@ -4,10 +4,10 @@
  * reads the files offline (audit/pool.ts).
  */
 import * as os from 'node:os';
-import type { DockerRoot } from '../docker/root.js';
+import { DockerRoot } from '../docker/root.js';
 import type { DmHost } from '../dm/host.js';
 import { withPool } from '../pool-source/index.js';
-import { holdPlan, liveStatus, locateRootLive, withHeldSnapshot, type LiveLocation } from '../pool-source/live.js';
+import { holdPlan, locateRootLive, withHeldSnapshot, type HeldView, type LiveLocation } from '../pool-source/live.js';
 import { connectDaemon, type Daemon } from '../docker/daemon.js';
 import { sortFindings } from '../finding.js';
 import { compareWithDaemon, statusBytes } from './daemon-view.js';
@@ -23,6 +23,10 @@ export interface LivePoolOptions extends PoolOptions {
   /** Test hook (DMINSPECT_TEST_HOLD_MS): wait this long while holding, before reading. */
   holdDelayMs?: number;
   stepTimeoutMs?: number;
+  /** The metadata read's own bound (pool-source/live.ts; default 300 s). */
+  readTimeoutMs?: number;
+  /** Test hook (DMINSPECT_TEST_READ_MS): the worker waits this long before reading (a slow read). */
+  readDelayMs?: number;
   log?: (line: string) => void;
   /** `uname -r` (tests). */
   kernelRelease?: string;
@@ -59,25 +63,61 @@ export async function poolAuditLive(
       useHeld: opts.metadataSnap,
       holdDelayMs: opts.holdDelayMs,
       stepTimeoutMs: opts.stepTimeoutMs,
+      readTimeoutMs: opts.readTimeoutMs,
+      readDelayMs: opts.readDelayMs,
       log: opts.log,
     },
-    (v) =>
-      withPool(loc, { metadataSnap: v.heldRoot !== null }, (src) =>
-        auditSource(src, root, opts, {
-          location: loc,
-          status: v.reserved ? v.statusBefore : v.status,
-          statusHeld: v.status,
-          heldRoot: v.heldRoot,
-          reserved: v.reserved,
-          staleCleared: v.staleCleared,
-          metadata: liveMetadataSplit(v.reserved ? v.statusBefore : v.status, kernelRelease),
-          kernelRelease,
-        }),
-      ),
+    {
+      // in a worker thread (the timeout and signals reach this thread during the read), the root opened there again
+      task: {
+        module: import.meta.url,
+        fn: 'heldPoolAudit',
+        args: [root?.root ?? null, plainOptions(opts), loc, kernelRelease],
+      },
+      local: (v) => readHeldPool(root, opts, loc, kernelRelease, v),
+    },
   );
   const report = held.value;
   if (report.live && opts.daemon !== null) await addDaemonView(report, loc, host, opts);
   return { dryRun: false, report };
+}
+
+/** The pool audit of a held snapshot (on this thread, or in the worker: heldPoolAudit). */
+function readHeldPool(
+  root: DockerRoot | null,
+  opts: PoolOptions,
+  loc: LiveLocation,
+  kernelRelease: string,
+  v: HeldView,
+): PoolReport {
+  return withPool(loc, { metadataSnap: v.heldRoot !== null }, (src) =>
+    auditSource(src, root, opts, {
+      location: loc,
+      status: v.reserved ? v.statusBefore : v.status,
+      statusHeld: v.status,
+      heldRoot: v.heldRoot,
+      reserved: v.reserved,
+      staleCleared: v.staleCleared,
+      metadata: liveMetadataSplit(v.reserved ? v.statusBefore : v.status, kernelRelease),
+      kernelRelease,
+    }),
+  );
+}
+
+/** The worker thread's entry (pool-source/held-read.ts): the same read, the Docker root opened in the worker. */
+export function heldPoolAudit(
+  rootDir: string | null,
+  opts: PoolOptions,
+  loc: LiveLocation,
+  kernelRelease: string,
+  v: HeldView,
+): PoolReport {
+  return readHeldPool(rootDir === null ? null : DockerRoot.open(rootDir), opts, loc, kernelRelease, v);
+}
+
+/** The options without what cannot cross to a worker (functions: the log, the daemon). */
+function plainOptions(opts: LivePoolOptions): PoolOptions {
+  return Object.fromEntries(Object.entries(opts).filter(([, v]) => typeof v !== 'function')) as PoolOptions;
 }
 
 /** `docker info` beside the kernel's figures, when the daemon that answers uses this pool. */
@@ -89,7 +129,7 @@ async function addDaemonView(
 ): Promise<void> {
   const daemon = await (opts.daemon ?? (() => connectDaemon()))().catch(() => null);
   if (!daemon || daemon.info.driverStatus['Pool Name'] !== loc.pool) return;
-  const fresh = await liveStatus(host, loc.pool, opts.stepTimeoutMs, opts.log).catch(() => null);
+  const fresh = await host.poolStatus(loc.pool, { timeoutMs: opts.stepTimeoutMs, log: opts.log }).catch(() => null);
   const s = report.live!.status;
   const ours = {
     dataUsed: s.usedDataBlocks * report.dataBlockBytes,

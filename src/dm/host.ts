@@ -13,7 +13,7 @@ import {
   type ThinPoolStatus,
   type ThinPoolTable,
 } from './dmsetup.js';
-import { execaRunner, type Runner } from './plan.js';
+import { execaRunner, firstUsefulLine, shellLine, type RunResult, type Runner } from './plan.js';
 
 export class DmHost {
   /** Runs every command of this host: queries here, and the plans the executor runs. */
@@ -69,12 +69,32 @@ export class DmHost {
     return (await this.info(name)) !== null;
   }
 
-  /** The pool's status, or null when the pool is not active. */
-  async poolStatus(pool: string): Promise<ThinPoolStatus | null> {
-    const r = await this.dmsetup(['status', pool]);
+  /**
+   * `dmsetup status <pool>` as a thin-pool status, or null when the kernel has no such device. It must answer
+   * within `timeoutMs` (default 30 s): CONFLICT otherwise (a suspended pool blocks dmsetup). PERMISSION when not
+   * allowed (a live pool needs root), UNSUPPORTED when dmsetup cannot run or fails otherwise.
+   */
+  async poolStatus(
+    pool: string,
+    opts: { timeoutMs?: number | undefined; log?: ((line: string) => void) | undefined } = {},
+  ): Promise<ThinPoolStatus | null> {
+    const argv = ['dmsetup', 'status', pool];
+    opts.log?.(`+ ${shellLine(argv)}`);
+    let r: RunResult;
+    try {
+      r = await withTimeout(this.run(argv), argv, opts.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS);
+    } catch (e) {
+      if (e instanceof DmiError) throw e;
+      throw new DmiError('UNSUPPORTED', `dmsetup status ${pool}: ${e instanceof Error ? e.message : String(e)}`); // no dmsetup
+    }
     if (r.code !== 0) {
       if (/No such device|not found|does not exist/i.test(r.stderr)) return null;
-      throw new DmiError('UNSUPPORTED', `dmsetup status ${pool}: ${r.stderr.trim().split('\n').pop()}`);
+      if (/Permission denied|Operation not permitted/i.test(r.stderr))
+        throw new DmiError(
+          'PERMISSION',
+          `dmsetup status ${pool}: ${firstUsefulLine(r.stderr) ?? 'permission denied'} (reading a live pool needs root)`,
+        );
+      throw new DmiError('UNSUPPORTED', `dmsetup status ${pool}: ${firstUsefulLine(r.stderr) ?? `exit ${r.code}`}`);
     }
     const line = parseTable(r.stdout)[0];
     if (!line) return null;
@@ -90,4 +110,33 @@ export class DmHost {
     if (!line || line.target !== 'thin-pool') return null;
     return parseThinPoolTable(line.args);
   }
+}
+
+/** How long one dmsetup / blockdev step may take by default. */
+export const DEFAULT_STEP_TIMEOUT_MS = 30_000;
+
+/** `p`'s outcome, or `error()` thrown when it has not settled within `ms` (`p` itself is not stopped). */
+export async function withDeadline<T>(p: Promise<T>, ms: number, error: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(error()), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The command's result, or CONFLICT when it gives no answer in time (the command itself keeps running). */
+export function withTimeout(p: Promise<RunResult>, argv: string[], timeoutMs: number): Promise<RunResult> {
+  return withDeadline(
+    p,
+    timeoutMs,
+    () =>
+      new DmiError('CONFLICT', `${shellLine(argv)}: no answer after ${timeoutMs / 1000} s (is the pool suspended?)`, {
+        step: argv,
+        timeout: true,
+      }),
+  );
 }

@@ -13,7 +13,9 @@ import type { DmHost } from '../dm/host.js';
 import { freeLoopDevices } from '../dm/loop.js';
 import { executePlan, renderPlan, stepFailure, type Plan } from '../dm/plan.js';
 import { DmiError } from '../errors.js';
+import { locateLive, withHeldSnapshot, type HeldView } from '../pool-source/live.js';
 import { MAX_THIN_DEVICE_ID } from '../thin/details.js';
+import { openPool } from '../thin/index.js';
 import { activateOriginSteps, activatePoolSteps, mountSteps, releasePlan, snapshotSteps } from './plans.js';
 import { containerDevice } from '../model/resolve.js';
 import { checkSnapshotName, findState, listStates, removeState, writeState, type SnapshotState } from './state.js';
@@ -134,11 +136,22 @@ export async function snapshotContainer(
       'cannot tell the filesystem type (no BaseDeviceFilesystem in deviceset-metadata): pass --fs xfs|ext4',
     );
 
+  // The ids the pool has, as its held metadata snapshot shows them (pool-source/live.ts: reserve, read, release):
+  // ids Docker's records do not know (a device someone else made, a record lost) are skipped up front. Not on a
+  // dry run (holding is a change) nor on a pool dminspect sets up read-only (no id is taken there).
+  const poolIds =
+    status !== null && activatedPool === null && !opts.dryRun
+      ? await heldPoolIds(host, naming.poolName, opts.stateDir)
+      : null;
   const usedIds = new Set(records.devices.map((d) => d.deviceId));
-  const floor = Math.max(records.deviceSet?.nextDeviceId ?? 0, ...usedIds);
-  let snapId = opts.id ?? floor + 1;
   if (opts.id !== undefined && usedIds.has(opts.id))
     throw new DmiError('CONFLICT', `--id ${opts.id} is used by a Docker device record`);
+  if (opts.id !== undefined && poolIds?.has(opts.id))
+    throw new DmiError('CONFLICT', `--id ${opts.id} is a thin device in pool ${naming.poolName} already`);
+  let snapId =
+    opts.id ??
+    pickSnapId({ recordIds: usedIds, poolIds: poolIds ?? [], nextDeviceId: records.deviceSet?.nextDeviceId });
+  for (const id of poolIds ?? []) usedIds.add(id);
 
   let makeDir = false;
   const dir = opts.dir ? path.resolve(opts.dir) : null;
@@ -218,6 +231,51 @@ export async function snapshotContainer(
     writeState(opts.stateDir, state);
     return { dryRun: false, plan: text, state, rootfs: dir ? path.join(dir, 'rootfs') : null };
   }
+}
+
+/** The thin device ids in a pool's metadata (the held snapshot's trees when `metadataSnap`). */
+export function poolThinIds(metadata: string, metadataSnap: boolean): Set<number> {
+  const pool = openPool(metadata, { metadataSnap });
+  try {
+    return new Set(pool.devices().keys());
+  } finally {
+    pool.close();
+  }
+}
+
+/** The thin ids in the active pool, read through a held metadata snapshot (released before this returns). */
+async function heldPoolIds(host: DmHost, pool: string, stateDir: string): Promise<Set<number>> {
+  const loc = await locateLive(host, pool);
+  if (loc === null) throw new DmiError('NOT_FOUND', `pool ${pool} is no longer active`);
+  const r = await withHeldSnapshot(
+    host,
+    loc,
+    { stateDir },
+    { task: { module: import.meta.url, fn: 'heldThinIds', args: [] }, local: heldThinIds },
+  );
+  return new Set(r.value);
+}
+
+/** The ids in the held snapshot (run in the read's worker thread: pool-source/held-read.ts). */
+export function heldThinIds(v: HeldView): number[] {
+  return [...poolThinIds(v.metadata, v.heldRoot !== null)];
+}
+
+/**
+ * The snapshot's thin id when none is given: the first id above Docker's next_device_id and every id in its
+ * records (as Docker itself counts on), that the pool does not have. CONFLICT past the 24-bit id space.
+ */
+export function pickSnapId(i: {
+  recordIds: Iterable<number>;
+  poolIds: Iterable<number>;
+  nextDeviceId?: number | null | undefined;
+}): number {
+  const records = [...i.recordIds];
+  const taken = new Set([...records, ...i.poolIds]);
+  let id = Math.max(i.nextDeviceId ?? 0, ...records) + 1;
+  while (taken.has(id)) id++;
+  if (id > MAX_THIN_DEVICE_ID) throw new DmiError('CONFLICT', 'no free 24-bit thin device id above next_device_id');
+  return id;
 }
 
 export interface ReleaseResult {

@@ -5,7 +5,7 @@ import type { ContainerRecord } from '../docker/containers.js';
 import { readLayerChain } from '../docker/layerdb.js';
 import { resolveNaming, thinDeviceName, type NamingOptions } from '../docker/naming.js';
 import type { DeviceRecord } from '../docker/records.js';
-import type { DockerRoot } from '../docker/root.js';
+import { DockerRoot } from '../docker/root.js';
 import { readMountInfo, type MountInfo } from '../dm/mountinfo.js';
 import { connectDaemon, type Daemon, type DaemonContainer } from '../docker/daemon.js';
 import { checkRef } from '../docker/ids.js';
@@ -14,6 +14,7 @@ import { humanBytes, SECTOR_SIZE } from '../util/units.js';
 import { containerMount, imageLayerHashes, imageNamesOf } from './join.js';
 import { deviceUsage, type DeviceUsageView } from './usage.js';
 import type { PoolSourceOptions } from '../pool-source/index.js';
+import type { HeldView } from '../pool-source/live.js';
 import { resolveContainer } from './resolve.js';
 
 export interface DeviceView {
@@ -252,4 +253,17 @@ export async function containerReportLive(
   if (!opts.pool && poolName) r.pool.nameSource = 'daemon';
   r.daemon = crossCheck(r, daemon, dc);
   return r;
+}
+
+/** This module, for a held read in a worker thread (pool-source/held-read.ts): `heldContainerUsage`. */
+export const CONTAINER_MODULE = import.meta.url;
+
+/** `attachUsage` inside a held snapshot, in the read's worker thread (the root opened there again). */
+export function heldContainerUsage(
+  r: ContainerReport,
+  rootDir: string,
+  opts: PoolSourceOptions,
+  v: HeldView,
+): ContainerReport {
+  return attachUsage(r, DockerRoot.open(rootDir), { ...opts, metadataSnap: v.heldRoot !== null });
 }

@@ -1,11 +1,12 @@
 /** Rows for `containers` and `devices`, built from the joined model. */
 import { resolveNaming, thinDeviceName, type NamingOptions } from '../docker/naming.js';
 import type { Problem } from '../docker/records.js';
-import type { DockerRoot } from '../docker/root.js';
+import { DockerRoot } from '../docker/root.js';
 import { humanBytes } from '../util/units.js';
 import { isDmiError } from '../errors.js';
 import { deviceUsage, type DeviceUsageView } from './usage.js';
 import type { PoolSourceOptions } from '../pool-source/index.js';
+import type { HeldView } from '../pool-source/live.js';
 import { imageNamesOf, loadContainers, loadModel, type DeviceRole } from './join.js';
 import { ownerView } from './owner.js';
 
@@ -146,4 +147,12 @@ export function attachDeviceUsage(list: DeviceList, root: DockerRoot, opts: Pool
     });
   }
   return list;
+}
+
+/** This module, for a held read in a worker thread (pool-source/held-read.ts): `heldDeviceUsage`. */
+export const LISTING_MODULE = import.meta.url;
+
+/** `attachDeviceUsage` inside a held snapshot, in the read's worker thread (the root opened there again). */
+export function heldDeviceUsage(list: DeviceList, rootDir: string, opts: PoolSourceOptions, v: HeldView): DeviceList {
+  return attachDeviceUsage(list, DockerRoot.open(rootDir), { ...opts, metadataSnap: v.heldRoot !== null });
 }

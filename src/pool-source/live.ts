@@ -27,17 +27,12 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  parseTable,
-  parseThinPoolStatus,
-  parseThinPoolTable,
-  type ThinPoolStatus,
-  type ThinPoolTable,
-} from '../dm/dmsetup.js';
-import type { DmHost } from '../dm/host.js';
+import { parseTable, parseThinPoolTable, type ThinPoolStatus, type ThinPoolTable } from '../dm/dmsetup.js';
+import { DEFAULT_STEP_TIMEOUT_MS, withDeadline, withTimeout, type DmHost } from '../dm/host.js';
 import { resolveNaming } from '../docker/naming.js';
 import { firstUsefulLine, shellLine, type RunResult } from '../dm/plan.js';
 import { DmiError, fsError } from '../errors.js';
+import { heldTaskRunsInWorker, startWorkerRead, type HeldTask } from './held-read.js';
 
 /** A pool the kernel has active, located (nothing held yet). */
 export interface LiveLocation {
@@ -68,6 +63,13 @@ export interface LiveOptions {
   devDir?: string;
   /** Test hook: milliseconds to wait while holding, before reading (the kernel suite kills a run here). */
   holdDelayMs?: number;
+  /**
+   * The metadata read must end within this many ms (default 300 s), else it is abandoned and the hold released.
+   * Only a read in a worker thread (a `HeldTask`) can be cut short; one on this thread is waited for.
+   */
+  readTimeoutMs?: number;
+  /** Test hook: the worker waits this many ms before reading (a slow read). */
+  readDelayMs?: number;
   /** Called with each command run (`--debug`, tests). */
   log?: (line: string) => void;
 }
@@ -185,70 +187,7 @@ export function messageArgv(pool: string, msg: 'reserve_metadata_snap' | 'releas
 
 async function run(host: DmHost, argv: string[], timeoutMs: number, log?: (l: string) => void): Promise<RunResult> {
   log?.(`+ ${shellLine(argv)}`);
-  return timed(host.run(argv), argv, timeoutMs);
-}
-
-/** The command's result, or CONFLICT when it gives no answer in time (the command itself keeps running). */
-async function timed(p: Promise<RunResult>, argv: string[], timeoutMs: number): Promise<RunResult> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new DmiError(
-            'CONFLICT',
-            `${shellLine(argv)}: no answer after ${timeoutMs / 1000} s (is the pool suspended?)`,
-            { step: argv, timeout: true },
-          ),
-        ),
-      timeoutMs,
-    );
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function dmsetupLines(
-  host: DmHost,
-  verb: 'status' | 'table',
-  pool: string,
-  timeoutMs: number,
-  log?: (l: string) => void,
-): Promise<RunResult> {
-  return run(host, ['dmsetup', verb, pool], timeoutMs, log);
-}
-
-/** `dmsetup status <pool>` as a thin-pool status, or null when the kernel has no such device. */
-export async function liveStatus(
-  host: DmHost,
-  pool: string,
-  timeoutMs = 30_000,
-  log?: (l: string) => void,
-): Promise<ThinPoolStatus | null> {
-  let r: RunResult;
-  try {
-    r = await dmsetupLines(host, 'status', pool, timeoutMs, log);
-  } catch (e) {
-    if (e instanceof DmiError) throw e;
-    throw new DmiError('UNSUPPORTED', `dmsetup status ${pool}: ${e instanceof Error ? e.message : String(e)}`); // no dmsetup
-  }
-  if (r.code !== 0) {
-    if (/No such device|not found|does not exist/i.test(r.stderr)) return null;
-    if (/Permission denied|Operation not permitted/i.test(r.stderr))
-      throw new DmiError(
-        'PERMISSION',
-        `dmsetup status ${pool}: ${firstUsefulLine(r.stderr) ?? 'permission denied'} (reading a live pool needs root)`,
-      );
-    throw new DmiError('UNSUPPORTED', `dmsetup status ${pool}: ${firstUsefulLine(r.stderr) ?? `exit ${r.code}`}`);
-  }
-  const line = parseTable(r.stdout)[0];
-  if (!line) return null;
-  if (line.target !== 'thin-pool')
-    throw new DmiError('BAD_INPUT', `${pool} is a ${line.target} device, not a thin-pool`);
-  return parseThinPoolStatus(line.args);
+  return withTimeout(host.run(argv), argv, timeoutMs);
 }
 
 /** Resolves `M:m` to its /dev node and, for a loop device, its backing file. */
@@ -289,10 +228,10 @@ export async function locateLive(
   pool: string,
   opts: Pick<LiveOptions, 'sysfs' | 'devDir' | 'stepTimeoutMs' | 'log'> = {},
 ): Promise<LiveLocation | null> {
-  const t = opts.stepTimeoutMs ?? 30_000;
-  const status = await liveStatus(host, pool, t, opts.log);
+  const t = opts.stepTimeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
+  const status = await host.poolStatus(pool, { timeoutMs: t, log: opts.log });
   if (status === null) return null;
-  const tr = await dmsetupLines(host, 'table', pool, t, opts.log);
+  const tr = await run(host, ['dmsetup', 'table', pool], t, opts.log);
   const line = tr.code === 0 ? parseTable(tr.stdout)[0] : undefined;
   if (!line || line.target !== 'thin-pool')
     throw new DmiError('UNSUPPORTED', `dmsetup table ${pool}: ${firstUsefulLine(tr.stderr) ?? 'no thin-pool table'}`);
@@ -400,10 +339,10 @@ export async function withHeldSnapshot<T>(
   host: DmHost,
   loc: LiveLocation,
   opts: LiveOptions,
-  read: (held: HeldView) => T,
+  read: HeldRead<T>,
 ): Promise<HoldResult<T>> {
-  const t = opts.stepTimeoutMs ?? 30_000;
-  let status = await liveStatus(host, loc.pool, t, opts.log);
+  const t = opts.stepTimeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
+  let status = await host.poolStatus(loc.pool, { timeoutMs: t, log: opts.log });
   if (status === null) throw new DmiError('NOT_FOUND', `pool ${loc.pool} is no longer active`);
 
   if (opts.useHeld) {
@@ -421,7 +360,7 @@ export async function withHeldSnapshot<T>(
       reserved: false,
       staleCleared: null,
     };
-    const value = readWithRetry(() => read(view));
+    const value = await readHeld(read, view, loc, opts);
     return {
       value,
       status,
@@ -444,7 +383,7 @@ export async function withHeldSnapshot<T>(
       reserved: false,
       staleCleared: null,
     };
-    const value = readWithRetry(() => read(view));
+    const value = await readHeld(read, view, loc, opts);
     return { value, status, statusBefore: status, heldRoot: null, reserved: false, staleCleared: null };
   }
 
@@ -460,7 +399,7 @@ export async function withHeldSnapshot<T>(
       );
     }
     staleCleared = await clearStale(host, loc, existing, status, opts, t);
-    status = (await liveStatus(host, loc.pool, t, opts.log)) ?? status;
+    status = (await host.poolStatus(loc.pool, { timeoutMs: t, log: opts.log })) ?? status;
   }
   if (status.heldMetadataRoot !== null) {
     throw new DmiError(
@@ -493,7 +432,7 @@ export async function withHeldSnapshot<T>(
     if (!reserved && reserveCall) {
       // In flight or unanswered: it holds only if it succeeds. Still no answer: keep the record (this pid will be
       // dead), so the next run releases whatever the reserve took.
-      const ok = await timed(reserveCall, messageArgv(loc.pool, 'reserve_metadata_snap'), t).then(
+      const ok = await withTimeout(reserveCall, messageArgv(loc.pool, 'reserve_metadata_snap'), t).then(
         (r) => r.code === 0,
         (e: unknown) => (e instanceof DmiError && e.details?.timeout ? null : false),
       );
@@ -527,8 +466,9 @@ export async function withHeldSnapshot<T>(
   };
   let releasing: Promise<void> | null = null;
   const release = (): Promise<void> => (releasing ??= releaseNow());
-  // A signal while holding: release, then exit as the signal would have (128 + n). A signal that arrives during
-  // the synchronous metadata read is handled when the read returns (JavaScript handlers run between steps).
+  // A signal while holding: release, then exit as the signal would have (128 + n). During a read in a worker
+  // thread (a HeldTask) this thread is free and handles it at once; a read on this thread (a plain function)
+  // is not interrupted: the signal is handled when it returns.
   const onSignal = (sig: NodeJS.Signals): void => {
     void release()
       .catch(() => {})
@@ -540,7 +480,7 @@ export async function withHeldSnapshot<T>(
     const argv = messageArgv(loc.pool, 'reserve_metadata_snap');
     opts.log?.(`+ ${shellLine(argv)}`);
     reserveCall = host.run(argv);
-    const r = await timed(reserveCall, argv, t);
+    const r = await withTimeout(reserveCall, argv, t);
     if (r.code !== 0) {
       const why = firstUsefulLine(r.stderr) ?? `exit ${r.code}`;
       if (/busy/i.test(why))
@@ -554,7 +494,7 @@ export async function withHeldSnapshot<T>(
       );
     }
     reserved = true;
-    const held = await liveStatus(host, loc.pool, t, opts.log);
+    const held = await host.poolStatus(loc.pool, { timeoutMs: t, log: opts.log });
     if (held === null) throw new DmiError('NOT_FOUND', `pool ${loc.pool} went away while held`);
     if (held.heldMetadataRoot === null)
       throw new DmiError(
@@ -565,8 +505,11 @@ export async function withHeldSnapshot<T>(
     if (opts.holdDelayMs) await new Promise((res) => setTimeout(res, opts.holdDelayMs));
     await flush(host, loc, t, opts.log);
     const heldRoot = held.heldMetadataRoot;
-    const value = readWithRetry(() =>
-      read({ metadata: loc.metadata, status: held, statusBefore, heldRoot, reserved: true, staleCleared }),
+    const value = await readHeld(
+      read,
+      { metadata: loc.metadata, status: held, statusBefore, heldRoot, reserved: true, staleCleared },
+      loc,
+      opts,
     );
     return { value, status: held, statusBefore, heldRoot: held.heldMetadataRoot, reserved: true, staleCleared };
   } finally {
@@ -591,17 +534,53 @@ async function flush(host: DmHost, loc: LiveLocation, t: number, log?: (l: strin
 }
 
 /**
+ * How the held snapshot is read: a function on this thread (not interruptible: the timeout and signals wait for
+ * it), or a task for a worker thread (held-read.ts) with the same read on this thread as `local`, used where no
+ * worker can run the task's module (unit tests on the sources, the Bun binary).
+ */
+export type HeldRead<T> = ((held: HeldView) => T) | { task: HeldTask; local: (held: HeldView) => T };
+
+const DEFAULT_READ_TIMEOUT_MS = 300_000;
+
+/**
  * The held trees do not change while held, but block 0 is rewritten at every commit: a read that raced a
  * commit can see a torn superblock (bad checksum). Such reads are retried; a held block that fails is real.
  */
-function readWithRetry<T>(fn: () => T, tries = 3): T {
+function retryable(e: unknown): boolean {
+  const block = e instanceof DmiError ? (e.details as { block?: number } | undefined)?.block : undefined;
+  return e instanceof DmiError && e.code === 'BAD_INPUT' && (block === 0 || block === undefined);
+}
+
+/** Runs the read (in a worker when it can, bounded by the read timeout), retrying a torn superblock read. */
+async function readHeld<T>(read: HeldRead<T>, view: HeldView, loc: LiveLocation, opts: LiveOptions): Promise<T> {
+  const tries = 3;
+  if (typeof read === 'function' || !heldTaskRunsInWorker(read.task)) {
+    const local = typeof read === 'function' ? read : read.local;
+    for (let i = 1; ; i++) {
+      try {
+        return local(view);
+      } catch (e) {
+        if (i >= tries || !retryable(e)) throw e;
+      }
+    }
+  }
+  const timeoutMs = opts.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
   for (let i = 1; ; i++) {
+    const w = startWorkerRead<T>(read.task, view, opts.readDelayMs);
     try {
-      return fn();
+      return await withDeadline(
+        w.result,
+        timeoutMs,
+        () =>
+          new DmiError(
+            'CONFLICT',
+            `pool ${loc.pool}: reading the held metadata (${loc.metadata}) took longer than ${timeoutMs / 1000} s; abandoned, the snapshot is released`,
+            { timeout: true, metadata: loc.metadata },
+          ),
+      );
     } catch (e) {
-      const block = e instanceof DmiError ? (e.details as { block?: number } | undefined)?.block : undefined;
-      if (i >= tries || !(e instanceof DmiError) || e.code !== 'BAD_INPUT' || (block !== 0 && block !== undefined))
-        throw e;
+      w.abandon();
+      if (i >= tries || !retryable(e)) throw e;
     }
   }
 }
@@ -657,21 +636,24 @@ export async function locateRootLive(
 
 /**
  * Runs `fn` on the root's pool: live, inside a held snapshot (`fn` gets the location and whether a snapshot root
- * is held), or with null (read the files). For `container` and `devices`, whose pool reads are synchronous.
+ * is held), or with null (read the files). For `container` and `devices`. With `task`, the held read runs in a
+ * worker thread (held-read.ts: the task's function gets the view last and must do what `fn(loc, held)` does).
  */
 export async function withRootPool<T>(
   host: DmHost,
   rootDir: string | null,
   opts: LiveChoice & { stateDir: string },
   fn: (loc: LiveLocation | null, held: boolean) => T,
+  task?: (loc: LiveLocation) => HeldTask,
 ): Promise<T> {
   const loc = await locateRootLive(rootDir, opts, host);
   if (!loc) return fn(null, false);
+  const local = (v: HeldView): T => fn(loc, v.heldRoot !== null);
   const r = await withHeldSnapshot(
     host,
     loc,
     { stateDir: opts.stateDir, stepTimeoutMs: opts.stepTimeoutMs, log: opts.log },
-    (v) => fn(loc, v.heldRoot !== null),
+    task ? { task: task(loc), local } : local,
   );
   return r.value;
 }

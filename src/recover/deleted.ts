@@ -11,12 +11,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { DeviceRecord } from '../docker/records.js';
-import type { DockerRoot } from '../docker/root.js';
+import { DockerRoot } from '../docker/root.js';
+import type { DmHost } from '../dm/host.js';
 import { DmiError, fsError } from '../errors.js';
 import { loadModel, ownerOf } from '../model/join.js';
 import { ExtentMap } from '../io/extents.js';
 import { checkOutput, writeImage } from '../forensics/export.js';
 import { locatePool, openPoolSource, type PoolSource, type PoolSourceOptions } from '../pool-source/index.js';
+import { locateRootLive, withHeldSnapshot, type HeldView, type LiveLocation } from '../pool-source/live.js';
 import type { CopyProgress } from '../thin/copy.js';
 import { copyThinDevice } from '../thin/copy.js';
 import type { MappingRun, ThinPool } from '../thin/pool.js';
@@ -330,6 +332,56 @@ export function listDeleted(root: DockerRoot | null, opts: DeletedOptions = {}):
     data?.close();
     src.close();
   }
+}
+
+/** What decides a live read of `deleted` (pool-source/live.ts), beside the pool options. */
+export interface DeletedLiveOptions extends DeletedOptions {
+  /** false: read the files as they lie on disk (`--no-live`). */
+  live?: boolean | undefined;
+  /** Hold records (default /run/dminspect). */
+  stateDir: string;
+  stepTimeoutMs?: number | undefined;
+  log?: ((line: string) => void) | undefined;
+  /** sysfs root (tests). */
+  sysfs?: string | undefined;
+}
+
+/**
+ * `deleted` on a pool the kernel has active: through a held metadata snapshot (reserve, read, release — also on an
+ * error, a signal or a timeout), the live devices from the held trees; `--metadata-snap` reads the snapshot another
+ * holder has. Not active (or `--no-live`, `--metadata`, `--image`): the files, as `listDeleted`.
+ */
+export async function listDeletedLive(
+  root: DockerRoot | null,
+  opts: DeletedLiveOptions,
+  host: DmHost,
+): Promise<DeletedReport> {
+  const loc = await locateRootLive(root?.root ?? null, opts, host);
+  if (!loc) return listDeleted(root, opts);
+  const poolOpts = Object.fromEntries(
+    Object.entries(opts).filter(([, v]) => typeof v !== 'function'),
+  ) as DeletedOptions;
+  const r = await withHeldSnapshot(
+    host,
+    loc,
+    { stateDir: opts.stateDir, useHeld: opts.metadataSnap, stepTimeoutMs: opts.stepTimeoutMs, log: opts.log },
+    {
+      task: { module: import.meta.url, fn: 'heldDeleted', args: [root?.root ?? null, poolOpts, loc] },
+      local: (v) => listDeleted(root, { ...opts, location: loc, metadataSnap: v.heldRoot !== null }),
+    },
+  );
+  return r.value;
+}
+
+/** The held read of `listDeletedLive` in the read's worker thread (pool-source/held-read.ts). */
+export function heldDeleted(
+  rootDir: string | null,
+  opts: DeletedOptions,
+  loc: LiveLocation,
+  v: HeldView,
+): DeletedReport {
+  const root = rootDir === null ? null : DockerRoot.open(rootDir);
+  return listDeleted(root, { ...opts, location: loc, metadataSnap: v.heldRoot !== null });
 }
 
 function report(root: DockerRoot | null, s: Scanned): DeletedReport {

@@ -8,9 +8,10 @@
  * (same trees, zeroed space-map roots, held_root in block 0). The real kernel is exercised in
  * test/kernel/live-pool.test.ts.
  */
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { poolAuditLive } from '../../src/audit/live.js';
 import { dockerHumanSize } from '../../src/audit/daemon-view.js';
@@ -22,6 +23,9 @@ import { DockerRoot } from '../../src/docker/root.js';
 import type { RunResult } from '../../src/dm/plan.js';
 import { DmiError } from '../../src/errors.js';
 import { holdFile, readHold, withRootPool } from '../../src/pool-source/live.js';
+import { listDeleted, listDeletedLive } from '../../src/recover/deleted.js';
+import { attachDeviceUsage, listDevices } from '../../src/model/listing.js';
+import { attachUsage, containerReport } from '../../src/model/container.js';
 import { deviceUsage } from '../../src/model/usage.js';
 import { openPool } from '../../src/thin/index.js';
 import {
@@ -37,6 +41,7 @@ import {
 } from '../thin/helpers.js';
 
 const POOL = 'docker-8:1-4242-pool';
+const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 interface KernelState {
   mode: 'rw' | 'ro' | 'out_of_data_space' | 'fail';
@@ -250,6 +255,115 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
     } finally {
       exit.mockRestore();
     }
+  });
+
+  // The built code (dist/, as the CLI runs it): there the read runs in a worker thread (pool-source/held-read.ts);
+  // from the sources (the tests above) it runs on this thread. `npm run build` first (npm test's pretest does).
+  const dist = async () =>
+    (await import(
+      pathToFileURL(path.join(PROJECT, 'dist/audit/live.js')).href
+    )) as typeof import('../../src/audit/live.js');
+
+  it('built code: the read runs in a worker thread; its report equals the one read on this thread', async () => {
+    const { poolAuditLive: built } = await dist();
+    const { k, opts } = setup();
+    const here = await poolAuditLive(null, opts, k.host());
+    const there = await built(null, { ...opts, readDelayMs: 1 }, k.host());
+    if (here.dryRun || there.dryRun) throw new Error('not a dry run');
+    expect(k.messages()).toEqual([
+      'reserve_metadata_snap',
+      'release_metadata_snap',
+      'reserve_metadata_snap',
+      'release_metadata_snap',
+    ]);
+    const plain = (r: object) => JSON.parse(JSON.stringify(r, (key, v) => (key === 'startedAt' ? undefined : v)));
+    expect(plain(there.report)).toEqual(plain(here.report));
+    expect(there.report.devices.length).toBeGreaterThan(0);
+  });
+
+  it('built code: a read that overruns the read timeout is abandoned and the hold released at once', async () => {
+    const { poolAuditLive: built } = await dist();
+    const { k, stateDir, opts } = setup();
+    const t0 = Date.now();
+    const e = await built(null, { ...opts, readTimeoutMs: 300, readDelayMs: 20_000 }, k.host()).catch(
+      (x: unknown) => x,
+    );
+    expect(Date.now() - t0, 'not waiting for the read').toBeLessThan(10_000);
+    expect(e).toMatchObject({
+      code: 'CONFLICT',
+      message: expect.stringMatching(/took longer than 0.3 s; abandoned, the snapshot is released/),
+    });
+    expect(k.messages()).toEqual(['reserve_metadata_snap', 'release_metadata_snap']);
+    expect(k.heldRoot).toBeNull();
+    expect(fs.existsSync(holdFile(stateDir, POOL))).toBe(false);
+  });
+
+  it('built code: SIGTERM during the read releases the hold at once, then exit 143', async () => {
+    const { poolAuditLive: built } = await dist();
+    const { k, stateDir, opts } = setup();
+    const exit = vi.spyOn(process, 'exit').mockImplementation((() => undefined) as never);
+    try {
+      const run = built(null, { ...opts, readDelayMs: 20_000 }, k.host());
+      void run.catch(() => null); // the read goes on after the (mocked) exit and fails: nothing is held any more
+      for (
+        let i = 0;
+        i < 200 && !k.calls.some((c) => c[0] === 'dmsetup' && c[1] === 'status' && k.heldRoot !== null);
+        i++
+      )
+        await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 300)); // the worker is sleeping in its read now
+      expect(k.heldRoot).not.toBeNull();
+      const t0 = Date.now();
+      process.emit('SIGTERM', 'SIGTERM');
+      for (let i = 0; i < 250 && exit.mock.calls.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(exit).toHaveBeenCalledWith(143);
+      expect(Date.now() - t0, 'not waiting for the read').toBeLessThan(5000);
+      expect(k.messages()).toEqual(['reserve_metadata_snap', 'release_metadata_snap']);
+      expect(k.heldRoot).toBeNull();
+      expect(fs.existsSync(holdFile(stateDir, POOL))).toBe(false);
+    } finally {
+      exit.mockRestore();
+    }
+  });
+
+  it('deleted on a live pool: through the held snapshot (on this thread and, built, in the worker), as the files say; no hold left', async () => {
+    // kernel-written metadata with a deleted thin device (fixtures/captures/deleted-raw, a.tar.gz: thin 1 deleted)
+    const dir = tmpDir();
+    execFileSync('tar', ['--sparse', '-xzf', path.join(PROJECT, 'fixtures/captures/deleted-raw/a.tar.gz'), '-C', dir]);
+    const offline = listDeleted(null, { metadata: path.join(dir, 'metadata'), checkData: false });
+    expect(offline.devices.map((d) => d.deviceId)).toEqual([1]);
+    const view = (r: typeof offline) =>
+      r.devices.map((d) => ({
+        id: d.deviceId,
+        versions: d.versions.map((v) => [v.version, v.mappedBlocks, v.blocks]),
+      }));
+    const { listDeletedLive: built } = (await import(
+      pathToFileURL(path.join(PROJECT, 'dist/recover/deleted.js')).href
+    )) as typeof import('../../src/recover/deleted.js');
+    for (const run of [listDeletedLive, built]) {
+      const k = new FakeThinKernel(path.join(dir, 'metadata'));
+      const stateDir = path.join(tmpDir(), 'run-dminspect');
+      const r = await run(null, { pool: POOL, stateDir, sysfs: k.sysfs, checkData: false }, k.host());
+      expect(k.messages()).toEqual(['reserve_metadata_snap', 'release_metadata_snap']);
+      expect(k.heldRoot).toBeNull();
+      expect(fs.existsSync(holdFile(stateDir, POOL))).toBe(false);
+      expect(r.metadataFile).toBe(path.join(dir, 'metadata'));
+      expect(r.liveDeviceIds).toEqual(offline.liveDeviceIds);
+      expect(view(r)).toEqual(view(offline));
+    }
+    // --metadata-snap: another holder's snapshot, nothing reserved or released
+    const k = new FakeThinKernel(path.join(dir, 'metadata'));
+    await k.runner(['dmsetup', 'message', POOL, '0', 'reserve_metadata_snap']);
+    k.calls.length = 0;
+    const stateDir = path.join(tmpDir(), 'run-dminspect');
+    const theirs = await listDeletedLive(
+      null,
+      { pool: POOL, stateDir, sysfs: k.sysfs, checkData: false, metadataSnap: true },
+      k.host(),
+    );
+    expect(k.messages()).toEqual([]);
+    expect(k.heldRoot).not.toBeNull();
+    expect(view(theirs)).toEqual(view(offline));
   });
 
   it('a reserve that never answers: CONFLICT after the step timeout, the record stays for the next run', async () => {
@@ -525,6 +639,49 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
     k.calls = [];
     expect(await withRootPool(k.host(), root, { pool: POOL, stateDir, live: false }, (loc) => loc)).toBeNull();
     expect(k.calls).toEqual([]);
+  });
+
+  it('built code: container / devices usage in the worker thread equals the read on this thread', async () => {
+    const meta = path.join(tmpDir(), 'metadata');
+    fs.copyFileSync(path.join(PROJECT, 'fixtures/sample/devicemapper/devicemapper/metadata'), meta);
+    const k = new FakeThinKernel(meta);
+    const stateDir = path.join(tmpDir(), 'run-dminspect');
+    const sample = path.join(PROJECT, 'fixtures/sample');
+    const choice = { pool: POOL, stateDir, sysfs: k.sysfs };
+    const imp = async <M>(f: string) => (await import(pathToFileURL(path.join(PROJECT, 'dist', f)).href)) as M;
+    const live = await imp<typeof import('../../src/pool-source/live.js')>('pool-source/live.js');
+    const listing = await imp<typeof import('../../src/model/listing.js')>('model/listing.js');
+    const container = await imp<typeof import('../../src/model/container.js')>('model/container.js');
+    const root = DockerRoot.open(sample);
+    const notHere = (): never => {
+      throw new Error('read on this thread, not in the worker');
+    };
+    // devices
+    const base = listing.listDevices(root, { pool: POOL });
+    const there = await live.withRootPool(k.host(), sample, choice, notHere, (loc) => ({
+      module: listing.LISTING_MODULE,
+      fn: 'heldDeviceUsage',
+      args: [base, sample, { pool: POOL, location: loc }],
+    }));
+    const here = await withRootPool(k.host(), sample, choice, (loc, held) =>
+      attachDeviceUsage(listDevices(root, { pool: POOL }), root, { pool: POOL, location: loc!, metadataSnap: held }),
+    );
+    expect(there).toEqual(here);
+    expect(here.devices.filter((d) => d.usage !== null).length).toBeGreaterThan(0);
+    // container
+    const ref = here.devices.find((d) => d.containerId !== null)?.containerId ?? '';
+    const report = container.containerReport(root, ref, { pool: POOL });
+    const cThere = await live.withRootPool(k.host(), sample, choice, notHere, (loc) => ({
+      module: container.CONTAINER_MODULE,
+      fn: 'heldContainerUsage',
+      args: [report, sample, { pool: POOL, location: loc }],
+    }));
+    const cHere = await withRootPool(k.host(), sample, choice, (loc, held) =>
+      attachUsage(containerReport(root, ref, { pool: POOL }), root, { pool: POOL, location: loc!, metadataSnap: held }),
+    );
+    expect(cThere).toEqual(cHere);
+    expect(k.messages()).toEqual(Array(4).fill(['reserve_metadata_snap', 'release_metadata_snap']).flat());
+    expect(k.heldRoot).toBeNull();
   });
 
   it('a pool the kernel does not have: read offline (no messages, no hold)', async () => {

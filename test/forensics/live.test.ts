@@ -1,20 +1,26 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { buildV2Root, sha } from '../../scripts/docker-root-builder.js';
 import { DockerRoot } from '../../src/docker/root.js';
 import { DmHost } from '../../src/dm/host.js';
 import type { RunResult } from '../../src/dm/plan.js';
-import { releaseSnapshot, snapshotContainer } from '../../src/forensics/live.js';
+import { DmiError } from '../../src/errors.js';
+import { pickSnapId, poolThinIds, releaseSnapshot, snapshotContainer } from '../../src/forensics/live.js';
 import { releasePlan } from '../../src/forensics/plans.js';
 import { listStates } from '../../src/forensics/state.js';
 import { cli, cliJson, SAMPLE, spawnCli, tmpDir } from '../support/cli.js';
+import { patchBlock, readBlock, restore, writeBlock } from '../thin/helpers.js';
 
 const POOL_OK = '0 20971520 thin-pool 14 2586/25600 530/163840 - rw discard_passdown queue_if_no_space - 1024';
 
 /**
  * A FAKE kernel, named as such: this machine has no device-mapper, so the host answers dmsetup queries from a
- * script (lines as a real dm-thin 1.22 prints them). The real kernel runs the same flow in test/kernel.
+ * script (lines as a real dm-thin 1.22 prints them). The pool's metadata is a REAL thin_restore'd file (its
+ * devices `poolIds`), named by the table as the metadata device; `reserve_metadata_snap` writes the superblock
+ * copy the way dm-thin-metadata.c does (same trees, zeroed space-map roots, held_root in block 0) and
+ * `release_metadata_snap` clears it. The real kernel runs the same flow in test/kernel.
  */
 class FakeDmHost extends DmHost {
   calls: string[] = [];
@@ -31,14 +37,55 @@ class FakeDmHost extends DmHost {
 }
 
 const noDevice = { code: 1, stdout: '', stderr: 'Device does not exist.\nCommand failed.' };
+/** Where the fake's reserve puts the superblock copy (a free block of the 4 MiB restored file). */
+const SNAP_AT = 1000;
 
-function kernel(opts: { pool?: string | null; active?: string[]; failOn?: (argv: string[]) => RunResult | null } = {}) {
+function poolMetadata(ids: number[]): string {
+  return restore({ devices: ids.map((id) => ({ id, mappings: [{ v: 0, d: id }] })) });
+}
+
+function kernel(
+  opts: {
+    pool?: string | null;
+    active?: string[];
+    failOn?: (argv: string[]) => RunResult | null;
+    /** The thin ids in the pool's metadata. */
+    poolIds?: number[];
+  } = {},
+) {
   const active = new Set(opts.active ?? []);
+  let meta: string | null = null;
+  const metadata = () => (meta ??= poolMetadata(opts.poolIds ?? []));
+  const held = () => (meta ? readBlock(meta, 0).readUInt32LE(56) : 0);
   return new FakeDmHost((argv) => {
     const f = opts.failOn?.(argv);
     if (f) return f;
-    if (argv[1] === 'status')
-      return opts.pool === null ? noDevice : { code: 0, stdout: `${opts.pool ?? POOL_OK}\n`, stderr: '' };
+    if (argv[1] === 'status') {
+      if (opts.pool === null) return noDevice;
+      const line = opts.pool ?? POOL_OK.replace(' - rw ', ` ${held() || '-'} rw `);
+      return { code: 0, stdout: `${line}\n`, stderr: '' };
+    }
+    if (argv[1] === 'table' && opts.pool !== null)
+      return {
+        code: 0,
+        stdout: `0 20971520 thin-pool ${metadata()} /nonexistent/data 1024 32768 1 skip_block_zeroing\n`,
+        stderr: '',
+      };
+    if (argv[1] === 'message' && argv[4] === 'reserve_metadata_snap') {
+      const m = metadata();
+      if (held())
+        return { code: 1, stdout: '', stderr: 'device-mapper: message ioctl on pool failed: Device or resource busy' };
+      const copy = readBlock(m, 0);
+      copy.writeUInt32LE(SNAP_AT, 8);
+      copy.fill(0, 64, 320); // the space-map roots
+      writeBlock(m, SNAP_AT, copy, 'superblock');
+      patchBlock(m, 0, 'superblock', (b) => b.writeUInt32LE(SNAP_AT, 56));
+    }
+    if (argv[1] === 'message' && argv[4] === 'release_metadata_snap') {
+      if (!held())
+        return { code: 1, stdout: '', stderr: 'device-mapper: message ioctl on pool failed: Invalid argument' };
+      patchBlock(metadata(), 0, 'superblock', (b) => b.writeUInt32LE(0, 56));
+    }
     if (argv[1] === 'info')
       return active.has(argv[2]!)
         ? { code: 0, stdout: `Name: ${argv[2]}\nState: ACTIVE\nMajor, minor: 254, 3\n`, stderr: '' }
@@ -252,7 +299,7 @@ describe('refusals', () => {
 });
 
 describe('executing (fake kernel) and releasing', () => {
-  it('an id taken in the pool but in no record: retries with the next id, as Docker does', async () => {
+  it('an id taken after the held read (create_snap: File exists): retries with the next id, as Docker does', async () => {
     const r = root();
     const next = r.recordSet().deviceSet!.nextDeviceId!;
     const k = kernel({
@@ -269,6 +316,50 @@ describe('executing (fake kernel) and releasing', () => {
       expect.stringContaining(`create_snap ${next + 2} `),
     ]);
     expect(listStates(stateDir).map((s) => s.snapId)).toEqual([next + 2]);
+  });
+
+  it('ids in the pool but in no record (the held metadata snapshot) are skipped up front; the hold is released', async () => {
+    const r = root();
+    const next = r.recordSet().deviceSet!.nextDeviceId!;
+    const k = kernel({ poolIds: [1, next + 1, next + 2, next + 4] });
+    const stateDir = tmpDir();
+    const res = await snapshotContainer(r, 'old', k, { stateDir });
+    expect(res.state.snapId).toBe(next + 3);
+    expect(k.calls.filter((c) => c.includes('create_snap'))).toEqual([
+      expect.stringContaining(`create_snap ${next + 3} `),
+    ]);
+    const pool = res.state.pool;
+    const reserve = k.calls.indexOf(`dmsetup message ${pool} 0 reserve_metadata_snap`);
+    const release = k.calls.indexOf(`dmsetup message ${pool} 0 release_metadata_snap`);
+    const snap = k.calls.findIndex((c) => c.includes('create_snap'));
+    expect(reserve).toBeGreaterThan(-1);
+    expect(release).toBeGreaterThan(reserve);
+    expect(snap).toBeGreaterThan(release); // nothing is held while dminspect changes the pool
+    expect(fs.readdirSync(stateDir).filter((f) => f.endsWith('.hold'))).toEqual([]);
+    // --id the pool has: refused before anything is made
+    const k2 = kernel({ poolIds: [next + 7] });
+    await expect(snapshotContainer(r, 'old', k2, { stateDir: tmpDir(), id: next + 7 })).rejects.toMatchObject({
+      code: 'CONFLICT',
+      message: expect.stringMatching(new RegExp(`--id ${next + 7} is a thin device in pool`)),
+    });
+    expect(k2.calls.filter((c) => c.includes('create_snap'))).toEqual([]);
+    // a dry run holds nothing (holding is a change): it shows the id from Docker's records
+    const k3 = kernel({ poolIds: [next + 1] });
+    const dry = await snapshotContainer(r, 'old', k3, { stateDir: tmpDir(), dryRun: true });
+    expect(dry.state.snapId).toBe(next + 1);
+    expect(k3.calls.filter((c) => c.includes('metadata_snap'))).toEqual([]);
+  });
+
+  it('built code (dist/): the pool ids are read in the worker thread the same way', async () => {
+    const built = (await import(
+      pathToFileURL(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/forensics/live.js')).href
+    )) as typeof import('../../src/forensics/live.js');
+    const r = root();
+    const next = r.recordSet().deviceSet!.nextDeviceId!;
+    const k = kernel({ poolIds: [next + 1, next + 3] });
+    const res = await built.snapshotContainer(r, 'old', k, { stateDir: tmpDir() });
+    expect(res.state.snapId).toBe(next + 2);
+    expect(k.calls.filter((c) => c.includes('metadata_snap'))).toHaveLength(2);
   });
 
   it('release undoes everything the state records, and is idempotent', async () => {
@@ -344,5 +435,30 @@ describe('executing (fake kernel) and releasing', () => {
     await snapshotContainer(root(), 'old', ok, { stateDir, dir: path.join(tmpDir(), 'm') });
     const st = listStates(stateDir)[0]!;
     await expect(releaseSnapshot(st.name, gone, { stateDir })).resolves.toMatchObject({ released: true });
+  });
+});
+
+describe('the snapshot id (real thin_restore metadata)', () => {
+  it('poolThinIds reads the device ids of the live trees, or of the held snapshot', () => {
+    const meta = poolMetadata([1, 2, 5, 9]);
+    expect([...poolThinIds(meta, false)].sort((a, b) => a - b)).toEqual([1, 2, 5, 9]);
+    expect(() => poolThinIds(meta, true)).toThrow(DmiError); // nothing held
+    const copy = readBlock(meta, 0);
+    copy.writeUInt32LE(SNAP_AT, 8);
+    copy.fill(0, 64, 320);
+    writeBlock(meta, SNAP_AT, copy, 'superblock');
+    patchBlock(meta, 0, 'superblock', (b) => b.writeUInt32LE(SNAP_AT, 56));
+    expect([...poolThinIds(meta, true)].sort((a, b) => a - b)).toEqual([1, 2, 5, 9]);
+  });
+
+  it('pickSnapId: above next_device_id and every record, skipping the pool’s ids', () => {
+    const poolIds = poolThinIds(poolMetadata([1, 2, 5, 6, 8]), false);
+    expect(pickSnapId({ recordIds: [1, 2], poolIds, nextDeviceId: 4 })).toBe(7);
+    expect(pickSnapId({ recordIds: [1, 2], poolIds: [], nextDeviceId: 4 })).toBe(5);
+    expect(pickSnapId({ recordIds: [1, 9], poolIds, nextDeviceId: 4 })).toBe(10);
+    expect(pickSnapId({ recordIds: [], poolIds, nextDeviceId: null })).toBe(3);
+    expect(() => pickSnapId({ recordIds: [], poolIds: [], nextDeviceId: 0xffffff })).toThrow(
+      /no free 24-bit thin device id/,
+    );
   });
 });

@@ -263,3 +263,11 @@ export function describeRun(r: GuestResult): string {
     tail(r.log, 30),
   ].join('\n');
 }
+
+/** `txn um/tm ud/td held mode`: fields 4-8 of `dmsetup status <pool>`, as the guest scripts print them. */
+export function poolStatusFields(line: string) {
+  const [txn, meta, data, held, mode] = line.trim().split(/\s+/);
+  const [um, tm] = (meta ?? '').split('/').map(Number);
+  const [ud, td] = (data ?? '').split('/').map(Number);
+  return { txn: Number(txn), um: um!, tm: tm!, ud: ud!, td: td!, held: held!, mode: mode! };
+}

@@ -15,6 +15,7 @@ import {
   describeRun,
   guestScript,
   markers,
+  poolStatusFields,
   PROJECT_ROOT,
   runInGuest,
   skipWithoutKernel,
@@ -23,13 +24,7 @@ import {
 
 const RUNS = Number(process.env.DMI_LIVE_RUNS ?? 50);
 
-/** `txn um/tm ud/td held mode` as the guest's status() prints it. */
-function status(line: string) {
-  const [txn, meta, data, held, mode] = line.trim().split(/\s+/);
-  const [um, tm] = (meta ?? '').split('/').map(Number);
-  const [ud, td] = (data ?? '').split('/').map(Number);
-  return { txn: Number(txn), um: um!, tm: tm!, ud: ud!, td: td!, held: held!, mode: mode! };
-}
+const status = poolStatusFields;
 
 /** DMI_LIVE_DOCKER=0 skips the real-dockerd phase (D). */
 const DOCKER = process.env.DMI_LIVE_DOCKER !== '0';
@@ -171,6 +166,29 @@ describe.skipIf(skipWithoutKernel(DOCKER ? ['thin', 'docker'] : ['thin']))(
         Math.min(10, Math.ceil(RUNS / 5)),
       );
       expect(one('L-held-after')).toBe('- holds=0');
+    });
+
+    it('deleted --json on the live pool (after the load): read through a held snapshot, its live ids are the pool’s; no hold left', () => {
+      const [rc, next, held, holds] = one('X-deleted').split(' ');
+      expect(rc, fs.readFileSync(path.join(r.scratch, 'deleted.err'), 'utf8')).toBe('rc=0');
+      expect([held, holds]).toEqual(['held=-', 'holds=0']);
+      const d = json('deleted.json');
+      // the load made 100, 102, … (kept) and 101, 103, … (deleted) up to next-id - 1; 1-4 from the start
+      const last = Number(next!.replace('next-id=', ''));
+      const live = [1, 2, 3, 4];
+      for (let id = 100; id < last; id += 2) live.push(id);
+      expect(last).toBeGreaterThan(100);
+      expect(d.metadataFile).toMatch(/\/var\/lib\/docker\/devicemapper\/devicemapper\/metadata$/);
+      expect([...d.liveDeviceIds].sort((a: number, b: number) => a - b)).toEqual(live);
+      for (const dev of d.devices as { deviceId: number }[]) {
+        expect(live, `deleted ${dev.deviceId} is not live`).not.toContain(dev.deviceId);
+        expect(dev.deviceId % 2 === 1 && dev.deviceId > 100, `deleted ${dev.deviceId} is one the load deleted`).toBe(
+          true,
+        );
+      }
+      console.warn(
+        `[live-pool] deleted on the live pool: ${d.devices.length} deleted devices found; ${live.length} live`,
+      );
     });
 
     it.skipIf(!DOCKER)('a real dockerd 20.10 loop-lvm pool: pool --json equals dmsetup status and docker info', () => {

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { DmHost } from '../../dm/host.js';
 import { DEFAULT_STATE_DIR } from '../../forensics/state.js';
 import { withRootPool } from '../../pool-source/live.js';
-import { attachUsage, containerReportLive, type ContainerReport } from '../../model/container.js';
+import { attachUsage, CONTAINER_MODULE, containerReportLive, type ContainerReport } from '../../model/container.js';
 import { humanBytes } from '../../util/units.js';
 import { collect } from '../shared.js';
 import { addCommonOptions, isHostRoot, namingOptions, openRoot, type CommonOptions } from '../options.js';
@@ -104,12 +104,17 @@ export function register(program: Command, io: Out): void {
           live: opts.live,
           stateDir: path.resolve(opts.stateDir),
         };
-        const report = await withRootPool(new DmHost(), root.root, choice, (loc, held) =>
-          attachUsage(base, root, {
-            ...namingOptions(opts),
-            metadata: opts.metadata,
-            images: opts.image,
-            ...(loc ? { location: loc, metadataSnap: held } : {}),
+        const poolOpts = { ...namingOptions(opts), metadata: opts.metadata, images: opts.image };
+        const report = await withRootPool(
+          new DmHost(),
+          root.root,
+          choice,
+          (loc, held) =>
+            attachUsage(base, root, { ...poolOpts, ...(loc ? { location: loc, metadataSnap: held } : {}) }),
+          (loc) => ({
+            module: CONTAINER_MODULE,
+            fn: 'heldContainerUsage',
+            args: [base, root.root, { ...poolOpts, location: loc }],
           }),
         );
         if (opts.json) printJson(io, report);

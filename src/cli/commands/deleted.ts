@@ -1,6 +1,9 @@
 /** `dminspect deleted`: parse, call recover/deleted.ts, render (cli/recover.ts). */
 import type { Command } from 'commander';
-import { listDeleted } from '../../recover/deleted.js';
+import * as path from 'node:path';
+import { DmHost } from '../../dm/host.js';
+import { DEFAULT_STATE_DIR } from '../../forensics/state.js';
+import { listDeletedLive } from '../../recover/deleted.js';
 import { addCommonOptions, namingOptions, type CommonOptions } from '../options.js';
 import { printJson, type Out } from '../render.js';
 import { openOptionalRoot, renderDeleted } from '../recover.js';
@@ -11,6 +14,9 @@ interface DeletedCliOptions extends CommonOptions {
   data?: string;
   image: string[];
   dataCheck: boolean;
+  metadataSnap?: boolean;
+  live: boolean;
+  stateDir: string;
 }
 
 export function register(program: Command, io: Out): void {
@@ -33,15 +39,29 @@ export function register(program: Command, io: Out): void {
       [],
     )
     .option('--no-data-check', 'do not read free data blocks (no discarded count)')
-    .action((opts: DeletedCliOptions, cmd: Command) => {
+    .option(
+      '--metadata-snap',
+      'read the live trees from the held metadata snapshot (on a live pool: the one someone else holds, without reserving or releasing; dminspect otherwise holds its own)',
+    )
+    .option('--no-live', 'read the pool files as they lie on disk even when the kernel has the pool active')
+    .option('--state-dir <dir>', 'where dminspect records its metadata-snapshot hold (live pool)', DEFAULT_STATE_DIR)
+    .action(async (opts: DeletedCliOptions, cmd: Command) => {
       const root = openOptionalRoot(opts, cmd);
-      const r = listDeleted(root, {
-        ...namingOptions(opts),
-        metadata: opts.metadata,
-        data: opts.data,
-        images: opts.image,
-        checkData: opts.dataCheck,
-      });
+      const r = await listDeletedLive(
+        root,
+        {
+          ...namingOptions(opts),
+          metadata: opts.metadata,
+          data: opts.data,
+          images: opts.image,
+          checkData: opts.dataCheck,
+          metadataSnap: opts.metadataSnap,
+          live: opts.live,
+          stateDir: path.resolve(opts.stateDir),
+          log: opts.debug ? (l) => io.err(l) : undefined,
+        },
+        new DmHost(),
+      );
       if (opts.json) printJson(io, r);
       else io.out(renderDeleted(r));
     });

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { DmHost } from '../../dm/host.js';
 import { DEFAULT_STATE_DIR } from '../../forensics/state.js';
 import { withRootPool } from '../../pool-source/live.js';
-import { attachDeviceUsage, listDevices } from '../../model/listing.js';
+import { attachDeviceUsage, listDevices, LISTING_MODULE } from '../../model/listing.js';
 import { humanBytes } from '../../util/units.js';
 import { collect } from '../shared.js';
 import { addCommonOptions, namingOptions, openRoot, type CommonOptions } from '../options.js';
@@ -24,13 +24,20 @@ export function register(program: Command, io: Out): void {
         live: opts.live,
         stateDir: path.resolve(opts.stateDir),
       };
-      // A live pool is read through a held metadata snapshot (pool-source/live.ts), else the files.
-      const list = await withRootPool(new DmHost(), root.root, choice, (loc, held) =>
-        attachDeviceUsage(listDevices(root, namingOptions(opts)), root, {
-          ...namingOptions(opts),
-          metadata: opts.metadata,
-          images: opts.image,
-          ...(loc ? { location: loc, metadataSnap: held } : {}),
+      // A live pool is read through a held metadata snapshot (pool-source/live.ts; the read in a worker thread),
+      // else the files.
+      const base = listDevices(root, namingOptions(opts));
+      const poolOpts = { ...namingOptions(opts), metadata: opts.metadata, images: opts.image };
+      const list = await withRootPool(
+        new DmHost(),
+        root.root,
+        choice,
+        (loc, held) =>
+          attachDeviceUsage(base, root, { ...poolOpts, ...(loc ? { location: loc, metadataSnap: held } : {}) }),
+        (loc) => ({
+          module: LISTING_MODULE,
+          fn: 'heldDeviceUsage',
+          args: [base, root.root, { ...poolOpts, location: loc }],
         }),
       );
       if (opts.json) {

@@ -38,6 +38,8 @@ interface PoolCliOptions extends CommonOptions {
 
 /** Test hook for the kernel suite: hold the metadata snapshot this many ms before reading (a run killed meanwhile). */
 const HOLD_HOOK = 'DMINSPECT_TEST_HOLD_MS';
+/** Test hook: the read's worker thread waits this many ms before reading (a slow read, interrupted meanwhile). */
+const READ_HOOK = 'DMINSPECT_TEST_READ_MS';
 
 export const POOL_FORMATS = ['table', 'json', 'prometheus'] as const;
 export type PoolFormat = (typeof POOL_FORMATS)[number];
@@ -221,6 +223,7 @@ async function runPool(opts: PoolCliOptions, cmd: Command, io: Out): Promise<voi
         dryRun: opts.dryRun,
         stateDir: path.resolve(opts.stateDir),
         holdDelayMs: hold && /^\d+$/.test(hold) ? Number(hold) : undefined,
+        readDelayMs: /^\d+$/.test(process.env[READ_HOOK] ?? '') ? Number(process.env[READ_HOOK]) : undefined,
         log: opts.debug ? (l) => io.err(l) : undefined,
       },
       new DmHost(),

@@ -5,9 +5,11 @@
 # makes containers that write files, records what the engine, LVM and the kernel said, hashes each
 # container's thin device through the kernel while the pool is active, stops dockerd cleanly, deactivates
 # the VG and archives the disk file and the Docker root (GNU tar --sparse).
-# Output in $OUT (default /scratch/capture): disk.img.tar.gz, docker-root.tar.gz, engine.json, raw/.
+# Output in $OUT (default /scratch/capture): disk.img.tar.gz, docker-root.tar.gz, engine.json, raw/, live/ (PROJECT set).
 # env: DISK_SIZE (default 3G), BASESIZE (dm.basesize, default 512M: mkfs.xfs 6 needs 300 MB), HAND_POOL=1: make the pool by hand with
 #      lvcreate/lvconvert and pass dm.thinpooldev (the fallback when dockerd's auto-setup fails).
+#      PROJECT (a checkout with dist/ built): also `dminspect pool` on the live LVM pool, quiet and under load
+#      (LIVE_RUNS runs, default 5); the capture (make-capture.sh) does not set it.
 # Lines starting with "@@ " are meant for the test to parse.
 set -Eeuo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -118,6 +120,36 @@ cp $DL/devicemapper/setup-config.json $RAW/ 2>/dev/null || true
 for f in /run/lvm-meta/archive/*.vg; do [ -e "$f" ] || continue; sed -n 's/^description = "\(.*\)"$/\1/p' "$f"; done > $RAW/lvm-history.txt
 ls -la /etc/lvm/profile > $RAW/lvm-profiles.txt; cat /etc/lvm/profile/*.profile >> $RAW/lvm-profiles.txt 2>/dev/null || true
 step "lvm recorded"
+
+# ---- live (issue 12, done-when 4a on direct-lvm; PROJECT set: a checkout with dist/ built): `dminspect pool --json` on
+# the LIVE LVM thin pool dockerd runs (metadata on the _tmeta LV: the `blockdev --flushbufs` read path), quiet and
+# under load, against `dmsetup status`, thin_ls on the held snapshot and docker info. Results in $OUT/live/.
+if [ -n "${PROJECT:-}" ]; then
+  LV=$OUT/live; mkdir -p $LV/q $LV/l
+  holds() { (ls /run/dminspect/*.hold 2>/dev/null || true) | wc -l; }
+  dmsetup table "$POOL" > $LV/table.txt
+  docker info --format '{{json .DriverStatus}}' > $LV/driver-status.json
+  # quiet: one run (through the CLI's main(), pool-runs.mjs), the kernel's status just before and after it
+  node "$PROJECT/test/kernel/guest/pool-runs.mjs" "$PROJECT" "$POOL" $DL 1 $LV/q
+  echo "@@ live-Q-held-after $(dmsetup status "$POOL" | awk '{print $7}') holds=$(holds)"
+  dmsetup message "$POOL" 0 reserve_metadata_snap
+  thin_ls -m --no-headers -o DEV,MAPPED_BLOCKS,EXCLUSIVE_BLOCKS,SHARED_BLOCKS "/dev/mapper/${POOL}_tmeta" > $LV/q/thin_ls.txt
+  dmsetup message "$POOL" 0 release_metadata_snap
+  step "live: quiet run"
+  # under load: a container writes files and syncs, while containers are created (each a new thin device and a
+  # transaction); neither frees a data block, so data used and the transaction id only grow
+  docker run -d --name lvm-load --network none dminspect/busybox:1.35 \
+    sh -c 'i=0; while :; do j=0; while [ $j -lt 64 ]; do printf "%0511d\n" $j; j=$((j+1)); done > /data/f$i; sync; i=$((i+1)); done' \
+    > /dev/null
+  ( i=0; while [ ! -e /tmp/live-stop ]; do docker create --name lvm-load-$i --network none dminspect/busybox:1.35 true > /dev/null; i=$((i+1)); done; echo $i > /tmp/live-created ) &
+  LPID=$!
+  node "$PROJECT/test/kernel/guest/pool-runs.mjs" "$PROJECT" "$POOL" $DL ${LIVE_RUNS:-5} $LV/l
+  touch /tmp/live-stop; wait $LPID
+  docker kill lvm-load > /dev/null
+  echo "@@ live-L-runs ${LIVE_RUNS:-5} created=$(cat /tmp/live-created)"
+  echo "@@ live-L-held-after $(dmsetup status "$POOL" | awk '{print $7}') holds=$(holds)"
+  step "live: runs under load"
+fi
 
 kill -TERM $DPID
 for i in $(seq 120); do kill -0 $DPID 2>/dev/null || break; sleep 1; done

@@ -8,6 +8,7 @@
 #   T. the metrics textfile written from the live pool
 #   L. under load (thin devices created, written, deactivated, empty ones deleted): pool --json $RUNS times, in one
 #      node process through the CLI's main() (pool-runs.mjs: a node start costs ~30 s under TCG)
+#   X. deleted --json on the live pool after the load (through a held snapshot): its live ids are the pool's
 # Per-run files go to /scratch/ (the test reads them); lines starting with "@@ " are for the test.
 # env: PROJECT (checkout; dist/ built), RUNS (default 50)
 set -Eeuo pipefail
@@ -109,6 +110,10 @@ touch /tmp/stop; wait $WPID || { echo "workload failed:" >&2; tail /tmp/work.log
 echo "@@ L-status $SL0 | $(status)"
 echo "@@ L-runs $RUNS seconds=$((LT1 - LT0)) work-devices=$(( ($(cat /tmp/work-id) - 100) / 2 ))"
 echo "@@ L-held-after $(held) holds=$(holds)"
+
+# ---------------------------------------------------------------- X: deleted on the live pool (after the load)
+XRC=0; "${DMI[@]}" deleted --root $DL --json > /scratch/deleted.json 2> /scratch/deleted.err || XRC=$?
+echo "@@ X-deleted rc=$XRC next-id=$(cat /tmp/work-id) held=$(held) holds=$(holds)"
 dmsetup remove "$POOL"; losetup -d $DLOOP $MLOOP
 
 # ---------------------------------------------------------------- D: a real dockerd 20.10 (CAPTURE set)

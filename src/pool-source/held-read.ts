@@ -1,0 +1,128 @@
+/**
+ * The held read off the main thread: the metadata read (synchronous, block by block) runs in a worker thread, so
+ * this thread's event loop stays free for the read's timeout and for SIGINT/SIGTERM, which release the hold while
+ * the read is still going (live.ts `withHeldSnapshot`). A read that overruns is abandoned: the worker is told to
+ * stop (`terminate()`, which also ends a read stuck between blocks) and unref'd, so a read stuck in the kernel
+ * cannot keep the process from exiting once the hold is released. A worker that answered is kept, idle and
+ * unref'd, for the next read in the same process (its modules stay loaded).
+ *
+ * The worker runs `fn` exported by the ES module at `module` (a file URL), as `fn(...args, view)`; arguments and the
+ * result cross by structured clone (plain data: the reports are JSON anyway). A DmiError crosses as its code,
+ * message and details. Where no worker can load that module (the sources run through a TypeScript loader — the
+ * unit tests —, or the single-file Bun binary, whose modules are not files), the read runs on this thread as
+ * before: `heldTaskRunsInWorker` says which.
+ */
+import * as fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { DmiError, type ErrorCode } from '../errors.js';
+
+/** A read to run in a worker: `fn` exported by the ES module at the file URL `module`, called as fn(...args, view). */
+export interface HeldTask {
+  module: string;
+  fn: string;
+  args: unknown[];
+}
+
+/** What the worker posts back. */
+type Reply =
+  | { ok: true; value: unknown }
+  | { ok: false; error: { dmi: boolean; code?: ErrorCode; message: string; details?: Record<string, unknown> } };
+
+/**
+ * The worker's code (CommonJS, evaluated: nothing to find on disk or bundle). It serves one read at a time and stays
+ * for the next (its modules stay loaded: a process that reads many times, like the kernel suite's, pays the loading
+ * once). `delayMs`: the test hook.
+ */
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+parentPort.on('message', async (job) => {
+  try {
+    if (job.delayMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, job.delayMs);
+    const m = await import(job.module);
+    if (typeof m[job.fn] !== 'function') throw new Error(job.module + ' has no function ' + job.fn);
+    const value = await m[job.fn](...job.args, job.view);
+    parentPort.postMessage({ id: job.id, ok: true, value });
+  } catch (e) {
+    const dmi = !!e && e.name === 'DmiError' && typeof e.code === 'string';
+    parentPort.postMessage({ id: job.id, ok: false, error: { dmi, code: dmi ? e.code : undefined,
+      message: e && e.message ? e.message : String(e), details: dmi ? e.details : undefined } });
+  }
+});
+`;
+
+/** The idle worker kept for the next read (unref'd: it never keeps the process alive), or null. */
+let idle: Worker | null = null;
+let nextJob = 1;
+
+/** Whether `task` can run in a worker here (a built `.js` module under Node), else it runs on this thread. */
+export function heldTaskRunsInWorker(task: HeldTask): boolean {
+  if (process.versions.bun !== undefined || !task.module.startsWith('file:') || !task.module.endsWith('.js'))
+    return false;
+  try {
+    return fs.statSync(fileURLToPath(task.module)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** A read in flight in a worker: its result, and how to abandon it. */
+export interface WorkerRead<T> {
+  result: Promise<T>;
+  /** Stops the worker (a read stuck in a system call ends when the call returns) and lets the process exit. */
+  abandon(): void;
+}
+
+/** Starts `task` in a worker with `view` as its last argument. `delayMs`: wait that long before reading (tests). */
+export function startWorkerRead<T>(task: HeldTask, view: unknown, delayMs = 0): WorkerRead<T> {
+  const worker = idle ?? new Worker(WORKER_SOURCE, { eval: true });
+  idle = null;
+  worker.ref(); // a read in flight keeps the process alive
+  const id = nextJob++;
+  let settled = false;
+  let onMessage: (m: Reply & { id: number }) => void = () => {};
+  let onError: (e: Error) => void = () => {};
+  let onExit: (code: number) => void = () => {};
+  const detach = (): void => {
+    worker.off('message', onMessage);
+    worker.off('error', onError);
+    worker.off('exit', onExit);
+  };
+  const result = new Promise<T>((resolve, reject) => {
+    onMessage = (m) => {
+      if (m.id !== id) return;
+      settled = true;
+      detach();
+      worker.unref();
+      if (idle === null) idle = worker;
+      else void worker.terminate();
+      if (m.ok) resolve(m.value as T);
+      else if (m.error.dmi && m.error.code) reject(new DmiError(m.error.code, m.error.message, m.error.details));
+      else reject(new Error(m.error.message));
+    };
+    onError = (e) => {
+      settled = true;
+      detach();
+      reject(e);
+    };
+    onExit = (code) => {
+      detach();
+      if (!settled) reject(new DmiError('IO', `the metadata read's worker thread exited (${code}) without an answer`));
+      settled = true;
+    };
+    worker.on('message', onMessage);
+    worker.on('error', onError);
+    worker.on('exit', onExit);
+  });
+  worker.postMessage({ id, module: task.module, fn: task.fn, args: task.args, view, delayMs });
+  return {
+    result,
+    abandon: () => {
+      if (settled) return;
+      settled = true;
+      detach();
+      worker.unref();
+      void worker.terminate();
+    },
+  };
+}
