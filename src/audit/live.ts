@@ -13,6 +13,7 @@ import { sortFindings } from '../finding.js';
 import { compareWithDaemon, statusBytes } from './daemon-view.js';
 import { liveMetadataSplit } from './live-rules.js';
 import { auditSource, poolAudit, type PoolOptions, type PoolReport } from './pool.js';
+import { distModule } from '../pool-source/held-read.js';
 
 export interface LivePoolOptions extends PoolOptions {
   /** Ask the kernel (default true); false: read the files as they lie on disk. */
@@ -70,7 +71,7 @@ export async function poolAuditLive(
     {
       // in a worker thread (the timeout and signals reach this thread during the read), the root opened there again
       task: {
-        module: import.meta.url,
+        module: distModule('audit/live.js'),
         fn: 'heldPoolAudit',
         args: [root?.root ?? null, plainOptions(opts), loc, kernelRelease],
       },

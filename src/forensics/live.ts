@@ -19,6 +19,7 @@ import { openPool } from '../thin/index.js';
 import { activateOriginSteps, activatePoolSteps, mountSteps, releasePlan, snapshotSteps } from './plans.js';
 import { containerDevice } from '../model/resolve.js';
 import { checkSnapshotName, findState, listStates, removeState, writeState, type SnapshotState } from './state.js';
+import { distModule } from '../pool-source/held-read.js';
 
 export interface LiveOptions extends NamingOptions {
   id?: number;
@@ -251,7 +252,7 @@ async function heldPoolIds(host: DmHost, pool: string, stateDir: string): Promis
     host,
     loc,
     { stateDir },
-    { task: { module: import.meta.url, fn: 'heldThinIds', args: [] }, local: heldThinIds },
+    { task: { module: distModule('forensics/live.js'), fn: 'heldThinIds', args: [] }, local: heldThinIds },
   );
   return new Set(r.value);
 }

@@ -16,6 +16,7 @@ import { deviceUsage, type DeviceUsageView } from './usage.js';
 import type { PoolSourceOptions } from '../pool-source/index.js';
 import type { HeldView } from '../pool-source/live.js';
 import { resolveContainer } from './resolve.js';
+import { distModule } from '../pool-source/held-read.js';
 
 export interface DeviceView {
   hash: string;
@@ -256,7 +257,7 @@ export async function containerReportLive(
 }
 
 /** This module, for a held read in a worker thread (pool-source/held-read.ts): `heldContainerUsage`. */
-export const CONTAINER_MODULE = import.meta.url;
+export const CONTAINER_MODULE = distModule('model/container.js');
 
 /** `attachUsage` inside a held snapshot, in the read's worker thread (the root opened there again). */
 export function heldContainerUsage(

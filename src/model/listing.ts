@@ -9,6 +9,7 @@ import type { PoolSourceOptions } from '../pool-source/index.js';
 import type { HeldView } from '../pool-source/live.js';
 import { imageNamesOf, loadContainers, loadModel, type DeviceRole } from './join.js';
 import { ownerView } from './owner.js';
+import { distModule } from '../pool-source/held-read.js';
 
 export interface ContainerRow {
   id: string;
@@ -150,7 +151,7 @@ export function attachDeviceUsage(list: DeviceList, root: DockerRoot, opts: Pool
 }
 
 /** This module, for a held read in a worker thread (pool-source/held-read.ts): `heldDeviceUsage`. */
-export const LISTING_MODULE = import.meta.url;
+export const LISTING_MODULE = distModule('model/listing.js');
 
 /** `attachDeviceUsage` inside a held snapshot, in the read's worker thread (the root opened there again). */
 export function heldDeviceUsage(list: DeviceList, rootDir: string, opts: PoolSourceOptions, v: HeldView): DeviceList {

@@ -55,6 +55,17 @@ parentPort.on('message', async (job) => {
 let idle: Worker | null = null;
 let nextJob = 1;
 
+/**
+ * The file URL of the tsc-built module `rel` (e.g. `audit/live.js`) under `dist/`, for a HeldTask. `bin/dminspect.js`
+ * runs the esbuild bundle (`dist/bundle/`), whose files are chunks that neither keep a module's name nor export what
+ * only that chunk uses, so a task names the per-module build beside it: one directory up from this module in either
+ * build (`dist/pool-source/held-read.js`, `dist/bundle/chunk-*.js`). Under the TypeScript sources (the unit tests) the
+ * `.js` file does not exist and the task runs on this thread.
+ */
+export function distModule(rel: string): string {
+  return new URL(`../${rel}`, import.meta.url).href;
+}
+
 /** Whether `task` can run in a worker here (a built `.js` module under Node), else it runs on this thread. */
 export function heldTaskRunsInWorker(task: HeldTask): boolean {
   if (process.versions.bun !== undefined || !task.module.startsWith('file:') || !task.module.endsWith('.js'))

@@ -22,6 +22,7 @@ import { locateRootLive, withHeldSnapshot, type HeldView, type LiveLocation } fr
 import type { CopyProgress } from '../thin/copy.js';
 import { copyThinDevice } from '../thin/copy.js';
 import type { MappingRun, ThinPool } from '../thin/pool.js';
+import { distModule } from '../pool-source/held-read.js';
 import {
   BLOCK_FREE,
   BLOCK_REUSED,
@@ -366,7 +367,7 @@ export async function listDeletedLive(
     loc,
     { stateDir: opts.stateDir, useHeld: opts.metadataSnap, stepTimeoutMs: opts.stepTimeoutMs, log: opts.log },
     {
-      task: { module: import.meta.url, fn: 'heldDeleted', args: [root?.root ?? null, poolOpts, loc] },
+      task: { module: distModule('recover/deleted.js'), fn: 'heldDeleted', args: [root?.root ?? null, poolOpts, loc] },
       local: (v) => listDeleted(root, { ...opts, location: loc, metadataSnap: v.heldRoot !== null }),
     },
   );

@@ -47,7 +47,7 @@ describe.skipIf(skipWithoutKernel(['docker', 'thin']) || !hasLvm)(
     });
 
     it('auto-setup on a loop device, containers, clean stop, vgchange -an; the disk read offline equals the kernel', async () => {
-      await execa('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: PROJECT_ROOT }); // the guest runs dist/ (live phase)
+      await execa('npm', ['run', '--silent', 'build'], { cwd: PROJECT_ROOT }); // the guest runs dist/ (live phase)
       const r = await runInGuest({
         script: guestScript('direct-lvm.sh'),
         env: { PROJECT: PROJECT_ROOT, LIVE_RUNS: String(LIVE_RUNS) },

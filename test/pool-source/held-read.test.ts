@@ -1,0 +1,69 @@
+/**
+ * A held read's task names a module and an exported function that a worker thread imports. bin/dminspect.js runs
+ * the esbuild bundle, whose chunks neither keep module names nor export what only they use, so tasks name the tsc
+ * build beside it (`distModule`). These tests check, on the built files, that every task the sources name resolves
+ * from the bundle's copy of `distModule` to a built module exporting that function.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { REPO } from '../support/cli.js';
+
+/** Every (module, fn) pair the sources hand to a held read: `distModule('x.js')` with the `fn` beside it. */
+function tasksInSources(): Array<{ rel: string; fn: string; file: string }> {
+  const out: Array<{ rel: string; fn: string; file: string }> = [];
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (p.endsWith('.ts')) {
+        const text = fs.readFileSync(p, 'utf8');
+        const consts = new Map(
+          [...text.matchAll(/const (\w+_MODULE) = distModule\('([^']+)'\)/g)].map((m) => [m[1]!, m[2]!]),
+        );
+        for (const m of text.matchAll(/module: (?:distModule\('([^']+)'\)|(\w+_MODULE)),\s*fn: '(\w+)'/g)) {
+          const rel = m[1] ?? consts.get(m[2]!) ?? resolveConst(m[2]!);
+          out.push({ rel, fn: m[3]!, file: path.relative(REPO, p) });
+        }
+      }
+    }
+  };
+  walk(path.join(REPO, 'src'));
+  return out;
+}
+
+/** A `*_MODULE` constant defined in another source file. */
+function resolveConst(name: string): string {
+  for (const f of ['src/model/listing.ts', 'src/model/container.ts']) {
+    const m = fs
+      .readFileSync(path.join(REPO, f), 'utf8')
+      .match(new RegExp(`const ${name} = distModule\\('([^']+)'\\)`));
+    if (m) return m[1]!;
+  }
+  throw new Error(`no definition of ${name}`);
+}
+
+describe('held reads from the bundle (what bin/dminspect.js runs)', () => {
+  it('every task resolves, through the bundle’s distModule, to a built module that exports its function', async () => {
+    const bundle = path.join(REPO, 'dist/bundle');
+    if (!fs.existsSync(bundle)) throw new Error('run npm run build first');
+    const chunk = fs
+      .readdirSync(bundle)
+      .map((f) => path.join(bundle, f))
+      .find((f) => fs.readFileSync(f, 'utf8').includes('function distModule('));
+    expect(chunk, 'a bundle chunk holds distModule').toBeDefined();
+    const { distModule } = (await import(pathToFileURL(chunk!).href)) as { distModule: (rel: string) => string };
+    const tasks = tasksInSources();
+    // pool, container, devices, deleted, snapshot's id read: each names its task
+    expect(tasks.map((t) => t.fn).sort()).toEqual(
+      ['heldContainerUsage', 'heldDeleted', 'heldDeviceUsage', 'heldPoolAudit', 'heldThinIds'].sort(),
+    );
+    for (const t of tasks) {
+      const url = distModule(t.rel);
+      expect(url, `${t.file}: ${t.rel}`).toBe(pathToFileURL(path.join(REPO, 'dist', t.rel)).href);
+      const m = (await import(url)) as Record<string, unknown>;
+      expect(typeof m[t.fn], `${t.rel} exports ${t.fn}`).toBe('function');
+    }
+  });
+});
