@@ -243,9 +243,13 @@ export function nextDeviceIdRule(f: AuditFacts): PoolFinding[] {
     {
       kind: 'next-device-id-behind',
       severity: 'info',
-      message: `next_device_id ${next} is below the highest id in use (${highest}): Docker will skip used ids, and ids in the pool without a record cost it a retry`,
+      message:
+        `next_device_id ${next} is below the highest id in use (${highest}): Docker writes deviceset-metadata only when ` +
+        'it sets up the base device and at shutdown, so while the daemon runs this lags by design; Docker skips used ids, ' +
+        'and ids in the pool without a record cost it a retry',
       evidence: { nextDeviceId: next, highestInUse: highest },
-      remedy: 'none needed unless creates fail with "Device ID exists in pool but it is supposed to be unused"',
+      remedy:
+        'none needed (expected on a running daemon) unless creates fail with "Device ID exists in pool but it is supposed to be unused"',
     },
   ];
 }
