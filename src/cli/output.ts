@@ -4,7 +4,13 @@ export interface Out {
   err: (s: string) => void;
 }
 
+/** Writes `s` and the line end it lacks, without concatenating them (a 5 MB JSON document would be copied again). */
+function line(stream: NodeJS.WriteStream, s: string): void {
+  stream.write(s);
+  if (!s.endsWith('\n')) stream.write('\n');
+}
+
 export const stdio: Out = {
-  out: (s) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`),
-  err: (s) => process.stderr.write(s.endsWith('\n') ? s : `${s}\n`),
+  out: (s) => line(process.stdout, s),
+  err: (s) => line(process.stderr, s),
 };
