@@ -49,14 +49,19 @@ export function readSmallFile(path: string, maxBytes = MAX_SMALL_FILE): Buffer {
   return readWhole(path, maxBytes, (b) => Buffer.from(b));
 }
 
-/** The file's content, or null when it does not exist (one open instead of a stat and an open). */
-export function readSmallFileIfExists(path: string): Buffer | null {
+/** What `read` returns, or null when the file does not exist (one open instead of a stat and an open). */
+function orNull<T>(read: () => T): T | null {
   try {
-    return readSmallFile(path);
+    return read();
   } catch (e) {
     if (e instanceof DmiError && e.code === 'NOT_FOUND') return null;
     throw e;
   }
+}
+
+/** The file's content, or null when it does not exist. */
+export function readSmallFileIfExists(path: string): Buffer | null {
+  return orNull(() => readSmallFile(path));
 }
 
 /**
@@ -83,12 +88,7 @@ export function fileContains(path: string, needle: Buffer): boolean {
 
 /** The file's text, or null when it does not exist. */
 export function readTextIfExists(path: string): string | null {
-  try {
-    return readText(path);
-  } catch (e) {
-    if (e instanceof DmiError && e.code === 'NOT_FOUND') return null;
-    throw e;
-  }
+  return orNull(() => readText(path));
 }
 
 export function readText(path: string): string {
