@@ -12,26 +12,34 @@ import { BIN, REPO, SAMPLE, tmpDir } from '../support/cli.js';
 
 let dir = '';
 let preload = '';
+let runs = 0;
 
 beforeAll(() => {
   if (!fs.existsSync(path.join(REPO, 'dist/bundle/main.js'))) throw new Error('run npm run build first');
   dir = tmpDir('dminspect-startup-');
+  // The hooks run on their own thread: what they write to stderr can be lost when the process exits, so each line is
+  // appended to a file, synchronously, before the module loads (the run's log file comes in DMI_LOAD_LOG).
   const hooks = path.join(dir, 'hooks.mjs');
   fs.writeFileSync(
     hooks,
-    `export async function load(url, context, next) {
-  if (url.startsWith('file:')) process.stderr.write('@@esm ' + url + '\\n');
+    `import { appendFileSync } from 'node:fs';
+let log = '';
+export async function initialize(data) { log = data.log; }
+export async function load(url, context, next) {
+  if (url.startsWith('file:')) appendFileSync(log, '@@esm ' + url + '\\n');
   return next(url, context);
 }\n`,
   );
   preload = path.join(dir, 'preload.mjs');
   fs.writeFileSync(
     preload,
-    `import { createRequire, register } from 'node:module';
+    `import { appendFileSync } from 'node:fs';
+import { createRequire, register } from 'node:module';
 import { pathToFileURL } from 'node:url';
-register(pathToFileURL(${JSON.stringify(hooks)}));
+const log = process.env.DMI_LOAD_LOG;
+register(pathToFileURL(${JSON.stringify(hooks)}), { data: { log } });
 const cache = createRequire(import.meta.url).cache;
-process.on('exit', () => { for (const f of Object.keys(cache)) process.stderr.write('@@cjs ' + f + '\\n'); });\n`,
+process.on('exit', () => { for (const f of Object.keys(cache)) appendFileSync(log, '@@cjs ' + f + '\\n'); });\n`,
   );
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -41,9 +49,13 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
  * files it loaded (esbuild heads each module's code with a `// dist/...` or `// node_modules/...` comment).
  */
 function loaded(...args: string[]): { code: number; esm: string[]; cjs: string[]; sources: string[] } {
-  const r = spawnSync(process.execPath, ['--import', preload, BIN, ...args], { encoding: 'utf8' });
+  const log = path.join(dir, `load-${++runs}.log`);
+  const r = spawnSync(process.execPath, ['--import', preload, BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, DMI_LOAD_LOG: log },
+  });
   const rel = (f: string): string => path.relative(REPO, f.startsWith('file:') ? new URL(f).pathname : f);
-  const lines = r.stderr.split('\n');
+  const lines = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n') : [];
   const esm = lines.filter((l) => l.startsWith('@@esm ')).map((l) => rel(l.slice(6)));
   const sources = esm
     .filter((f) => f.startsWith('dist/bundle/'))
