@@ -26,7 +26,15 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { DmiError, fsError } from '../errors.js';
 import { ExtentMap, type Extent } from './extents.js';
-import { pastEndError, planCopy, type CopyPlan, type CopyRun, type CopyWindow, type PlannedRead } from './copy-plan.js';
+import {
+  pastEndError,
+  planCopy,
+  type CopyPlan,
+  type CopyRun,
+  type CopyTotals,
+  type CopyWindow,
+  type PlannedRead,
+} from './copy-plan.js';
 
 /** Bytes per window (one buffer of the ring). */
 export const DEFAULT_COPY_BUFFER = 4 * 1024 * 1024;
@@ -46,24 +54,10 @@ export interface CopyProgress {
   copied: number;
 }
 
-export interface CopyResult {
+/** What a copy did: the plan's totals (every planned read is made), the digest, and how it ran. */
+export interface CopyResult extends CopyTotals {
   size: number;
   sha256: string;
-  /** Bytes the device maps (all its mappings, also past `size`). */
-  mappedBytes: number;
-  /** Bytes read from the data and written (mappings inside `size`). */
-  copiedBytes: number;
-  /** Unmapped stretches of the image (each one hole, whatever its length). */
-  holes: number;
-  holeBytes: number;
-  /** Mapping runs of the device. */
-  runs: number;
-  /** Bytes mapped at or past `size` (not copied). */
-  mappedPastEnd: number;
-  /** read/preadv calls made. */
-  reads: number;
-  /** Reads that filled several places of a window (physically adjacent runs, virtually apart). */
-  mergedReads: number;
   /** write calls made. */
   writes: number;
   /** Windows read through the thread pool (data not in the page cache), the others synchronously. */
@@ -371,14 +365,8 @@ export async function copyRuns(o: CopyRunsOptions): Promise<CopyResult> {
     return {
       size,
       sha256,
-      mappedBytes: t.mappedBytes,
-      copiedBytes: t.copiedBytes,
-      holes: t.holes,
-      holeBytes: t.holeBytes,
-      runs: t.runs,
-      mappedPastEnd: t.mappedPastEnd,
-      reads: stats.reads,
-      mergedReads: t.mergedReads,
+      ...t,
+      reads: stats.reads, // the reads made (the planned ones, counted as they happen)
       writes: stats.writes,
       asyncWindows: stats.asyncWindows,
       hashedInWorker: hasher.inWorker,
