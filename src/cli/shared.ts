@@ -1,9 +1,17 @@
 /** What the commands share beyond options and rendering: option value parsers, the progress bar, interrupts, export output. */
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import { DmHost } from '../dm/host.js';
+import type { DockerRoot } from '../docker/root.js';
 import { DmiError } from '../errors.js';
+import { DEFAULT_STATE_DIR } from '../forensics/state.js';
+import type { PoolSourceOptions } from '../pool-source/index.js';
+import { withRootPool } from '../pool-source/live.js';
 import type { ExportResult } from '../forensics/export.js';
 import type { CopyProgress } from '../thin/copy.js';
 import { MAX_THIN_DEVICE_ID } from '../thin/details.js';
 import { humanBytes } from '../util/units.js';
+import { namingOptions, type CommonOptions } from './options.js';
 import { keyValues, short } from './render.js';
 
 /** A repeatable option's values (`--image A --image B`). */
@@ -118,4 +126,43 @@ export function renderExport(r: ExportResult): string {
     ['elapsed', `${(r.elapsedMs / 1000).toFixed(3)} s (${rate})`],
     ['sha256', r.sha256],
   ]);
+}
+
+/** The options of a command that adds pool usage to its Docker view (`container`, `devices`). */
+export interface PoolUsageOptions extends CommonOptions {
+  metadata?: string;
+  image: string[];
+  live: boolean;
+  stateDir: string;
+}
+
+/** Adds the pool-usage options (`what`: how the command shows usage, "figures" or "columns"). */
+export function addPoolUsageOptions(cmd: Command, what: string): Command {
+  return cmd
+    .option('--metadata <file>', `pool metadata for the usage ${what} (default: the loop-lvm file of --root)`)
+    .option('--image <file>', 'direct-lvm: a disk image holding the LVM thin pool (repeatable)', collect, [])
+    .option('--no-live', 'read the pool files as they lie on disk even when the kernel has the pool active')
+    .option('--state-dir <dir>', 'where dminspect records its metadata-snapshot hold (live pool)', DEFAULT_STATE_DIR);
+}
+
+/**
+ * `base` with the pool's usage attached by `attach`: a live pool is read through a held metadata snapshot
+ * (pool-source/live.ts), the read in a worker thread running `task.fn` of `task.module` with the same arguments;
+ * else the files.
+ */
+export function withPoolUsage<B, T>(
+  root: DockerRoot,
+  opts: PoolUsageOptions,
+  base: B,
+  attach: (base: B, root: DockerRoot, poolOpts: PoolSourceOptions) => T,
+  task: { module: string; fn: string },
+): Promise<T> {
+  const poolOpts = { ...namingOptions(opts), metadata: opts.metadata, images: opts.image };
+  return withRootPool(
+    new DmHost(),
+    root.root,
+    { ...poolOpts, live: opts.live, stateDir: path.resolve(opts.stateDir) },
+    (loc, held) => attach(base, root, { ...poolOpts, ...(loc ? { location: loc, metadataSnap: held } : {}) }),
+    (loc) => ({ ...task, args: [base, root.root, { ...poolOpts, location: loc }] }),
+  );
 }

@@ -1,12 +1,8 @@
-import * as path from 'node:path';
 import type { Command } from 'commander';
-import { DmHost } from '../../dm/host.js';
-import { DEFAULT_STATE_DIR } from '../../forensics/state.js';
-import { withRootPool } from '../../pool-source/live.js';
 import { attachUsage, CONTAINER_MODULE, containerReportLive, type ContainerReport } from '../../model/container.js';
 import { humanBytes } from '../../util/units.js';
-import { collect } from '../shared.js';
-import { addCommonOptions, isHostRoot, namingOptions, openRoot, type CommonOptions } from '../options.js';
+import { addPoolUsageOptions, withPoolUsage, type PoolUsageOptions } from '../shared.js';
+import { addCommonOptions, isHostRoot, namingOptions, openRoot } from '../options.js';
 import { keyValues, printJson, short, table, type Out } from '../render.js';
 
 export function renderContainer(r: ContainerReport): string {
@@ -66,7 +62,7 @@ export function renderContainer(r: ContainerReport): string {
 }
 
 export function register(program: Command, io: Out): void {
-  addCommonOptions(
+  const cmd = addCommonOptions(
     program
       .command('container')
       .description('show how a container maps to its thin device: ids, size, names, table, layers')
@@ -76,49 +72,18 @@ export function register(program: Command, io: Out): void {
       '--host <url>',
       "Docker daemon to cross-check with (default: DOCKER_HOST or the default socket, when --root is the host's own root)",
     )
-    .option('--no-daemon', 'do not ask the live daemon')
-    .option('--metadata <file>', 'pool metadata for the usage figures (default: the loop-lvm file of --root)')
-    .option('--image <file>', 'direct-lvm: a disk image holding the LVM thin pool (repeatable)', collect, [])
-    .option('--no-live', 'read the pool files as they lie on disk even when the kernel has the pool active')
-    .option('--state-dir <dir>', 'where dminspect records its metadata-snapshot hold (live pool)', DEFAULT_STATE_DIR)
-    .action(
-      async (
-        ref: string,
-        opts: CommonOptions & {
-          host?: string;
-          daemon: boolean;
-          metadata?: string;
-          image: string[];
-          live: boolean;
-          stateDir: string;
-        },
-      ) => {
-        const root = openRoot(opts);
-        const useDaemon = opts.daemon && (opts.host !== undefined || isHostRoot(opts));
-        const base = await containerReportLive(root, ref, { ...namingOptions(opts), host: opts.host, useDaemon });
-        // The usage figures: a live pool is read through a held metadata snapshot (pool-source/live.ts), else the files.
-        const choice = {
-          ...namingOptions(opts),
-          metadata: opts.metadata,
-          images: opts.image,
-          live: opts.live,
-          stateDir: path.resolve(opts.stateDir),
-        };
-        const poolOpts = { ...namingOptions(opts), metadata: opts.metadata, images: opts.image };
-        const report = await withRootPool(
-          new DmHost(),
-          root.root,
-          choice,
-          (loc, held) =>
-            attachUsage(base, root, { ...poolOpts, ...(loc ? { location: loc, metadataSnap: held } : {}) }),
-          (loc) => ({
-            module: CONTAINER_MODULE,
-            fn: 'heldContainerUsage',
-            args: [base, root.root, { ...poolOpts, location: loc }],
-          }),
-        );
-        if (opts.json) printJson(io, report);
-        else io.out(renderContainer(report));
-      },
-    );
+    .option('--no-daemon', 'do not ask the live daemon');
+  addPoolUsageOptions(cmd, 'figures').action(
+    async (ref: string, opts: PoolUsageOptions & { host?: string; daemon: boolean }) => {
+      const root = openRoot(opts);
+      const useDaemon = opts.daemon && (opts.host !== undefined || isHostRoot(opts));
+      const base = await containerReportLive(root, ref, { ...namingOptions(opts), host: opts.host, useDaemon });
+      const report = await withPoolUsage(root, opts, base, attachUsage, {
+        module: CONTAINER_MODULE,
+        fn: 'heldContainerUsage',
+      });
+      if (opts.json) printJson(io, report);
+      else io.out(renderContainer(report));
+    },
+  );
 }
