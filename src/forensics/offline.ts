@@ -201,6 +201,25 @@ export function checkMountPoint(mountPoint: string): { dir: string; makeDir: boo
   return { dir, makeDir: false };
 }
 
+/**
+ * The state name of an offline mount, which also names its work image: `given` (checked, and not in use), else
+ * `<prefix>-<n>` with the first n that neither the state dir nor the work dir has.
+ */
+export function pickWorkName(stateDir: string, workDir: string, given: string | undefined, prefix: string): string {
+  if (given !== undefined) {
+    const name = checkSnapshotName(given);
+    if (readState(stateDir, name))
+      throw new DmiError(
+        'CONFLICT',
+        `${name}: dminspect already has a snapshot or mount with this name (release it first)`,
+      );
+    return name;
+  }
+  let n = 1;
+  while (readState(stateDir, `${prefix}-${n}`) || fs.existsSync(path.join(workDir, `${prefix}-${n}.img`))) n++;
+  return checkSnapshotName(`${prefix}-${n}`);
+}
+
 export async function mountOffline(
   rootDir: string,
   ref: string,
@@ -261,24 +280,8 @@ export async function mountOffline(
 
   // The state name, and the work image named after it.
   const workDir = path.resolve(opts.workDir ?? DEFAULT_WORK_DIR);
-  let name: string;
-  if (opts.name !== undefined) {
-    name = checkSnapshotName(opts.name);
-    if (readState(opts.stateDir, name))
-      throw new DmiError(
-        'CONFLICT',
-        `${name}: dminspect already has a snapshot or mount with this name (release it first)`,
-      );
-  } else {
-    const tag = (container?.id ?? target?.hash ?? `id${target?.deviceId ?? ''}`).slice(0, 12) || 'base';
-    let n = 1;
-    while (
-      readState(opts.stateDir, `dminspect-offline-${tag}-${n}`) ||
-      fs.existsSync(path.join(workDir, `dminspect-offline-${tag}-${n}.img`))
-    )
-      n++;
-    name = checkSnapshotName(`dminspect-offline-${tag}-${n}`);
-  }
+  const tag = (container?.id ?? target?.hash ?? `id${target?.deviceId ?? ''}`).slice(0, 12) || 'base';
+  const name = pickWorkName(opts.stateDir, workDir, opts.name, `dminspect-offline-${tag}`);
   const image = given ?? path.join(workDir, `${name}.img`);
   const keep = given !== null || !!opts.keepImage;
   if (!given && fs.existsSync(image))

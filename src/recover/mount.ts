@@ -11,8 +11,8 @@ import { probeFs } from '../dm/fsprobe.js';
 import type { DmHost } from '../dm/host.js';
 import { executePlan, renderPlan, shellLine, undoSteps } from '../dm/plan.js';
 import { DmiError, fsError } from '../errors.js';
-import { checkMountPoint, DEFAULT_WORK_DIR, offlineMountPlan, pickLoop } from '../forensics/offline.js';
-import { checkSnapshotName, readState, writeState, type SnapshotState } from '../forensics/state.js';
+import { checkMountPoint, DEFAULT_WORK_DIR, offlineMountPlan, pickLoop, pickWorkName } from '../forensics/offline.js';
+import { writeState, type SnapshotState } from '../forensics/state.js';
 import { exportDeleted, type ExportDeletedOptions, type ExportDeletedResult } from './deleted.js';
 
 export interface MountDeletedOptions extends ExportDeletedOptions {
@@ -43,20 +43,12 @@ export async function mountDeleted(
   if (!opts.dryRun) host.requireRoot('mount --offline --deleted');
   const { dir, makeDir } = checkMountPoint(opts.dir);
   const workDir = path.resolve(opts.workDir ?? DEFAULT_WORK_DIR);
-  let name: string;
-  if (opts.name !== undefined) {
-    name = checkSnapshotName(opts.name);
-    if (readState(opts.stateDir, name))
-      throw new DmiError(
-        'CONFLICT',
-        `${name}: dminspect already has a snapshot or mount with this name (release it first)`,
-      );
-  } else {
-    let n = 1;
-    const tag = `dminspect-deleted-${opts.deviceId}-v${opts.version ?? 'newest'}`;
-    while (readState(opts.stateDir, `${tag}-${n}`) || fs.existsSync(path.join(workDir, `${tag}-${n}.img`))) n++;
-    name = checkSnapshotName(`${tag}-${n}`);
-  }
+  const name = pickWorkName(
+    opts.stateDir,
+    workDir,
+    opts.name,
+    `dminspect-deleted-${opts.deviceId}-v${opts.version ?? 'newest'}`,
+  );
   const image = path.join(workDir, `${name}.img`);
   const stateOf = (loop: string, fsType: string, exported: ExportDeletedResult | null): SnapshotState => ({
     version: 1,
