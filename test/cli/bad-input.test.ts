@@ -205,6 +205,15 @@ describe('as a process', () => {
     expect(oneLine(r.stderr)).toMatch(/permission denied/);
   });
 
+  it('a root that cannot be listed (search but no read permission) is the same one line and exit 7', () => {
+    const root = freshRoot();
+    fs.chmodSync(root, 0o711);
+    for (const d of [path.dirname(root)]) fs.chmodSync(d, fs.statSync(d).mode | 0o011);
+    const r = spawnCli(['containers', '--root', root], { uid: 65534 });
+    expect(r.code).toBe(EXIT_CODES.PERMISSION);
+    expect(oneLine(r.stderr)).toMatch(new RegExp(`${root}: permission denied \\(cannot list`));
+  });
+
   it('--json errors carry the code on stdout; --debug adds the stack', () => {
     const r = spawnCli(['container', 'nosuch', '--root', freshRoot(), '--json']);
     expect(r.code).toBe(EXIT_CODES.NOT_FOUND);
