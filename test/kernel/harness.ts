@@ -37,6 +37,12 @@ export interface RunInGuestOptions {
   keep?: boolean;
   /** stream the guest console to stderr (also: DMI_VM_VERBOSE=1) */
   verbose?: boolean;
+  /**
+   * Boot a fresh guest again (at most this many times) when the script exits 124: by the guest scripts' convention a
+   * bounded engine step (dockerd, docker) overran its timeout — the engine hung under TCG, before any dminspect check.
+   * The first attempt's output is printed on stderr. Any other exit code is returned as it is. Default 0.
+   */
+  retryEngineHang?: number;
 }
 
 export interface GuestResult {
@@ -53,6 +59,8 @@ export interface GuestResult {
   console: string;
   /** wall seconds of the VM run, as measured by vmrun.sh */
   wallSec: number;
+  /** guests booted for this result: 1, or more when retryEngineHang re-ran a hung engine */
+  attempts: number;
   /** removes the scratch dir unless it is to be kept (keep / DMI_VM_KEEP=1) */
   cleanup(): Promise<void>;
 }
@@ -175,8 +183,23 @@ export function guestScript(name: string): string {
   return fs.readFileSync(path.join(GUEST_DIR, name), 'utf8');
 }
 
-/** Boots a fresh guest, runs `script` in it and returns its output. Never throws for a non-zero exit. */
+/** Exit code of a guest script whose bounded engine step (dockerd, docker) overran its timeout. */
+export const GUEST_ENGINE_HANG = 124;
+
+/**
+ * Boots a fresh guest, runs `script` in it and returns its output. Never throws for a non-zero exit. With
+ * retryEngineHang, a run whose engine hung (exit 124) is reported on stderr and the guest booted again.
+ */
 export async function runInGuest(opts: RunInGuestOptions): Promise<GuestResult> {
+  for (let attempt = 1; ; attempt++) {
+    const r = await runGuestOnce(opts, attempt);
+    if (r.code !== GUEST_ENGINE_HANG || attempt > (opts.retryEngineHang ?? 0)) return r;
+    console.warn(`[runInGuest] attempt ${attempt}: the engine hung in the guest; booting again\n${describeRun(r)}`);
+    await r.cleanup();
+  }
+}
+
+async function runGuestOnce(opts: RunInGuestOptions, attempt: number): Promise<GuestResult> {
   const k = kernelAvailable();
   if (!k.ok) throw new Error(k.reason);
   const keep = opts.keep || process.env.DMI_VM_KEEP === '1';
@@ -224,6 +247,7 @@ export async function runInGuest(opts: RunInGuestOptions): Promise<GuestResult> 
     log,
     console: read('console.log'),
     wallSec: Number(read('timing').trim()) || 0,
+    attempts: attempt,
     async cleanup() {
       if (keep) {
         console.warn(`[runInGuest] kept scratch dir ${scratch}`);
@@ -254,7 +278,7 @@ export function markers(stdout: string): Map<string, string[]> {
 export function describeRun(r: GuestResult): string {
   const tail = (s: string, n: number) => s.split('\n').slice(-n).join('\n');
   return [
-    `guest exit code ${r.code} (wall ${r.wallSec}s, scratch ${r.scratch})`,
+    `guest exit code ${r.code}${r.code === GUEST_ENGINE_HANG ? ' (a bounded engine step overran: the engine hung)' : ''} (wall ${r.wallSec}s, attempt ${r.attempts}, scratch ${r.scratch})`,
     '--- stdout (tail)',
     tail(r.stdout, 40),
     '--- stderr (tail)',

@@ -6,13 +6,25 @@
 #   discard:   the default (dm.blkdiscard=true on loop-lvm: the device is discarded, holes punched in the data file)
 #   directlvm: dm.directlvm_device on a loop device over a sparse disk file, dm.blkdiscard=false; DIRECT_LVM=0 skips
 # Each root is archived (GNU tar --sparse) to $OUT/<name>.tar.gz after a clean stop.
-# Lines starting with "@@ " are meant for the test to parse: "@@ <name> <key> <value>".
-# env: OUT (default /scratch/out), MARKER
+# Lines starting with "@@ " are meant for the test to parse: "@@ <name> <key> <value>"; "@@ step <uptime> <what>"
+# marks progress, so a run that hangs shows where.
+# Every docker command and the dockerd stop are bounded (STEP_TIMEOUT, default 300 s): a step that overruns ends the
+# script with exit 124 — the engine hung (seen once on a busy TCG host), which the test tells from a failed check.
+# env: OUT (default /scratch/out), MARKER, STEP_TIMEOUT
 set -Eeuo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin   # Debian's docker 20.10 CLI, not a newer /usr/local/bin/docker
 OUT=${OUT:-/scratch/out}; mkdir -p "$OUT"
 MARKER=${MARKER:-dminspect deleted-container marker}
+STEP_TIMEOUT=${STEP_TIMEOUT:-300}
 trap 'rc=$?; echo "docker-deleted: failed (rc=$rc) at line $LINENO: $BASH_COMMAND" >&2; for f in /tmp/dockerd-*.log; do grep -E "level=(error|fatal)" "$f" | tail -n 5 >&2; done; exit $rc' ERR
+step() { echo "@@ step $(cut -d' ' -f1 /proc/uptime) $*"; }
+# a bounded command: exit 124 when it overruns STEP_TIMEOUT (then the ERR trap reports the line)
+bounded() {
+  local rc=0
+  timeout -k 10 "$STEP_TIMEOUT" "$@" || rc=$?
+  [ $rc = 124 ] && echo "docker-deleted: timed out after ${STEP_TIMEOUT}s: $*" >&2
+  return $rc
+}
 for m in loop dm-thin-pool ext4; do modprobe $m; done
 
 R=/tmp/rootfs; mkdir -p $R/bin $R/etc $R/tmp $R/data $R/root
@@ -25,7 +37,8 @@ run_root() {
   local name=$1; shift
   local DL=/var/lib/docker-$name
   mkdir -p $DL; mount -t tmpfs -o size=1200m,mode=711 "dl-$name" $DL
-  local D="docker -H unix:///run/docker-$name.sock" DPID=
+  local D="bounded docker -H unix:///run/docker-$name.sock" DPID=
+  step "$name: starting dockerd"
   # on a busy host (TCG) dockerd sometimes gives up waiting for its containerd: try again
   for attempt in 1 2 3; do
     dockerd --data-root $DL --exec-root /run/docker-$name --pidfile /run/docker-$name.pid -H unix:///run/docker-$name.sock \
@@ -37,8 +50,10 @@ run_root() {
     for i in $(seq 240); do $D info >/dev/null 2>&1 && break; kill -0 $DPID 2>/dev/null || break; sleep 1; done
     $D info >/dev/null 2>&1 && break
     echo "@@ $name dockerd-retry $attempt"
-    kill -TERM $DPID 2>/dev/null || true; wait $DPID 2>/dev/null || true
+    stop_dockerd $DPID
   done
+  $D info >/dev/null 2>&1 || { echo "docker-deleted: dockerd ($name) never answered in 3 attempts" >&2; exit 124; }
+  step "$name: dockerd up"
   $D import -c 'CMD ["/bin/sh"]' /tmp/rootfs.tar dminspect/busybox:deleted > /dev/null
   # the container writes its file (in its own blocks: the RW layer), then exits
   $D run --name victim --network none -e "MSG=$MARKER ($name)" dminspect/busybox:deleted \
@@ -46,13 +61,13 @@ run_root() {
   echo "@@ $name device $($D inspect -f '{{.GraphDriver.Data.DeviceId}} {{.GraphDriver.Data.DeviceSize}} {{.GraphDriver.Data.DeviceName}}' victim)"
   echo "@@ $name file-sha256 $(printf '%s\n' "$MARKER ($name)" | sha256sum | cut -d' ' -f1)"
   echo "@@ $name blob-sha256 $(head -c 300000 /bin/busybox | sha256sum | cut -d' ' -f1)"
+  step "$name: container ran"
   $D rm victim > /dev/null
   echo "@@ $name records $(ls $DL/devicemapper/metadata | grep -v -e deviceset-metadata -e transaction-metadata | wc -l)"
-  kill -TERM $DPID
-  for i in $(seq 120); do kill -0 $DPID 2>/dev/null || break; sleep 1; done
-  wait $DPID || true
-  for d in $(dmsetup ls --target thin | awk '$2 ~ /^\(/ {print $1}'); do dmsetup remove "$d"; done
-  for p in $(dmsetup ls --target thin-pool | awk '$2 ~ /^\(/ && $1 !~ /^docker-thinpool/ {print $1}'); do dmsetup remove "$p"; done
+  stop_dockerd $DPID || { echo "docker-deleted: dockerd ($name) did not stop on SIGTERM within $STEP_TIMEOUT s" >&2; exit 124; }
+  step "$name: dockerd stopped"
+  for d in $(dmsetup ls --target thin | awk '$2 ~ /^\(/ {print $1}'); do bounded dmsetup remove "$d"; done
+  for p in $(dmsetup ls --target thin-pool | awk '$2 ~ /^\(/ && $1 !~ /^docker-thinpool/ {print $1}'); do bounded dmsetup remove "$p"; done
   if [ -f $DL/devicemapper/devicemapper/data ]; then
     for l in $(losetup -j $DL/devicemapper/devicemapper/data | cut -d: -f1) $(losetup -j $DL/devicemapper/devicemapper/metadata | cut -d: -f1); do losetup -d $l; done
     echo "@@ $name data-allocated $(du -B1 $DL/devicemapper/devicemapper/data | cut -f1)"
@@ -60,6 +75,15 @@ run_root() {
   tar --sparse --numeric-owner --exclude='*-json.log' -C $DL -czf "$OUT/$name.tar.gz" devicemapper image containers
   echo "@@ $name archived $(du -b "$OUT/$name.tar.gz" | cut -f1)"
   umount $DL
+}
+
+# SIGTERM, then up to STEP_TIMEOUT s for dockerd to exit; SIGKILL and status 1 if it does not (never an unbounded wait)
+stop_dockerd() {
+  local pid=$1
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq "$STEP_TIMEOUT"); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; return 1; fi
+  wait "$pid" 2>/dev/null || true
 }
 
 # direct-lvm: dockerd makes an LVM thin pool on a loop device (dm.directlvm_device); discard turned off (see below).
@@ -98,7 +122,7 @@ LVM
   # dminspect reported them discarded). Turned off here, as with a pool passed by dm.thinpooldev.
   run_root $name --storage-opt dm.directlvm_device=$LOOP --storage-opt dm.thinp_percent=95 --storage-opt dm.thinp_metapercent=1 \
     --storage-opt dm.blkdiscard=false
-  vgchange -an docker > /dev/null
+  bounded vgchange -an docker > /dev/null
   losetup -d "$LOOP"
   tar --sparse -C /disk -czf "$OUT/$name-disk.tar.gz" disk.img
   echo "@@ $name disk-archived $(du -b "$OUT/$name-disk.tar.gz" | cut -f1)"
@@ -107,4 +131,5 @@ LVM
 run_root nodiscard --storage-opt dm.blkdiscard=false
 run_root discard
 [ "${DIRECT_LVM:-1}" = 1 ] && run_directlvm
+step "all roots archived"
 echo "@@ done"
