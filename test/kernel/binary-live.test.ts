@@ -14,6 +14,7 @@ import {
   CAPTURES_DIR,
   describeRun,
   guestScript,
+  guestTimeoutMs,
   markers,
   PROJECT_ROOT,
   runInGuest,
@@ -45,47 +46,51 @@ describe.skipIf(skipWithoutKernel(['thin', 'xfs']))(
       if (work) fs.rmSync(work, { recursive: true, force: true });
     });
 
-    it('xfs capture, one container: mount --activate-pool, read, release with the binary; nothing written, nothing left', async () => {
-      const dir = path.join(CAPTURES_DIR, 'xfs');
-      const engine = readEngine(path.join(dir, 'engine.json'));
-      // one live mount and release: the container that ran and wrote its file
-      const c = engine.containers.find((x) => x.name === 'dm-writer') ?? engine.containers[0]!;
-      const r = await runInGuest({
-        script: guestScript('live-forensics.sh'),
-        env: {
-          CAPTURE: dir,
-          PROJECT: PROJECT_ROOT,
-          WRONG_FS: 'ext4',
-          DMI_BIN: path.join(PROJECT_ROOT, 'release/dminspect-linux-x64'),
-          DMI_WRAP: launcher,
-          ONLY_A: '1',
-          ONLY_NAME: c.name,
-        },
-        timeoutSec: 900,
-      });
-      runs.push(r);
-      expect(r.code, describeRun(r)).toBe(0);
-      const m = markers(r.stdout);
-      const one = (k: string) => m.get(k)?.[0] ?? '';
-      const by = (k: string) =>
-        new Map((m.get(k) ?? []).map((l) => [l.split(' ')[0] ?? '', l.split(' ').slice(1).join(' ')]));
-      expect(m.has('done')).toBe(true);
-      const before = one('A-before');
-      expect(before).toMatch(/^ids=[\d,]+ txn=\d+$/);
-      expect([...by('A-file').keys()]).toEqual([c.name]);
-      expect(by('A-file').get(c.name), "the file the container wrote, read through the binary's mount").toBe(
-        b64(c.file.content),
-      );
-      expect(by('A-rootfs').get(c.name)).toBe(`/mnt/ev-${c.name}/rootfs`);
-      expect(by('A-opts').get(c.name)).toMatch(/^xfs;ro,.*norecovery/);
-      expect(by('A-left').get(c.name), 'release left nothing').toBe(
-        'dm=0 loops=0 mounts=0 state=0 pooldev=0 mntdir=no',
-      );
-      expect(by('A-release-again').get(c.name)).toBe('ok');
-      expect(by('A-origin').get(c.name), 'origin device unchanged').toBe(c.device.sha256);
-      expect([...by('A-origin').keys()]).toEqual([c.name]);
-      expect(one('A-after'), 'same thin ids and transaction id as before').toBe(before);
-      expect(one('A-meta-after'), 'the metadata file is not written').toBe(one('A-meta-before'));
-    }, 1_000_000);
+    it(
+      'xfs capture, one container: mount --activate-pool, read, release with the binary; nothing written, nothing left',
+      async () => {
+        const dir = path.join(CAPTURES_DIR, 'xfs');
+        const engine = readEngine(path.join(dir, 'engine.json'));
+        // one live mount and release: the container that ran and wrote its file
+        const c = engine.containers.find((x) => x.name === 'dm-writer') ?? engine.containers[0]!;
+        const r = await runInGuest({
+          script: guestScript('live-forensics.sh'),
+          env: {
+            CAPTURE: dir,
+            PROJECT: PROJECT_ROOT,
+            WRONG_FS: 'ext4',
+            DMI_BIN: path.join(PROJECT_ROOT, 'release/dminspect-linux-x64'),
+            DMI_WRAP: launcher,
+            ONLY_A: '1',
+            ONLY_NAME: c.name,
+          },
+          timeoutSec: 900,
+        });
+        runs.push(r);
+        expect(r.code, describeRun(r)).toBe(0);
+        const m = markers(r.stdout);
+        const one = (k: string) => m.get(k)?.[0] ?? '';
+        const by = (k: string) =>
+          new Map((m.get(k) ?? []).map((l) => [l.split(' ')[0] ?? '', l.split(' ').slice(1).join(' ')]));
+        expect(m.has('done')).toBe(true);
+        const before = one('A-before');
+        expect(before).toMatch(/^ids=[\d,]+ txn=\d+$/);
+        expect([...by('A-file').keys()]).toEqual([c.name]);
+        expect(by('A-file').get(c.name), "the file the container wrote, read through the binary's mount").toBe(
+          b64(c.file.content),
+        );
+        expect(by('A-rootfs').get(c.name)).toBe(`/mnt/ev-${c.name}/rootfs`);
+        expect(by('A-opts').get(c.name)).toMatch(/^xfs;ro,.*norecovery/);
+        expect(by('A-left').get(c.name), 'release left nothing').toBe(
+          'dm=0 loops=0 mounts=0 state=0 pooldev=0 mntdir=no',
+        );
+        expect(by('A-release-again').get(c.name)).toBe('ok');
+        expect(by('A-origin').get(c.name), 'origin device unchanged').toBe(c.device.sha256);
+        expect([...by('A-origin').keys()]).toEqual([c.name]);
+        expect(one('A-after'), 'same thin ids and transaction id as before').toBe(before);
+        expect(one('A-meta-after'), 'the metadata file is not written').toBe(one('A-meta-before'));
+      },
+      guestTimeoutMs(900),
+    );
   },
 );

@@ -13,7 +13,15 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tmpDir } from '../support/cli.js';
 import { checkDockerDeleted } from '../support/docker-deleted.js';
-import { describeRun, guestScript, markers, runInGuest, skipWithoutKernel, type GuestResult } from './harness.js';
+import {
+  describeRun,
+  guestScript,
+  guestTimeoutMs,
+  markers,
+  runInGuest,
+  skipWithoutKernel,
+  type GuestResult,
+} from './harness.js';
 
 describe.skipIf(skipWithoutKernel(['docker', 'thin']))(
   'containers removed with docker rm, recovered from stale pool metadata',
@@ -25,22 +33,25 @@ describe.skipIf(skipWithoutKernel(['docker', 'thin']))(
       fs.rmSync(tmp, { recursive: true, force: true });
     });
 
-    it('dm.blkdiscard=false and direct-lvm: listed and exported with its files; default loop-lvm: reported discarded', async () => {
-      const marker = `deleted container ${process.pid}`;
-      const r = await runInGuest({
-        script: guestScript('docker-deleted.sh'),
-        env: { OUT: '/scratch/out', MARKER: marker },
-        // 84–238 s seen; each docker step is bounded by the script (STEP_TIMEOUT 300 s, exit 124 when dockerd hangs)
-        timeoutSec: 720,
-        memMB: 2048,
-        retryEngineHang: 1,
-      });
-      runs.push(r);
-      expect(r.code, describeRun(r)).toBe(0);
-      const m = markers(r.stdout);
-      expect(m.get('done')).toBeTruthy();
-      const figures = await checkDockerDeleted(path.join(r.scratch, 'out'), m, marker, tmp);
-      console.log(`[docker-deleted] guest wall ${r.wallSec}s (attempt ${r.attempts}); ${figures.join('; ')}`);
-    }, 1_700_000);
+    it(
+      'dm.blkdiscard=false and direct-lvm: listed and exported with its files; default loop-lvm: reported discarded',
+      async () => {
+        const marker = `deleted container ${process.pid}`;
+        const r = await runInGuest({
+          script: guestScript('docker-deleted.sh'),
+          env: { OUT: '/scratch/out', MARKER: marker },
+          // 84–238 s seen; each docker step is bounded (guest/lib.sh: exit 124 when the engine hangs, then a fresh guest)
+          timeoutSec: 720,
+          memMB: 2048,
+        });
+        runs.push(r);
+        expect(r.code, describeRun(r)).toBe(0);
+        const m = markers(r.stdout);
+        expect(m.get('done')).toBeTruthy();
+        const figures = await checkDockerDeleted(path.join(r.scratch, 'out'), m, marker, tmp);
+        console.log(`[docker-deleted] guest wall ${r.wallSec}s (attempt ${r.attempts}); ${figures.join('; ')}`);
+      },
+      guestTimeoutMs(720),
+    );
   },
 );

@@ -38,9 +38,10 @@ export interface RunInGuestOptions {
   /** stream the guest console to stderr (also: DMI_VM_VERBOSE=1) */
   verbose?: boolean;
   /**
-   * Boot a fresh guest again (at most this many times) when the script exits 124: by the guest scripts' convention a
-   * bounded engine step (dockerd, docker) overran its timeout — the engine hung under TCG, before any dminspect check.
-   * The first attempt's output is printed on stderr. Any other exit code is returned as it is. Default 0.
+   * Boot a fresh guest again (at most this many times) when the script exits 124: by the guest scripts' convention
+   * (guest/lib.sh) a bounded engine step (dockerd, docker) overran its timeout: the engine hung under TCG, which is
+   * not a dminspect result. The hung attempt's output is printed on stderr. Any other exit code is returned as it
+   * is. Default 1; a test's own timeout must allow for it (guestTimeoutMs).
    */
   retryEngineHang?: number;
 }
@@ -186,6 +187,11 @@ export function guestScript(name: string): string {
 /** Exit code of a guest script whose bounded engine step (dockerd, docker) overran its timeout. */
 export const GUEST_ENGINE_HANG = 124;
 
+/** A test's timeout (ms) for a guest of `timeoutSec`, booted up to `attempts` times (the default: one retry). */
+export function guestTimeoutMs(timeoutSec: number, attempts = 2): number {
+  return attempts * (timeoutSec + 150) * 1000;
+}
+
 /**
  * Boots a fresh guest, runs `script` in it and returns its output. Never throws for a non-zero exit. With
  * retryEngineHang, a run whose engine hung (exit 124) is reported on stderr and the guest booted again.
@@ -193,7 +199,7 @@ export const GUEST_ENGINE_HANG = 124;
 export async function runInGuest(opts: RunInGuestOptions): Promise<GuestResult> {
   for (let attempt = 1; ; attempt++) {
     const r = await runGuestOnce(opts, attempt);
-    if (r.code !== GUEST_ENGINE_HANG || attempt > (opts.retryEngineHang ?? 0)) return r;
+    if (r.code !== GUEST_ENGINE_HANG || attempt > (opts.retryEngineHang ?? 1)) return r;
     console.warn(`[runInGuest] attempt ${attempt}: the engine hung in the guest; booting again\n${describeRun(r)}`);
     await r.cleanup();
   }

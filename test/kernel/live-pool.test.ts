@@ -14,6 +14,7 @@ import {
   CAPTURES_DIR,
   describeRun,
   guestScript,
+  guestTimeoutMs,
   markers,
   poolStatusFields,
   PROJECT_ROOT,
@@ -52,7 +53,7 @@ describe.skipIf(skipWithoutKernel(DOCKER ? ['thin', 'docker'] : ['thin']))(
       console.warn(
         `[live-pool] VM wall ${r.wallSec}s; ${one('L-runs')}; quiet run ${one('Q-ms')} ms; kernel ${one('kernel')}`,
       );
-    }, 1_700_000);
+    }, guestTimeoutMs(1500));
     afterAll(async () => {
       await r?.cleanup();
     });

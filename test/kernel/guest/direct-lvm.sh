@@ -19,34 +19,10 @@ OUT=${OUT:-/scratch/capture}; RAW=$OUT/raw
 rm -rf "$OUT"; mkdir -p "$RAW"
 DL=/var/lib/docker
 trap 'rc=$?; echo "direct-lvm: failed (rc=$rc) at line $LINENO: $BASH_COMMAND" >&2; [ -f $RAW/dockerd.log ] && tail -40 $RAW/dockerd.log >&2; exit $rc' ERR
-step() { echo "@@ step $(cut -d' ' -f1 /proc/uptime) $*"; }
+. "${GUEST_LIB:?run by test/kernel/vm/vmrun.sh, which sets GUEST_LIB}"   # step, bounded docker, dockerd_start/stop
 
 for m in loop dm-mod dm-thin-pool xfs; do modprobe $m; done
-# LVM without udev, lvmetad, dmeventd or a devices file; loop devices only
-mkdir -p /etc/lvm/profile /etc/lvm/backup /etc/lvm/archive /run/lock/lvm /run/lvm
-cat > /etc/lvm/lvm.conf <<'EOF'
-devices {
-  filter = [ "a|^/dev/loop[0-9]+$|", "r|.*|" ]
-  obtain_device_list_from_udev = 0
-  external_device_info_source = "none"
-  use_devicesfile = 0
-}
-activation {
-  udev_sync = 0
-  udev_rules = 0
-  verify_udev_operations = 0
-  monitoring = 0
-}
-global {
-  thin_check_executable = "/usr/sbin/thin_check"
-}
-backup {
-  backup_dir = "/run/lvm-meta/backup"
-  archive_dir = "/run/lvm-meta/archive"
-}
-EOF
-rm -f /etc/lvm/lvmlocal.conf
-mkdir -p /run/lvm-meta/backup /run/lvm-meta/archive   # this run's only (/etc/lvm/archive is the host's, seen through 9p)
+lvm_guest_config
 
 # the disk: a sparse file on a tmpfs, behind a loop device; the Docker root on its own tmpfs
 mkdir -p /disk $DL /etc/docker
@@ -76,10 +52,8 @@ printf '%s\n' "${OPTS[@]}" > $RAW/dockerd-args.txt
   echo "thin_ls=$(thin_ls --version)"; } > $RAW/versions.txt
 
 step "starting dockerd (direct-lvm on $LOOP, hand pool $HAND_POOL)"
-dockerd "${OPTS[@]}" > $RAW/dockerd.log 2>&1 < /dev/null &
-DPID=$!
-for i in $(seq 300); do docker info >/dev/null 2>&1 && break; kill -0 $DPID 2>/dev/null || break; sleep 1; done
-if ! docker info >/dev/null 2>&1; then
+# one attempt: dockerd's LVM setup is not repeatable on the same disk
+if ! dockerd_start $RAW/dockerd.log 300 1 "${OPTS[@]}"; then
   echo "@@ dockerd-failed"
   grep -iE 'lvm|pvcreate|vgcreate|lvcreate|lvconvert|directlvm|thinpool|level=(error|fatal)' $RAW/dockerd.log | tail -40 | sed 's/^/@@ log /'
   exit 20
@@ -151,10 +125,7 @@ if [ -n "${PROJECT:-}" ]; then
   step "live: runs under load"
 fi
 
-kill -TERM $DPID
-for i in $(seq 120); do kill -0 $DPID 2>/dev/null || break; sleep 1; done
-kill -0 $DPID 2>/dev/null && { echo "direct-lvm: dockerd still alive after 120 s" >&2; exit 18; }
-DRC=0; wait $DPID || DRC=$?
+dockerd_stopped_or_hang
 echo $DRC > $RAW/dockerd-exit.txt
 step "dockerd stopped (exit $DRC)"
 dmsetup ls > $RAW/after-stop-dmsetup-ls.txt

@@ -21,7 +21,7 @@ OUT=${OUT:-/scratch/capture}; RAW=$OUT/raw
 rm -rf "$OUT"; mkdir -p "$RAW"
 DL=/var/lib/docker
 trap 'rc=$?; echo "capture: failed (rc=$rc) at line $LINENO: $BASH_COMMAND" >&2; [ -f $RAW/dockerd.log ] && tail -30 $RAW/dockerd.log >&2; exit $rc' ERR
-step() { echo "@@ step $(cut -d' ' -f1 /proc/uptime) $*"; }
+. "${GUEST_LIB:?run by test/kernel/vm/vmrun.sh, which sets GUEST_LIB}"   # step, bounded docker, dockerd_start/stop
 
 for m in loop dm-thin-pool xfs ext4; do modprobe $m; done
 # the Docker root on its own tmpfs: loop-backed files must not sit on the overlay root
@@ -38,9 +38,7 @@ printf '%s\n' "${OPTS[@]}" > $RAW/dockerd-args.txt
   echo "thin_ls=$(thin_ls --version)"; } > $RAW/versions.txt
 
 step "starting dockerd (fs=$DM_FS basesize=$BASESIZE)"
-dockerd "${OPTS[@]}" > $RAW/dockerd.log 2>&1 < /dev/null &
-DPID=$!
-for i in $(seq 180); do docker info >/dev/null 2>&1 && break; kill -0 $DPID 2>/dev/null || break; sleep 1; done
+dockerd_start $RAW/dockerd.log 180 3 "${OPTS[@]}" || { echo "capture: dockerd never answered in 3 attempts" >&2; exit $GUEST_ENGINE_HANG; }
 docker info --format '{{json .}}' > $RAW/docker-info.json
 docker version --format '{{json .}}' > $RAW/docker-version.json
 POOL=$(docker info --format '{{range .DriverStatus}}{{if eq (index . 0) "Pool Name"}}{{index . 1}}{{end}}{{end}}')
@@ -94,10 +92,7 @@ thin_dump --metadata-snap "$METALOOP" > $RAW/thin_dump.xml
 dmsetup message "$POOL" 0 release_metadata_snap
 step "engine recorded"
 
-kill -TERM $DPID
-for i in $(seq 120); do kill -0 $DPID 2>/dev/null || break; sleep 1; done
-kill -0 $DPID 2>/dev/null && { echo "capture: dockerd still alive after 120 s" >&2; exit 18; }
-DRC=0; wait $DPID || DRC=$?
+dockerd_stopped_or_hang
 echo $DRC > $RAW/dockerd-exit.txt
 step "dockerd stopped (exit $DRC)"
 # the containers' state as the stopped engine left it on disk

@@ -8,23 +8,15 @@
 # Each root is archived (GNU tar --sparse) to $OUT/<name>.tar.gz after a clean stop.
 # Lines starting with "@@ " are meant for the test to parse: "@@ <name> <key> <value>"; "@@ step <uptime> <what>"
 # marks progress, so a run that hangs shows where.
-# Every docker command and the dockerd stop are bounded (STEP_TIMEOUT, default 300 s): a step that overruns ends the
-# script with exit 124 — the engine hung (seen once on a busy TCG host), which the test tells from a failed check.
+# Every docker command and dockerd stop is bounded (lib.sh: STEP_TIMEOUT, default 300 s); one that overruns ends the
+# script with exit 124: the engine hung (seen once on a busy TCG host), which the test tells from a failed check.
 # env: OUT (default /scratch/out), MARKER, STEP_TIMEOUT
 set -Eeuo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin   # Debian's docker 20.10 CLI, not a newer /usr/local/bin/docker
 OUT=${OUT:-/scratch/out}; mkdir -p "$OUT"
 MARKER=${MARKER:-dminspect deleted-container marker}
-STEP_TIMEOUT=${STEP_TIMEOUT:-300}
 trap 'rc=$?; echo "docker-deleted: failed (rc=$rc) at line $LINENO: $BASH_COMMAND" >&2; for f in /tmp/dockerd-*.log; do grep -E "level=(error|fatal)" "$f" | tail -n 5 >&2; done; exit $rc' ERR
-step() { echo "@@ step $(cut -d' ' -f1 /proc/uptime) $*"; }
-# a bounded command: exit 124 when it overruns STEP_TIMEOUT (then the ERR trap reports the line)
-bounded() {
-  local rc=0
-  timeout -k 10 "$STEP_TIMEOUT" "$@" || rc=$?
-  [ $rc = 124 ] && echo "docker-deleted: timed out after ${STEP_TIMEOUT}s: $*" >&2
-  return $rc
-}
+. "${GUEST_LIB:?run by test/kernel/vm/vmrun.sh, which sets GUEST_LIB}"
 for m in loop dm-thin-pool ext4; do modprobe $m; done
 
 R=/tmp/rootfs; mkdir -p $R/bin $R/etc $R/tmp $R/data $R/root
@@ -37,34 +29,26 @@ run_root() {
   local name=$1; shift
   local DL=/var/lib/docker-$name
   mkdir -p $DL; mount -t tmpfs -o size=1200m,mode=711 "dl-$name" $DL
-  local D="bounded docker -H unix:///run/docker-$name.sock" DPID=
+  export DOCKER_HOST=unix:///run/docker-$name.sock
   step "$name: starting dockerd"
-  # on a busy host (TCG) dockerd sometimes gives up waiting for its containerd: try again
-  for attempt in 1 2 3; do
-    dockerd --data-root $DL --exec-root /run/docker-$name --pidfile /run/docker-$name.pid -H unix:///run/docker-$name.sock \
-      --storage-driver devicemapper --storage-opt dm.loopdatasize=1G --storage-opt dm.loopmetadatasize=16M \
-      --storage-opt dm.basesize=64M --storage-opt dm.fs=ext4 --storage-opt dm.override_udev_sync_check=true "$@" \
-      --iptables=false --ip-masq=false --bridge=none --ip-forward=false --exec-opt native.cgroupdriver=cgroupfs \
-      >> /tmp/dockerd-$name.log 2>&1 < /dev/null &
-    DPID=$!
-    for i in $(seq 240); do $D info >/dev/null 2>&1 && break; kill -0 $DPID 2>/dev/null || break; sleep 1; done
-    $D info >/dev/null 2>&1 && break
-    echo "@@ $name dockerd-retry $attempt"
-    stop_dockerd $DPID
-  done
-  $D info >/dev/null 2>&1 || { echo "docker-deleted: dockerd ($name) never answered in 3 attempts" >&2; exit 124; }
+  dockerd_start /tmp/dockerd-$name.log 240 3 --data-root $DL --exec-root /run/docker-$name --pidfile /run/docker-$name.pid \
+    -H $DOCKER_HOST \
+    --storage-driver devicemapper --storage-opt dm.loopdatasize=1G --storage-opt dm.loopmetadatasize=16M \
+    --storage-opt dm.basesize=64M --storage-opt dm.fs=ext4 --storage-opt dm.override_udev_sync_check=true "$@" \
+    --iptables=false --ip-masq=false --bridge=none --ip-forward=false --exec-opt native.cgroupdriver=cgroupfs ||
+    { echo "docker-deleted: dockerd ($name) never answered in 3 attempts" >&2; exit $GUEST_ENGINE_HANG; }
   step "$name: dockerd up"
-  $D import -c 'CMD ["/bin/sh"]' /tmp/rootfs.tar dminspect/busybox:deleted > /dev/null
+  docker import -c 'CMD ["/bin/sh"]' /tmp/rootfs.tar dminspect/busybox:deleted > /dev/null
   # the container writes its file (in its own blocks: the RW layer), then exits
-  $D run --name victim --network none -e "MSG=$MARKER ($name)" dminspect/busybox:deleted \
+  docker run --name victim --network none -e "MSG=$MARKER ($name)" dminspect/busybox:deleted \
     sh -c 'printf "%s\n" "$MSG" > /data/evidence.txt; head -c 300000 /bin/busybox > /data/blob; sync'
-  echo "@@ $name device $($D inspect -f '{{.GraphDriver.Data.DeviceId}} {{.GraphDriver.Data.DeviceSize}} {{.GraphDriver.Data.DeviceName}}' victim)"
+  echo "@@ $name device $(docker inspect -f '{{.GraphDriver.Data.DeviceId}} {{.GraphDriver.Data.DeviceSize}} {{.GraphDriver.Data.DeviceName}}' victim)"
   echo "@@ $name file-sha256 $(printf '%s\n' "$MARKER ($name)" | sha256sum | cut -d' ' -f1)"
   echo "@@ $name blob-sha256 $(head -c 300000 /bin/busybox | sha256sum | cut -d' ' -f1)"
   step "$name: container ran"
-  $D rm victim > /dev/null
+  docker rm victim > /dev/null
   echo "@@ $name records $(ls $DL/devicemapper/metadata | grep -v -e deviceset-metadata -e transaction-metadata | wc -l)"
-  stop_dockerd $DPID || { echo "docker-deleted: dockerd ($name) did not stop on SIGTERM within $STEP_TIMEOUT s" >&2; exit 124; }
+  dockerd_stopped_or_hang
   step "$name: dockerd stopped"
   for d in $(dmsetup ls --target thin | awk '$2 ~ /^\(/ {print $1}'); do bounded dmsetup remove "$d"; done
   for p in $(dmsetup ls --target thin-pool | awk '$2 ~ /^\(/ && $1 !~ /^docker-thinpool/ {print $1}'); do bounded dmsetup remove "$p"; done
@@ -77,43 +61,12 @@ run_root() {
   umount $DL
 }
 
-# SIGTERM, then up to STEP_TIMEOUT s for dockerd to exit; SIGKILL and status 1 if it does not (never an unbounded wait)
-stop_dockerd() {
-  local pid=$1
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq "$STEP_TIMEOUT"); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; return 1; fi
-  wait "$pid" 2>/dev/null || true
-}
-
 # direct-lvm: dockerd makes an LVM thin pool on a loop device (dm.directlvm_device); discard turned off (see below).
 # The disk file and the root are archived after a clean stop and vgchange -an.
 run_directlvm() {
   local name=directlvm
   export DM_DISABLE_UDEV=1
-  mkdir -p /etc/lvm /run/lock/lvm /run/lvm /run/lvm-meta/backup /run/lvm-meta/archive
-  cat > /etc/lvm/lvm.conf <<'LVM'
-devices {
-  filter = [ "a|^/dev/loop[0-9]+$|", "r|.*|" ]
-  obtain_device_list_from_udev = 0
-  external_device_info_source = "none"
-  use_devicesfile = 0
-}
-activation {
-  udev_sync = 0
-  udev_rules = 0
-  verify_udev_operations = 0
-  monitoring = 0
-}
-global {
-  thin_check_executable = "/usr/sbin/thin_check"
-}
-backup {
-  backup_dir = "/run/lvm-meta/backup"
-  archive_dir = "/run/lvm-meta/archive"
-}
-LVM
-  rm -f /etc/lvm/lvmlocal.conf
+  lvm_guest_config
   mkdir -p /disk; mount -t tmpfs -o size=1200m disk /disk
   truncate -s 1G /disk/disk.img
   local LOOP; LOOP=$(losetup -f --show /disk/disk.img)

@@ -17,6 +17,7 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 if [ -n "${DMI_BIN:-}" ]; then DMI=(${DMI_WRAP:+"$DMI_WRAP" --} "$DMI_BIN"); else DMI=(node "$PROJECT/bin/dminspect.js"); fi
 DL=/var/lib/docker
 trap 'rc=$?; echo "live: failed (rc=$rc) at line $LINENO: $BASH_COMMAND" >&2; [ -f /tmp/dockerd.log ] && tail -30 /tmp/dockerd.log >&2; exit $rc' ERR
+. "${GUEST_LIB:?run by test/kernel/vm/vmrun.sh, which sets GUEST_LIB}"   # bounded docker, dockerd_start/stop
 for m in loop dm-thin-pool xfs ext4; do modprobe $m; done
 mkdir -p $DL /etc/docker /mnt; mount -t tmpfs -o size=1500m,mode=711 dockerlib $DL
 tar --sparse -xzf "$CAPTURE/docker-root.tar.gz" -C /var/lib
@@ -69,9 +70,7 @@ if [ -n "${ONLY_A:-}" ]; then echo "@@ done"; exit 0; fi
 
 # ---------------------------------------------------------------- B: a running dockerd
 OPTS=($(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).dockerdArgs.join(" "))' "$CAPTURE/engine.json"))
-dockerd "${OPTS[@]}" > /tmp/dockerd.log 2>&1 < /dev/null &
-DPID=$!
-for i in $(seq 180); do docker info >/dev/null 2>&1 && break; kill -0 $DPID 2>/dev/null || { echo "dockerd died" >&2; exit 20; }; sleep 1; done
+dockerd_start /tmp/dockerd.log 180 3 "${OPTS[@]}" || { echo "live: dockerd never answered in 3 attempts" >&2; exit $GUEST_ENGINE_HANG; }
 POOL=$(docker info --format '{{range .DriverStatus}}{{if eq (index . 0) "Pool Name"}}{{index . 1}}{{end}}{{end}}')
 echo "@@ B-pool $POOL"
 docker start dm-running > /dev/null
@@ -108,9 +107,7 @@ FRC=0
 echo "@@ B-fail rc=$FRC $(head -1 /tmp/fail.err | base64 -w0)"
 echo "@@ B-fail-left $(leftovers) mntdir=$([ -e /mnt/ev-fail ] && echo yes || echo no)"
 echo "@@ B-txn-end $(dmsetup status "$POOL" | awk '{print $4}')"
-kill -TERM $DPID
-for i in $(seq 120); do kill -0 $DPID 2>/dev/null || break; sleep 1; done
-wait $DPID || true
+dockerd_stopped_or_hang
 for d in $(dmsetup ls --target thin | awk '$2 ~ /^\(/ {print $1}'); do dmsetup remove "$d"; done
 dmsetup info "$POOL" >/dev/null 2>&1 && dmsetup remove "$POOL"
 for l in $(losetup -j $DL/devicemapper/devicemapper/data | cut -d: -f1) $(losetup -j "$META" | cut -d: -f1); do losetup -d $l; done

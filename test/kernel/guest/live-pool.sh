@@ -18,6 +18,7 @@ RUNS=${RUNS:-50}
 DMI=(node "$PROJECT/bin/dminspect.js")
 DL=/var/lib/docker
 trap 'rc=$?; echo "live-pool: failed (rc=$rc) at line $LINENO: $BASH_COMMAND" >&2; exit $rc' ERR
+. "${GUEST_LIB:?run by test/kernel/vm/vmrun.sh, which sets GUEST_LIB}"   # bounded docker, dockerd_start/stop
 for m in loop dm-thin-pool; do modprobe $m; done
 mkdir -p $DL; mount -t tmpfs -o size=600m dockerlib $DL
 mkdir -p $DL/devicemapper/devicemapper $DL/devicemapper/metadata $DL/containers
@@ -123,9 +124,8 @@ if [ -n "${CAPTURE:-}" ]; then
   for m in xfs ext4; do modprobe $m; done
   mkdir -p /etc/docker /scratch/d
   OPTS=($(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).dockerdArgs.join(" "))' "$CAPTURE/engine.json"))
-  dockerd "${OPTS[@]}" > /tmp/dockerd.log 2>&1 < /dev/null &
-  DPID=$!
-  for i in $(seq 180); do docker info >/dev/null 2>&1 && break; kill -0 $DPID 2>/dev/null || { echo "dockerd died" >&2; tail /tmp/dockerd.log >&2; exit 20; }; sleep 1; done
+  dockerd_start /tmp/dockerd.log 180 3 "${OPTS[@]}" ||
+    { echo "live-pool: dockerd never answered in 3 attempts" >&2; tail /tmp/dockerd.log >&2; exit $GUEST_ENGINE_HANG; }
   DPOOL=$(docker info --format '{{range .DriverStatus}}{{if eq (index . 0) "Pool Name"}}{{index . 1}}{{end}}{{end}}')
   echo "@@ D-pool $DPOOL"
   D0=$(dmsetup status "$DPOOL" | awk '{print $4, $5, $6, $7, $8}')
@@ -134,8 +134,6 @@ if [ -n "${CAPTURE:-}" ]; then
   D1=$(dmsetup status "$DPOOL" | awk '{print $4, $5, $6, $7, $8}')
   echo "@@ D-status $D0 | $D1"
   echo "@@ D-held-after $(dmsetup status "$DPOOL" | awk '{print $7}') holds=$(holds)"
-  kill -TERM $DPID
-  for i in $(seq 120); do kill -0 $DPID 2>/dev/null || break; sleep 1; done
-  wait $DPID || true
+  dockerd_stopped_or_hang
 fi
 echo "@@ done"

@@ -69,7 +69,9 @@ finish() { # $1 = exit code
 # ---- what the guest runs ----------------------------------------------------------------------
 if [ -n "$SCRIPT" ]; then cp "$SCRIPT" "$R/cmd"; : > "$R/args"; for a in "$@"; do printf '%q ' "$a" >> "$R/args"; done
 else printf '%q ' "$@" > "$R/cmd"; echo >> "$R/cmd"; : > "$R/args"; fi
-: > "$R/env"; for e in "${ENVS[@]}"; do
+# the guest scripts' shared functions (test/kernel/guest/lib.sh), seen in the guest at the same path
+printf 'export GUEST_LIB=%q\n' "$(cd "$HERE/../guest" && pwd)/lib.sh" > "$R/env"
+for e in "${ENVS[@]}"; do
   case $e in *=*) printf 'export %s=%q\n' "${e%%=*}" "${e#*=}" >> "$R/env";; *) echo "vmrun: -e wants NAME=VALUE, got $e" >&2; finish 2;; esac
 done
 cat > "$R/stage2" <<'S2'
