@@ -20,8 +20,10 @@ bounded() {
   return $rc
 }
 
-# every docker CLI call in the scripts is bounded (DOCKER_HOST names the daemon when it is not the default socket)
-docker() { bounded command docker "$@"; }
+# every docker CLI call in the scripts is bounded (DOCKER_HOST names the daemon when it is not the default socket);
+# `timeout` runs a file, so the CLI is named by its path
+DOCKER_CLI=$(type -P docker) || { echo "guest: no docker CLI on PATH ($PATH)" >&2; exit 2; }
+docker() { bounded "$DOCKER_CLI" "$@"; }
 
 # dockerd_start LOG WAIT ATTEMPTS DOCKERD-ARGS...: starts dockerd in the background (DPID), and waits up to WAIT s for
 # `docker info` to answer. A daemon that died or never answered is stopped and started again, ATTEMPTS times in all

@@ -48,7 +48,7 @@ while read -r name path; do
   echo "@@ A-opts $name $(findmnt -no FSTYPE,OPTIONS /mnt/ev-$name | awk '{print $1";"$2}')"
   echo "@@ A-snapattr $name $(dmsetup info -c --noheadings -o attr "$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1])).snapshot.name)' /tmp/mount-$name.json)")"
   "${DMI[@]}" release /mnt/ev-$name > /dev/null
-  echo "@@ A-left $name $(leftovers) pooldev=$(dmsetup ls | grep -v 'No devices found' | wc -l) mntdir=$([ -e /mnt/ev-$name ] && echo yes || echo no)"
+  echo "@@ A-left $name $(leftovers) pooldev=$(dmsetup ls | { grep -v 'No devices found' || true; } | wc -l) mntdir=$([ -e /mnt/ev-$name ] && echo yes || echo no)"
   # release again: nothing to do, still fine
   "${DMI[@]}" release /mnt/ev-$name > /dev/null && echo "@@ A-release-again $name ok"
 done < /tmp/containers.txt
