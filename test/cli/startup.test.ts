@@ -59,8 +59,11 @@ function loaded(...args: string[]): { code: number; esm: string[]; cjs: string[]
   const esm = lines.filter((l) => l.startsWith('@@esm ')).map((l) => rel(l.slice(6)));
   const sources = esm
     .filter((f) => f.startsWith('dist/bundle/'))
-    .flatMap((f) => fs.readFileSync(path.join(REPO, f), 'utf8').match(/^\/\/ (dist|node_modules)\/\S+$/gm) ?? [])
-    .map((m) => m.slice(3));
+    // a symlinked node_modules (a git worktree's) shows as `// ../<elsewhere>/node_modules/...`
+    .flatMap((f) => [
+      ...fs.readFileSync(path.join(REPO, f), 'utf8').matchAll(/^\/\/ (?:\S*?\/)?((?:dist|node_modules)\/\S+)$/gm),
+    ])
+    .map((m) => m[1]!);
   return {
     code: r.status ?? -1,
     esm,
@@ -91,6 +94,26 @@ describe('start-up: a run loads what its command uses', () => {
     const all = loaded('--help');
     expect(all.code).toBe(0);
     expect(commandsIn(all.sources).length).toBeGreaterThan(5); // --help registers every command: the control
+  });
+
+  it('--version and -V alone never load commander, and print what commander prints for the option', () => {
+    for (const flag of ['--version', '-V']) {
+      const r = loaded(flag);
+      expect(r.code).toBe(0);
+      expect(fromPackage(r.sources, 'commander')).toEqual([]);
+    }
+    // the control: with another argument the option goes through commander, which the probe sees loaded
+    const viaCommander = loaded('--debug', '--version');
+    expect(viaCommander.code).toBe(0);
+    expect(fromPackage(viaCommander.sources, 'commander').length).toBeGreaterThan(0);
+    const fast = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' });
+    const short = spawnSync(process.execPath, [BIN, '-V'], { encoding: 'utf8' });
+    const slow = spawnSync(process.execPath, [BIN, '--debug', '--version'], { encoding: 'utf8' });
+    expect(slow.status).toBe(0);
+    expect(slow.stdout).toMatch(/^dminspect \d+\.\d+\.\d+\nruntime: /);
+    expect(fast.stdout).toBe(slow.stdout);
+    expect(short.stdout).toBe(slow.stdout);
+    expect([fast.status, short.status, fast.stderr, short.stderr]).toEqual([0, 0, '', '']);
   });
 
   it('containers --json loads its own command only, and neither tables, the daemon client, execa nor the CRC addon', () => {
