@@ -16,8 +16,56 @@ export async function loadTables(): Promise<void> {
   Table ??= (await import('cli-table3')).default;
 }
 
+/** Pieces of output gathered into one write (each ends at a line end, so `io.out` adds none). */
+const JSON_CHUNK = 64 * 1024;
+
+/**
+ * Writes `JSON.stringify(value, null, 2)`, the same bytes, in pieces of about 64 KiB: an object's array members are
+ * written element by element, so a listing of 10,000 containers is never one 5 MB string and then one 5 MB buffer
+ * (issue 15: every page touched is a fault that costs on this machine kind). Anything else is written whole.
+ */
 export function printJson(io: Out, value: unknown): void {
-  io.out(JSON.stringify(value, null, 2));
+  if (!isPlainObject(value)) {
+    io.out(JSON.stringify(value, null, 2));
+    return;
+  }
+  let pending = '';
+  const put = (s: string, lineEnds: boolean): void => {
+    pending += s;
+    if (lineEnds && pending.length >= JSON_CHUNK) {
+      io.out(pending);
+      pending = '';
+    }
+  };
+  let members = 0;
+  for (const key of Object.keys(value)) {
+    const v = value[key];
+    if (Array.isArray(v) && v.length > 0 && !hasToJson(v)) {
+      put(`${members++ === 0 ? '{' : ','}\n  ${JSON.stringify(key)}: [\n`, true);
+      for (let i = 0; i < v.length; i++) {
+        const el = (JSON.stringify(v[i], null, 2) as string | undefined) ?? 'null';
+        put(`    ${el.replace(/\n/g, '\n    ')}${i < v.length - 1 ? ',' : ''}\n`, true);
+      }
+      put('  ]', false);
+      continue;
+    }
+    const text = JSON.stringify(v, null, 2) as string | undefined; // undefined: the key is left out
+    if (text === undefined) continue;
+    put(`${members++ === 0 ? '{' : ','}\n  ${JSON.stringify(key)}: ${text.replace(/\n/g, '\n  ')}`, false);
+  }
+  put(members === 0 ? '{}' : '\n}', false);
+  io.out(pending);
+}
+
+function hasToJson(v: object): boolean {
+  return typeof (v as { toJSON?: unknown }).toJSON === 'function';
+}
+
+/** An object literal's kind, which JSON.stringify writes member by member (no toJSON, no boxed primitive). */
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || hasToJson(v)) return false;
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
 }
 
 export function table(head: string[], rows: (string | number | null | undefined)[][]): string {

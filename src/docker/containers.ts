@@ -4,7 +4,7 @@
  */
 import * as path from 'node:path';
 import { DmiError } from '../errors.js';
-import { isObject, listDir, parseJson, readTextIfExists } from './files.js';
+import { isObject, listDir, listSubdirs, parseJson, readTextIfExists } from './files.js';
 import { isHex64 } from './ids.js';
 
 export type ContainerLayout = 'v2' | 'v1';
@@ -109,6 +109,7 @@ export function readContainer(root: string, id: string): ContainerRecord {
 
 /** Ids of the container directories (names that are 64 hex), those starting with `prefix` when given. */
 export function listContainerIds(root: string, prefix = ''): string[] {
+  if (prefix !== '') return listSubdirs(containersDir(root), (n) => n.startsWith(prefix) && isHex64(n));
   return listDir(containersDir(root))
     .filter((e) => e.name.startsWith(prefix) && e.isDirectory() && isHex64(e.name))
     .map((e) => e.name);

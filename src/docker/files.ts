@@ -141,6 +141,24 @@ export function listDir(path: string): fs.Dirent[] {
   }
 }
 
+/**
+ * The names in a directory that `accept` takes and that are directories themselves (not through a symbolic link, as
+ * listDir's entries tell), sorted; [] when the directory does not exist. Reads the names alone: a lookup by id prefix
+ * among 10,000 containers makes no 10,000 entry objects and lstats only the few names accepted.
+ */
+export function listSubdirs(path: string, accept: (name: string) => boolean): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw fsError(e, path, 'list');
+  }
+  return names
+    .filter((n) => accept(n) && fs.lstatSync(`${path}/${n}`, { throwIfNoEntry: false })?.isDirectory())
+    .sort(byName);
+}
+
 export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

@@ -7,7 +7,7 @@ import { isDmiError } from '../errors.js';
 import { deviceUsage, type DeviceUsageView } from './usage.js';
 import type { PoolSourceOptions } from '../pool-source/index.js';
 import type { HeldView } from '../pool-source/live.js';
-import { imageNamesOf, loadContainers, loadModel, type DeviceRole } from './join.js';
+import { byCreated, imageNamesOf, loadContainer, loadModel, type DeviceRole } from './join.js';
 import { ownerView } from './owner.js';
 import { distModule } from '../pool-source/held-read.js';
 
@@ -31,25 +31,35 @@ export interface ContainerList {
   problems: Problem[];
 }
 
+/**
+ * The `containers` rows, oldest first. Each container's records are read, turned into its row and dropped before
+ * the next (10,000 containers: the configs and device records never pile up in the heap, only the rows).
+ */
 export function listContainers(root: DockerRoot): ContainerList {
   const problems: Problem[] = [];
-  const entries = loadContainers(root, problems, true);
   const { images, problems: imageProblems } = root.imageSet();
+  const containers: ContainerRow[] = [];
+  for (const id of root.containerIds()) {
+    const entry = loadContainer(root, id, problems, true);
+    if (!entry) continue;
+    const { container: c, mountId, device } = entry;
+    containers.push({
+      id: c.id,
+      name: c.name,
+      image:
+        imageNamesOf(images, c.imageId)[0] ?? c.configImage ?? (c.imageId ? `sha256:${c.imageId.slice(0, 12)}` : null),
+      imageId: c.imageId,
+      state: c.state.status,
+      created: c.created,
+      mountId,
+      deviceId: device?.deviceId ?? null,
+      size: device?.size ?? null,
+      sizeHuman: device ? humanBytes(device.size) : null,
+      deleted: device?.deleted ?? null,
+    });
+  }
+  containers.sort(byCreated);
   problems.push(...imageProblems);
-  const containers = entries.map(({ container: c, mountId, device }) => ({
-    id: c.id,
-    name: c.name,
-    image:
-      imageNamesOf(images, c.imageId)[0] ?? c.configImage ?? (c.imageId ? `sha256:${c.imageId.slice(0, 12)}` : null),
-    imageId: c.imageId,
-    state: c.state.status,
-    created: c.created,
-    mountId,
-    deviceId: device?.deviceId ?? null,
-    size: device?.size ?? null,
-    sizeHuman: device ? humanBytes(device.size) : null,
-    deleted: device?.deleted ?? null,
-  }));
   return { root: root.root, containers, problems };
 }
 
