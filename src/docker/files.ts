@@ -4,6 +4,7 @@
  * name the file. Nothing here ever writes.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { DmiError, fsError } from '../errors.js';
 
 /** Docker's small JSON and id files are far below this; a larger file is hostile or not Docker's. */
@@ -126,6 +127,26 @@ export function isDirectory(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+let joinedRoot = '';
+const joined = new Map<string, string>();
+
+/**
+ * `path.join(root, rel)`, remembered for the last root: a listing of 10,000 containers asks for the same few
+ * directories (containers/, layerdb/, metadata/) three times per container.
+ */
+export function underRoot(root: string, rel: string): string {
+  if (root !== joinedRoot) {
+    joined.clear();
+    joinedRoot = root;
+  }
+  let p = joined.get(rel);
+  if (p === undefined) {
+    p = path.join(root, rel);
+    joined.set(rel, p);
+  }
+  return p;
 }
 
 /** Orders names as Node's readdir does (libuv sorts by strcmp); Bun returns the kernel's order. */

@@ -35,6 +35,20 @@ describe('printJson', () => {
       'a listing larger than one piece',
       { root: '/r', containers: Array.from({ length: 3000 }, (_, i) => row(i)), problems: [] },
     ],
+    ['a large array as the first member', { list: Array.from({ length: 600 }, (_, i) => row(i)), after: 1 }],
+    [
+      'large arrays side by side',
+      { a: Array.from({ length: 513 }, (_, i) => i), b: Array.from({ length: 257 }, (_, i) => [i]) },
+    ],
+    [
+      'a large array with undefined and functions',
+      { a: Array.from({ length: 700 }, (_, i) => (i % 3 ? undefined : () => i)) },
+    ],
+    ['a large array with dates (toJSON)', { a: Array.from({ length: 300 }, (_, i) => (i === 299 ? new Date(i) : i)) }],
+    [
+      'a large array with a key-dependent toJSON',
+      { a: Array.from({ length: 300 }, () => ({ toJSON: (k: string) => k })) },
+    ],
     ['empty arrays and objects', { a: [], b: {}, c: [[]], d: [{}] }],
     [
       'members that JSON leaves out, and undefined inside an array',
@@ -62,12 +76,13 @@ describe('printJson', () => {
       expect(captured(value).text).toBe(`${JSON.stringify(value, null, 2)}\n`);
     });
 
-  it('writes a large listing in pieces of about 64 KiB, not whole', () => {
-    const value = { containers: Array.from({ length: 3000 }, (_, i) => row(i)) };
+  it('writes a large listing in pieces of a few hundred elements, not whole', () => {
+    const value = { root: '/r', containers: Array.from({ length: 3000 }, (_, i) => row(i)), problems: [] };
     const whole = JSON.stringify(value, null, 2).length;
-    const { pieces } = captured(value);
-    expect(whole).toBeGreaterThan(4 * 64 * 1024);
-    expect(pieces).toBeGreaterThanOrEqual(Math.floor(whole / (64 * 1024)));
+    const sizes: number[] = [];
+    printJson({ out: (s) => sizes.push(s.length), err: () => {} }, value);
+    expect(sizes.length).toBeGreaterThanOrEqual(Math.ceil(3000 / 256));
+    expect(Math.max(...sizes)).toBeLessThan(whole / 8);
     expect(captured({ a: [1] }).pieces).toBe(1);
   });
 });
