@@ -2,9 +2,9 @@
 import type { Command, CommanderError } from 'commander';
 import { DmiError, EXIT_CODES, isDmiError } from '../errors.js';
 import { stdio, type Out } from './output.js';
-import { versionText } from '../util/build-info.js';
+import { VERSION, versionText } from '../util/build-info.js';
 
-export const VERSION = '0.1.0';
+export { VERSION };
 
 type CommandModule = { register(program: Command, io: Out): void };
 

@@ -78,19 +78,28 @@ const commandsIn = (sources: string[]): string[] => sources.filter((f) => f.star
 
 describe('start-up: a run loads what its command uses', () => {
   it('bin/dminspect.js runs the bundle, not the per-file tsc output', () => {
-    const r = loaded('--version');
+    const r = loaded('containers', '--json', '--root', SAMPLE);
     expect(r.code).toBe(0);
     expect(r.esm.filter((f) => f.startsWith('dist/') && !f.startsWith('dist/bundle/'))).toEqual([]);
     expect(r.esm).toContain('dist/bundle/main.js');
   });
 
-  it('--version loads no command, no format reader and no table renderer', () => {
+  it('--version alone loads one CommonJS file of ours (the version bundle): no ES module, command or format reader', () => {
     const r = loaded('--version');
-    expect(r.esm.filter((f) => f.includes('node_modules/'))).toEqual([]);
-    expect(r.sources).toContain('dist/cli/main.js');
-    expect(commandsIn(r.sources)).toEqual([]);
-    expect(r.sources.filter((f) => /^dist\/(thin|docker|lvm)\//.test(f))).toEqual([]);
-    expect(fromPackage(r.sources, 'cli-table3')).toEqual([]);
+    expect(r.code).toBe(0);
+    const ours = [...r.esm, ...r.cjs].filter((f) => !f.startsWith('..') && !f.includes('node_modules/'));
+    expect([...new Set(ours)].sort()).toEqual(['bin/dminspect.js', 'dist/bundle/version.cjs']);
+    // no ES module of ours (the probe's --import runs the entry itself through the ES module loader)
+    expect(r.esm.filter((f) => !f.startsWith('..') && f !== 'bin/dminspect.js')).toEqual([]);
+    // what the version bundle holds: the build facts and the CRC choice, nothing else
+    const inside = fs.readFileSync(path.join(REPO, 'dist/bundle/version.cjs'), 'utf8').match(/^\/\/ \S+$/gm) ?? [];
+    expect([...new Set(inside.map((m) => m.replace(/^\/\/ (?:\S*?\/)?(dist\/)/, '$1')))].sort()).toEqual([
+      'dist/util/build-info.js',
+      'dist/util/crc32c.js',
+    ]);
+    expect(
+      [...r.esm, ...r.cjs].filter((f) => /node_modules\/(commander|cli-table3|dockerode|execa)\//.test(f)),
+    ).toEqual([]);
     const all = loaded('--help');
     expect(all.code).toBe(0);
     expect(commandsIn(all.sources).length).toBeGreaterThan(5); // --help registers every command: the control
