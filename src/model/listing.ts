@@ -1,4 +1,4 @@
-/** Rows for `containers` and `devices`, built from the joined model. */
+/** Rows for `devices`, built from the joined model (the `containers` rows: container-list.ts). */
 import { resolveNaming, thinDeviceName, type NamingOptions } from '../docker/naming.js';
 import type { Problem } from '../docker/records.js';
 import { DockerRoot } from '../docker/root.js';
@@ -7,61 +7,9 @@ import { isDmiError } from '../errors.js';
 import { deviceUsage, type DeviceUsageView } from './usage.js';
 import type { PoolSourceOptions } from '../pool-source/index.js';
 import type { HeldView } from '../pool-source/live.js';
-import { byCreated, imageNamesOf, loadContainer, loadModel, type DeviceRole } from './join.js';
+import { loadModel, type DeviceRole } from './join.js';
 import { ownerView } from './owner.js';
 import { distModule } from '../pool-source/held-read.js';
-
-export interface ContainerRow {
-  id: string;
-  name: string;
-  image: string | null;
-  imageId: string | null;
-  state: string;
-  created: string | null;
-  mountId: string | null;
-  deviceId: number | null;
-  size: number | null;
-  sizeHuman: string | null;
-  deleted: boolean | null;
-}
-
-export interface ContainerList {
-  root: string;
-  containers: ContainerRow[];
-  problems: Problem[];
-}
-
-/**
- * The `containers` rows, oldest first. Each container's records are read, turned into its row and dropped before
- * the next (10,000 containers: the configs and device records never pile up in the heap, only the rows).
- */
-export function listContainers(root: DockerRoot): ContainerList {
-  const problems: Problem[] = [];
-  const { images, problems: imageProblems } = root.imageSet();
-  const containers: ContainerRow[] = [];
-  for (const id of root.containerIds()) {
-    const entry = loadContainer(root, id, problems, true);
-    if (!entry) continue;
-    const { container: c, mountId, device } = entry;
-    containers.push({
-      id: c.id,
-      name: c.name,
-      image:
-        imageNamesOf(images, c.imageId)[0] ?? c.configImage ?? (c.imageId ? `sha256:${c.imageId.slice(0, 12)}` : null),
-      imageId: c.imageId,
-      state: c.state.status,
-      created: c.created,
-      mountId,
-      deviceId: device?.deviceId ?? null,
-      size: device?.size ?? null,
-      sizeHuman: device ? humanBytes(device.size) : null,
-      deleted: device?.deleted ?? null,
-    });
-  }
-  containers.sort(byCreated);
-  problems.push(...imageProblems);
-  return { root: root.root, containers, problems };
-}
 
 export interface DeviceRow {
   hash: string;

@@ -129,6 +129,10 @@ describe('start-up: a run loads what its command uses', () => {
     const r = loaded('containers', '--json', '--root', SAMPLE);
     expect(r.code).toBe(0);
     expect(commandsIn(r.sources)).toEqual(['dist/cli/commands/containers.js']);
+    // the Docker readers only: no thin-metadata reader (its id limit aside), no pool location, no live-pool machinery
+    const pool = r.sources.filter((f) => /^dist\/(thin|lvm|pool-source|dm)\//.test(f));
+    expect(pool.filter((f) => f !== 'dist/thin/details.js')).toEqual([]);
+    expect(r.sources.filter((f) => f.startsWith('dist/docker/')).length).toBeGreaterThan(3);
     expect(fromPackage(r.sources, 'cli-table3')).toEqual([]);
     expect(fromPackage(r.esm, 'dockerode')).toEqual([]);
     expect(fromPackage(r.esm, 'execa')).toEqual([]);
