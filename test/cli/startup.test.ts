@@ -39,7 +39,10 @@ import { pathToFileURL } from 'node:url';
 const log = process.env.DMI_LOAD_LOG;
 register(pathToFileURL(${JSON.stringify(hooks)}), { data: { log } });
 const cache = createRequire(import.meta.url).cache;
-process.on('exit', () => { for (const f of Object.keys(cache)) appendFileSync(log, '@@cjs ' + f + '\\n'); });\n`,
+process.on('exit', () => {
+  for (const f of Object.keys(cache)) appendFileSync(log, '@@cjs ' + f + '\\n');
+  for (const m of process.moduleLoadList) if (m.startsWith('NativeModule ')) appendFileSync(log, '@@builtin ' + m.slice(13) + '\\n');
+});\n`,
   );
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -48,7 +51,13 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
  * What one run loaded: ES module files and CommonJS files (repo-relative), and the source modules inside the bundle
  * files it loaded (esbuild heads each module's code with a `// dist/...` or `// node_modules/...` comment).
  */
-function loaded(...args: string[]): { code: number; esm: string[]; cjs: string[]; sources: string[] } {
+function loaded(...args: string[]): {
+  code: number;
+  esm: string[];
+  cjs: string[];
+  sources: string[];
+  builtins: string[];
+} {
   const log = path.join(dir, `load-${++runs}.log`);
   const r = spawnSync(process.execPath, ['--import', preload, BIN, ...args], {
     encoding: 'utf8',
@@ -68,6 +77,7 @@ function loaded(...args: string[]): { code: number; esm: string[]; cjs: string[]
     code: r.status ?? -1,
     esm,
     cjs: lines.filter((l) => l.startsWith('@@cjs ')).map((l) => rel(l.slice(6))),
+    builtins: lines.filter((l) => l.startsWith('@@builtin ')).map((l) => l.slice(10)),
     sources: [...new Set(sources)],
   };
 }
@@ -133,6 +143,11 @@ describe('start-up: a run loads what its command uses', () => {
     const pool = r.sources.filter((f) => /^dist\/(thin|lvm|pool-source|dm)\//.test(f));
     expect(pool.filter((f) => f !== 'dist/thin/details.js')).toEqual([]);
     expect(r.sources.filter((f) => f.startsWith('dist/docker/')).length).toBeGreaterThan(3);
+    // the images are read for their names: no chain id is computed, so node:crypto is not loaded (devices: the control)
+    expect(r.builtins).not.toContain('crypto');
+    const devices = loaded('devices', '--json', '--root', SAMPLE);
+    expect(devices.code).toBe(0);
+    expect(devices.builtins).toContain('crypto');
     expect(fromPackage(r.sources, 'cli-table3')).toEqual([]);
     expect(fromPackage(r.esm, 'dockerode')).toEqual([]);
     expect(fromPackage(r.esm, 'execa')).toEqual([]);
