@@ -1,4 +1,13 @@
 #!/usr/bin/env node
-import { main } from '../dist/bundle/main.js';
+// CommonJS (bin/package.json), so that `dminspect --version` alone is one required file and Node's ES module loader
+// never starts (issue 15); every other run imports the ES module bundle.
+'use strict';
 
-process.exitCode = await main(process.argv);
+const argv = process.argv;
+if (argv.length === 3 && (argv[2] === '--version' || argv[2] === '-V')) {
+  process.stdout.write(`${require('../dist/bundle/version.cjs').versionText()}\n`);
+} else {
+  import('../dist/bundle/main.js').then(async ({ main }) => {
+    process.exitCode = await main(argv);
+  });
+}

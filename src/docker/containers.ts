@@ -2,9 +2,8 @@
  * Containers: `containers/<id>/config.v2.json` (Docker ≥ 1.10) and the pre-1.10 `config.json`.
  * Facts: moby container/container.go, container/state.go.
  */
-import * as path from 'node:path';
 import { DmiError } from '../errors.js';
-import { isObject, listDir, parseJson, readTextIfExists } from './files.js';
+import { isObject, listDir, listSubdirs, parseJson, readTextIfExists, underRoot } from './files.js';
 import { isHex64 } from './ids.js';
 
 export type ContainerLayout = 'v2' | 'v1';
@@ -35,7 +34,7 @@ export interface ContainerRecord {
 }
 
 export function containersDir(root: string): string {
-  return path.join(root, 'containers');
+  return underRoot(root, 'containers');
 }
 
 const ZERO_TIME = /^0001-01-01T00:00:00/;
@@ -109,6 +108,7 @@ export function readContainer(root: string, id: string): ContainerRecord {
 
 /** Ids of the container directories (names that are 64 hex), those starting with `prefix` when given. */
 export function listContainerIds(root: string, prefix = ''): string[] {
+  if (prefix !== '') return listSubdirs(containersDir(root), (n) => n.startsWith(prefix) && isHex64(n));
   return listDir(containersDir(root))
     .filter((e) => e.name.startsWith(prefix) && e.isDirectory() && isHex64(e.name))
     .map((e) => e.name);

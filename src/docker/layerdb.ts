@@ -4,7 +4,7 @@
  */
 import * as path from 'node:path';
 import { DmiError } from '../errors.js';
-import { listDir, readIdFile, readTextIfExists } from './files.js';
+import { listDir, readIdFile, readTextIfExists, underRoot } from './files.js';
 import { isDeviceHash, isHex64, parseDigest } from './ids.js';
 
 export interface MountRecord {
@@ -27,7 +27,7 @@ export interface LayerRecord {
 }
 
 export function layerdbDir(root: string, driver = 'devicemapper'): string {
-  return path.join(root, 'image', driver, 'layerdb');
+  return underRoot(root, driver === 'devicemapper' ? 'image/devicemapper/layerdb' : `image/${driver}/layerdb`);
 }
 
 function readOptional(file: string): string | null {

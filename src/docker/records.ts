@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 import { DmiError, isDmiError } from '../errors.js';
-import { byName, exists, isObject, listDir, parseJson, readJson, readText } from './files.js';
+import { byName, exists, isObject, listDir, parseJson, readJson, readText, underRoot } from './files.js';
 import { isSafeName } from './ids.js';
 import { MAX_THIN_DEVICE_ID } from '../thin/details.js';
 
@@ -53,7 +53,7 @@ export interface RecordSet {
 }
 
 export function metadataDir(root: string): string {
-  return path.join(root, 'devicemapper', 'metadata');
+  return underRoot(root, 'devicemapper/metadata');
 }
 
 /** The file name of a device's record: `base` for the base device (empty hash). */

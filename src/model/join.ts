@@ -57,44 +57,63 @@ export function imageNamesOf(images: Map<string, ImageInfo>, imageId: string | n
   return images.get(imageId)?.names ?? [];
 }
 
-/** Every container with its mount ids and device record; bad ones become problems. `mountIdOnly`: no init / parent. */
+/**
+ * One container with its mount ids and device record, or null when its config cannot be read (a problem then);
+ * a missing mount or record is a problem beside the entry. `mountIdOnly`: no init / parent.
+ */
+export function loadContainer(
+  root: DockerRoot,
+  id: string,
+  problems: Problem[],
+  mountIdOnly = false,
+): ContainerEntry | null {
+  let container: ContainerRecord;
+  try {
+    container = root.container(id);
+  } catch (e) {
+    if (!isDmiError(e)) throw e;
+    problems.push({ file: path.join(root.root, 'containers', id), message: e.message });
+    return null;
+  }
+  let mount: MountRecord | null = null;
+  let device: DeviceRecord | null = null;
+  try {
+    mount = containerMount(root, container, mountIdOnly);
+    if (mount === null)
+      problems.push({
+        file: path.join(root.root, 'image', 'devicemapper', 'layerdb', 'mounts', id),
+        message: `container ${id.slice(0, 12)} has no layerdb mount-id`,
+      });
+    else device = root.deviceRecord(mount.mountId);
+  } catch (e) {
+    if (!isDmiError(e)) throw e;
+    problems.push({ file: (e.details?.path as string) ?? root.root, message: e.message });
+  }
+  return {
+    container,
+    mountId: mount?.mountId ?? null,
+    initId: mount?.initId ?? null,
+    parentChainId: mount?.parentChainId ?? null,
+    device,
+  };
+}
+
+/** Oldest first: Docker's RFC 3339 times and hex ids are ASCII, so code-unit order (byName), the same in every locale. */
+export function byCreated(
+  a: { created: string | null; id: string },
+  b: { created: string | null; id: string },
+): number {
+  return byName(a.created ?? '', b.created ?? '') || byName(a.id, b.id);
+}
+
+/** Every container with its mount ids and device record, oldest first; bad ones become problems. */
 export function loadContainers(root: DockerRoot, problems: Problem[], mountIdOnly = false): ContainerEntry[] {
   const out: ContainerEntry[] = [];
   for (const id of root.containerIds()) {
-    let container: ContainerRecord;
-    try {
-      container = root.container(id);
-    } catch (e) {
-      if (!isDmiError(e)) throw e;
-      problems.push({ file: path.join(root.root, 'containers', id), message: e.message });
-      continue;
-    }
-    let mount: MountRecord | null = null;
-    let device: DeviceRecord | null = null;
-    try {
-      mount = containerMount(root, container, mountIdOnly);
-      if (mount === null)
-        problems.push({
-          file: path.join(root.root, 'image', 'devicemapper', 'layerdb', 'mounts', id),
-          message: `container ${id.slice(0, 12)} has no layerdb mount-id`,
-        });
-      else device = root.deviceRecord(mount.mountId);
-    } catch (e) {
-      if (!isDmiError(e)) throw e;
-      problems.push({ file: (e.details?.path as string) ?? root.root, message: e.message });
-    }
-    out.push({
-      container,
-      mountId: mount?.mountId ?? null,
-      initId: mount?.initId ?? null,
-      parentChainId: mount?.parentChainId ?? null,
-      device,
-    });
+    const entry = loadContainer(root, id, problems, mountIdOnly);
+    if (entry) out.push(entry);
   }
-  // Docker's RFC 3339 times and hex ids are ASCII: code-unit order (byName), the same on every host's locale
-  out.sort(
-    (a, b) => byName(a.container.created ?? '', b.container.created ?? '') || byName(a.container.id, b.container.id),
-  );
+  out.sort((a, b) => byCreated(a.container, b.container));
   return out;
 }
 

@@ -1,4 +1,4 @@
-/** Rows for `containers` and `devices`, built from the joined model. */
+/** Rows for `devices`, built from the joined model (the `containers` rows: container-list.ts). */
 import { resolveNaming, thinDeviceName, type NamingOptions } from '../docker/naming.js';
 import type { Problem } from '../docker/records.js';
 import { DockerRoot } from '../docker/root.js';
@@ -7,51 +7,9 @@ import { isDmiError } from '../errors.js';
 import { deviceUsage, type DeviceUsageView } from './usage.js';
 import type { PoolSourceOptions } from '../pool-source/index.js';
 import type { HeldView } from '../pool-source/live.js';
-import { imageNamesOf, loadContainers, loadModel, type DeviceRole } from './join.js';
+import { loadModel, type DeviceRole } from './join.js';
 import { ownerView } from './owner.js';
 import { distModule } from '../pool-source/held-read.js';
-
-export interface ContainerRow {
-  id: string;
-  name: string;
-  image: string | null;
-  imageId: string | null;
-  state: string;
-  created: string | null;
-  mountId: string | null;
-  deviceId: number | null;
-  size: number | null;
-  sizeHuman: string | null;
-  deleted: boolean | null;
-}
-
-export interface ContainerList {
-  root: string;
-  containers: ContainerRow[];
-  problems: Problem[];
-}
-
-export function listContainers(root: DockerRoot): ContainerList {
-  const problems: Problem[] = [];
-  const entries = loadContainers(root, problems, true);
-  const { images, problems: imageProblems } = root.imageSet();
-  problems.push(...imageProblems);
-  const containers = entries.map(({ container: c, mountId, device }) => ({
-    id: c.id,
-    name: c.name,
-    image:
-      imageNamesOf(images, c.imageId)[0] ?? c.configImage ?? (c.imageId ? `sha256:${c.imageId.slice(0, 12)}` : null),
-    imageId: c.imageId,
-    state: c.state.status,
-    created: c.created,
-    mountId,
-    deviceId: device?.deviceId ?? null,
-    size: device?.size ?? null,
-    sizeHuman: device ? humanBytes(device.size) : null,
-    deleted: device?.deleted ?? null,
-  }));
-  return { root: root.root, containers, problems };
-}
 
 export interface DeviceRow {
   hash: string;

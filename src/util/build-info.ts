@@ -7,6 +7,8 @@ import { crcImplementation } from './crc32c.js';
 
 declare const DMINSPECT_BUILD: string | undefined;
 
+export const VERSION = '0.1.0';
+
 /** The build string, or null when running from the npm package under Node. */
 export function binaryBuild(): string | null {
   return typeof DMINSPECT_BUILD === 'string' ? DMINSPECT_BUILD : null;
@@ -21,7 +23,7 @@ export function runtimeName(): string {
   return process.versions.bun !== undefined ? `bun v${process.versions.bun}` : `node ${process.version}`;
 }
 
-export function versionText(version: string): string {
+export function versionText(version: string = VERSION): string {
   return [
     `dminspect ${version}`,
     `runtime: ${runtimeName()}`,

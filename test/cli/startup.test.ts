@@ -39,7 +39,10 @@ import { pathToFileURL } from 'node:url';
 const log = process.env.DMI_LOAD_LOG;
 register(pathToFileURL(${JSON.stringify(hooks)}), { data: { log } });
 const cache = createRequire(import.meta.url).cache;
-process.on('exit', () => { for (const f of Object.keys(cache)) appendFileSync(log, '@@cjs ' + f + '\\n'); });\n`,
+process.on('exit', () => {
+  for (const f of Object.keys(cache)) appendFileSync(log, '@@cjs ' + f + '\\n');
+  for (const m of process.moduleLoadList) if (m.startsWith('NativeModule ')) appendFileSync(log, '@@builtin ' + m.slice(13) + '\\n');
+});\n`,
   );
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -48,7 +51,13 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
  * What one run loaded: ES module files and CommonJS files (repo-relative), and the source modules inside the bundle
  * files it loaded (esbuild heads each module's code with a `// dist/...` or `// node_modules/...` comment).
  */
-function loaded(...args: string[]): { code: number; esm: string[]; cjs: string[]; sources: string[] } {
+function loaded(...args: string[]): {
+  code: number;
+  esm: string[];
+  cjs: string[];
+  sources: string[];
+  builtins: string[];
+} {
   const log = path.join(dir, `load-${++runs}.log`);
   const r = spawnSync(process.execPath, ['--import', preload, BIN, ...args], {
     encoding: 'utf8',
@@ -59,12 +68,16 @@ function loaded(...args: string[]): { code: number; esm: string[]; cjs: string[]
   const esm = lines.filter((l) => l.startsWith('@@esm ')).map((l) => rel(l.slice(6)));
   const sources = esm
     .filter((f) => f.startsWith('dist/bundle/'))
-    .flatMap((f) => fs.readFileSync(path.join(REPO, f), 'utf8').match(/^\/\/ (dist|node_modules)\/\S+$/gm) ?? [])
-    .map((m) => m.slice(3));
+    // a symlinked node_modules (a git worktree's) shows as `// ../<elsewhere>/node_modules/...`
+    .flatMap((f) => [
+      ...fs.readFileSync(path.join(REPO, f), 'utf8').matchAll(/^\/\/ (?:\S*?\/)?((?:dist|node_modules)\/\S+)$/gm),
+    ])
+    .map((m) => m[1]!);
   return {
     code: r.status ?? -1,
     esm,
     cjs: lines.filter((l) => l.startsWith('@@cjs ')).map((l) => rel(l.slice(6))),
+    builtins: lines.filter((l) => l.startsWith('@@builtin ')).map((l) => l.slice(10)),
     sources: [...new Set(sources)],
   };
 }
@@ -75,28 +88,67 @@ const commandsIn = (sources: string[]): string[] => sources.filter((f) => f.star
 
 describe('start-up: a run loads what its command uses', () => {
   it('bin/dminspect.js runs the bundle, not the per-file tsc output', () => {
-    const r = loaded('--version');
+    const r = loaded('containers', '--json', '--root', SAMPLE);
     expect(r.code).toBe(0);
     expect(r.esm.filter((f) => f.startsWith('dist/') && !f.startsWith('dist/bundle/'))).toEqual([]);
     expect(r.esm).toContain('dist/bundle/main.js');
   });
 
-  it('--version loads no command, no format reader and no table renderer', () => {
+  it('--version alone loads one CommonJS file of ours (the version bundle): no ES module, command or format reader', () => {
     const r = loaded('--version');
-    expect(r.esm.filter((f) => f.includes('node_modules/'))).toEqual([]);
-    expect(r.sources).toContain('dist/cli/main.js');
-    expect(commandsIn(r.sources)).toEqual([]);
-    expect(r.sources.filter((f) => /^dist\/(thin|docker|lvm)\//.test(f))).toEqual([]);
-    expect(fromPackage(r.sources, 'cli-table3')).toEqual([]);
+    expect(r.code).toBe(0);
+    const ours = [...r.esm, ...r.cjs].filter((f) => !f.startsWith('..') && !f.includes('node_modules/'));
+    expect([...new Set(ours)].sort()).toEqual(['bin/dminspect.js', 'dist/bundle/version.cjs']);
+    // not the ES module bundle (the probe's --import runs the entry itself through the ES module loader, and newer
+    // Node versions pass required files through the same hooks)
+    expect(r.esm.filter((f) => f.startsWith('dist/') && f !== 'dist/bundle/version.cjs')).toEqual([]);
+    // what the version bundle holds: the build facts and the CRC choice, nothing else
+    const inside = fs.readFileSync(path.join(REPO, 'dist/bundle/version.cjs'), 'utf8').match(/^\/\/ \S+$/gm) ?? [];
+    expect([...new Set(inside.map((m) => m.replace(/^\/\/ (?:\S*?\/)?(dist\/)/, '$1')))].sort()).toEqual([
+      'dist/util/build-info.js',
+      'dist/util/crc32c.js',
+    ]);
+    expect(
+      [...r.esm, ...r.cjs].filter((f) => /node_modules\/(commander|cli-table3|dockerode|execa)\//.test(f)),
+    ).toEqual([]);
     const all = loaded('--help');
     expect(all.code).toBe(0);
     expect(commandsIn(all.sources).length).toBeGreaterThan(5); // --help registers every command: the control
+  });
+
+  it('--version and -V alone never load commander, and print what commander prints for the option', () => {
+    for (const flag of ['--version', '-V']) {
+      const r = loaded(flag);
+      expect(r.code).toBe(0);
+      expect(fromPackage(r.sources, 'commander')).toEqual([]);
+    }
+    // the control: with another argument the option goes through commander, which the probe sees loaded
+    const viaCommander = loaded('--debug', '--version');
+    expect(viaCommander.code).toBe(0);
+    expect(fromPackage(viaCommander.sources, 'commander').length).toBeGreaterThan(0);
+    const fast = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' });
+    const short = spawnSync(process.execPath, [BIN, '-V'], { encoding: 'utf8' });
+    const slow = spawnSync(process.execPath, [BIN, '--debug', '--version'], { encoding: 'utf8' });
+    expect(slow.status).toBe(0);
+    expect(slow.stdout).toMatch(/^dminspect \d+\.\d+\.\d+\nruntime: /);
+    expect(fast.stdout).toBe(slow.stdout);
+    expect(short.stdout).toBe(slow.stdout);
+    expect([fast.status, short.status, fast.stderr, short.stderr]).toEqual([0, 0, '', '']);
   });
 
   it('containers --json loads its own command only, and neither tables, the daemon client, execa nor the CRC addon', () => {
     const r = loaded('containers', '--json', '--root', SAMPLE);
     expect(r.code).toBe(0);
     expect(commandsIn(r.sources)).toEqual(['dist/cli/commands/containers.js']);
+    // the Docker readers only: no thin-metadata reader (its id limit aside), no pool location, no live-pool machinery
+    const pool = r.sources.filter((f) => /^dist\/(thin|lvm|pool-source|dm)\//.test(f));
+    expect(pool.filter((f) => f !== 'dist/thin/details.js')).toEqual([]);
+    expect(r.sources.filter((f) => f.startsWith('dist/docker/')).length).toBeGreaterThan(3);
+    // the images are read for their names: no chain id is computed, so node:crypto is not loaded (devices: the control)
+    expect(r.builtins).not.toContain('crypto');
+    const devices = loaded('devices', '--json', '--root', SAMPLE);
+    expect(devices.code).toBe(0);
+    expect(devices.builtins).toContain('crypto');
     expect(fromPackage(r.sources, 'cli-table3')).toEqual([]);
     expect(fromPackage(r.esm, 'dockerode')).toEqual([]);
     expect(fromPackage(r.esm, 'execa')).toEqual([]);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { listContainers } from '../../model/listing.js';
+import { listContainers } from '../../model/container-list.js';
 import { addCommonOptions, openRoot, type CommonOptions } from '../options.js';
 import { printJson, printProblems, short, table, type Out } from '../render.js';
 
