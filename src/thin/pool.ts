@@ -162,6 +162,20 @@ export class ThinPool {
     this.verified[n] = KIND_CODE[kind];
   }
 
+  /** Marks every block non-zero in `walked` (one entry per metadata block) verified as `kind`. */
+  private markAll(walked: Uint8Array, kind: BlockKind): void {
+    const v = this.verified;
+    const code = KIND_CODE[kind];
+    const n = Math.min(walked.length, v.length);
+    let added = 0;
+    for (let b = 0; b < n; b++) {
+      if (walked[b] === 0) continue;
+      if (v[b] === 0) added++;
+      v[b] = code;
+    }
+    this.nVerified += added;
+  }
+
   /** Block `n`, checksum and block number verified for `kind` (once per block). */
   block(n: number, kind: BlockKind, what: string): Buffer {
     if (!(n >= 0 && n < this.metadataNrBlocks)) {
@@ -243,9 +257,7 @@ export class ThinPool {
     }
     const r = walk.finish();
     this.src.count(r.reads, r.bytesRead);
-    for (const walked of r.walked) {
-      for (let b = 0; b < walked.length; b++) if (walked[b] !== 0) this.mark(b, 'btree');
-    }
+    for (const walked of r.walked) this.markAll(walked, 'btree');
     this.usageStats = {
       nodes: r.nodes,
       sharedNodes: r.sharedNodes,
