@@ -3,7 +3,7 @@
  * (`imagedb/content/sha256/<id>`, whose `rootfs.diff_ids` give the layer chain), and the pre-1.10
  * `repositories-devicemapper` + `graph/<id>/json`. Facts: moby reference/store.go, image/fs.go, layer/layer.go.
  */
-import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { DmiError, isDmiError } from '../errors.js';
 import { exists, isObject, listDir, readJson } from './files.js';
@@ -28,12 +28,22 @@ export interface ImageSet {
   problems: Problem[];
 }
 
+/**
+ * node:crypto, loaded at the first chain id: importing it costs ~10 ms of start-up (its JavaScript modules), and
+ * runs that never hash (`pool --metadata` without a Docker root, `--version`) import this module too (issue 15).
+ */
+let cryptoModule: typeof import('node:crypto') | null = null;
+const sha256Hex = (text: string): string => {
+  cryptoModule ??= createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
+  return cryptoModule.createHash('sha256').update(text).digest('hex');
+};
+
 /** Chain id rule: chain(1) = diff(1), chain(n) = sha256("<chain(n-1)> <diff(n)>"). */
 export function chainIds(diffIds: string[]): string[] {
   const out: string[] = [];
   let prev: string | null = null;
   for (const d of diffIds) {
-    const next: string = prev === null ? d : createHash('sha256').update(`sha256:${prev} sha256:${d}`).digest('hex');
+    const next: string = prev === null ? d : sha256Hex(`sha256:${prev} sha256:${d}`);
     out.push(next);
     prev = next;
   }
