@@ -93,8 +93,12 @@ export function usageKernel(k: KernelArgs): void {
   // The checksummed bytes [4, 4096) of each cached block, as views made once (nothing allocated per node).
   const sums: Uint8Array[] = [];
   for (let i = 0; i < SLOTS * CHUNK; i++) sums.push(cache.subarray(i * 4096 + 4, (i + 1) * 4096));
-  const pages: (Uint16Array | Uint32Array | undefined)[] = [];
   const noPage: Uint16Array | Uint32Array = SHARED === 0xffff ? new Uint16Array(0) : new Uint32Array(0);
+  // One slot per page of the data device, filled up front: reading past the end of a growing array deoptimizes the
+  // optimized leaf loop ("out of bounds"). Bounded for a hostile data size (2^40 blocks: 2^24 pages); pages past
+  // the bound are still created on demand.
+  const pages: (Uint16Array | Uint32Array | undefined)[] = new Array(Math.min(Math.ceil(dataNrBlocks / PAGE), 1 << 20));
+  pages.fill(undefined);
   let nodes = 0;
   let sharedNodes = 0;
   let mappings = 0;
@@ -198,10 +202,14 @@ export function usageKernel(k: KernelArgs): void {
     }
     if (prev >= hi) return leafGeneric(block, w, dev, lo, hi);
     const me = dev + 1;
-    let owned = 0;
     let fresh = 0;
     let pageNr = -1;
     let page = noPage;
+    // Written so that every compare and element access runs on the first leaves too (all data blocks fresh): a
+    // branch first taken in optimized code (the first block mapped twice, when the snapshots come) has no type
+    // feedback and deoptimizes it ("insufficient type feedback"), leaving the walk in baseline code until it is
+    // compiled again. Owner o (1 … SHARED−1) gives its block up: exclusive[o − 1] loses one; for o = me that is this
+    // device's own count, so no separate case.
     for (let i = 0; i < nr; i++) {
       const d = (cw[vb + 2 * i + 1]! << 8) | (cw[vb + 2 * i]! >>> 24);
       const p = d >>> 16;
@@ -211,19 +219,16 @@ export function usageKernel(k: KernelArgs): void {
       }
       const x = d & 0xffff;
       const o = page[x]!;
-      if (o === 0) {
-        page[x] = me;
-        owned++;
-        fresh++;
-      } else if (o !== SHARED) {
-        page[x] = SHARED;
-        if (o === me) owned--;
-        else exclusive[o - 1]!--;
+      if (o !== SHARED) {
+        const taken = o === 0 ? 0 : 1;
+        page[x] = taken === 0 ? me : SHARED;
+        fresh += 1 - taken;
+        exclusive[dev + taken * (o - me)]! -= taken;
       }
     }
     dataBlocks += fresh;
     mappings += nr;
-    exclusive[dev]! += owned;
+    exclusive[dev]! += fresh;
     state[block] = LEAF_DONE;
   };
 
