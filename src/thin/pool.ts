@@ -501,9 +501,13 @@ export class ThinPool {
 export const USAGE_WORKER_MIN_METADATA_BLOCKS = 8192;
 
 /**
- * Threads for the usage walk of a pool using `metadataUsed` metadata blocks: two when the pool is large and a second
- * CPU is free (the 1-minute load average at least half a CPU below the CPU count; on a busy host the worker thread
- * waits for a CPU and this thread waits for it, measured slower than one thread). DMINSPECT_USAGE_WORKER overrides:
+ * Threads for the usage walk of a pool using `metadataUsed` metadata blocks: two when the pool is large and a whole
+ * second CPU is free (the 1-minute load average at least one CPU below the CPU count). The worker costs this thread
+ * about 30 ms (starting it, merging its owner words) and boots and warms up its own copy of the kernel; with less
+ * than a CPU free it waits for one and this thread waits for it: on the 2-core development VM at load 2.3–2.9,
+ * `pool --json` on the 5M-mapping pool took 650–860 ms with the worker against 460–500 ms without (this thread's CPU
+ * time did not drop), and the reader alone on the 20M pool 680–770 ms against 510–530. DMINSPECT_USAGE_WORKER
+ * overrides:
  * `always` (two threads), `only` (the worker walks every device: tests run the worker's code on small fixtures this
  * way), `never` (one thread).
  */
@@ -512,7 +516,7 @@ function usageThreads(metadataUsed: number): 1 | 2 {
   if (env === 'always' || env === 'only') return 2;
   if (env === 'never') return 1;
   const cpus = availableParallelism();
-  return metadataUsed >= USAGE_WORKER_MIN_METADATA_BLOCKS && cpus >= 2 && loadavg()[0]! <= cpus - 0.5 ? 2 : 1;
+  return metadataUsed >= USAGE_WORKER_MIN_METADATA_BLOCKS && cpus >= 2 && loadavg()[0]! <= cpus - 1 ? 2 : 1;
 }
 
 function checkDevId(key: number, block: number, what: string): void {
