@@ -139,6 +139,43 @@ describe.skipIf(!hasThinTools)('the usage walk in a worker thread', () => {
     }
   });
 
+  it('a leaf whose keys pass 2^31 and 2^32 midway (the fast loop hands over mid-leaf): thin_ls numbers', () => {
+    // One leaf: 100 small virtual blocks, then blocks at 2^31 and past 2^32; device 2 shares one block of each part.
+    const meta = restore({
+      devices: [
+        {
+          id: 1,
+          mappings: [
+            { v: 0, d: 10, len: 100 },
+            { v: 2 ** 31, d: 200, len: 10 },
+            { v: 2 ** 32 + 7, d: 300, len: 5 },
+          ],
+        },
+        {
+          id: 2,
+          mappings: [
+            { v: 0, d: 50 },
+            { v: 1, d: 203 },
+            { v: 2, d: 302 },
+            { v: 3, d: 400 },
+          ],
+        },
+      ],
+    });
+    const ls = thinLs(meta);
+    expect([...ls.values()].map((r) => r.exclusive)).toEqual([112, 1]);
+    for (const mode of MODES) {
+      const r = inMode(mode, () => walk(meta));
+      expect(r.stats.mappings).toBe(119);
+      for (const [id, row] of ls)
+        expect(r.usage[id], `${mode}: device ${id}`).toEqual({
+          mapped: row.mapped,
+          exclusive: row.exclusive,
+          shared: row.shared,
+        });
+    }
+  });
+
   it('a corrupt node met in the worker gives the same one-line error as in this thread', () => {
     const orig = restore(randomPool(12, 2, 5, 900));
     const p = openPool(orig);
