@@ -3,7 +3,6 @@
  * (`imagedb/content/sha256/<id>`, whose `rootfs.diff_ids` give the layer chain), and the pre-1.10
  * `repositories-devicemapper` + `graph/<id>/json`. Facts: moby reference/store.go, image/fs.go, layer/layer.go.
  */
-import type * as Crypto from 'node:crypto';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { DmiError, isDmiError } from '../errors.js';
@@ -30,22 +29,22 @@ export interface ImageSet {
 }
 
 /**
- * node:crypto, loaded at the first chain id: `containers` and `container` read the images for their names only, and
- * loading crypto costs ~12M instructions (2% of `node -e 0`; issue 15, start-up).
+ * node:crypto, loaded at the first chain id: importing it costs ~10 ms of start-up (its JavaScript modules), and
+ * runs that never hash import this module too: `pool --metadata` without a Docker root, and `containers` and
+ * `container`, which read the images for their names only (the top chain id is computed when first read; issue 15).
  */
-let crypto: typeof Crypto | null = null;
-
-function createHash(algorithm: string): Crypto.Hash {
-  crypto ??= createRequire(import.meta.url)('node:crypto') as typeof Crypto;
-  return crypto.createHash(algorithm);
-}
+let cryptoModule: typeof import('node:crypto') | null = null;
+const sha256Hex = (text: string): string => {
+  cryptoModule ??= createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
+  return cryptoModule.createHash('sha256').update(text).digest('hex');
+};
 
 /** Chain id rule: chain(1) = diff(1), chain(n) = sha256("<chain(n-1)> <diff(n)>"). */
 export function chainIds(diffIds: string[]): string[] {
   const out: string[] = [];
   let prev: string | null = null;
   for (const d of diffIds) {
-    const next: string = prev === null ? d : createHash('sha256').update(`sha256:${prev} sha256:${d}`).digest('hex');
+    const next: string = prev === null ? d : sha256Hex(`sha256:${prev} sha256:${d}`);
     out.push(next);
     prev = next;
   }

@@ -54,8 +54,17 @@ export function ownerView(model: Model, hash: string): OwnerView {
 
 /** The owner of a thin device seen in the pool: by its record, `orphan` without one, `unknown` without a model. */
 export function poolDeviceOwner(model: Model | null, rec: DeviceRecord | undefined): OwnerView {
-  const none = { containerId: null, containerName: null, imageIds: [], imageNames: [] };
-  if (!model) return { role: 'unknown', owner: '-', ...none };
-  if (!rec) return { role: 'orphan', owner: 'orphan (no Docker record)', ...none };
+  // Plain literals, not `{ …, ...none }`: the pool audit calls this per device, and V8 builds spreads slowly.
+  if (!model)
+    return { role: 'unknown', owner: '-', containerId: null, containerName: null, imageIds: [], imageNames: [] };
+  if (!rec)
+    return {
+      role: 'orphan',
+      owner: 'orphan (no Docker record)',
+      containerId: null,
+      containerName: null,
+      imageIds: [],
+      imageNames: [],
+    };
   return ownerView(model, rec.hash);
 }

@@ -93,8 +93,12 @@ export function usageKernel(k: KernelArgs): void {
   // The checksummed bytes [4, 4096) of each cached block, as views made once (nothing allocated per node).
   const sums: Uint8Array[] = [];
   for (let i = 0; i < SLOTS * CHUNK; i++) sums.push(cache.subarray(i * 4096 + 4, (i + 1) * 4096));
-  const pages: (Uint16Array | Uint32Array | undefined)[] = [];
   const noPage: Uint16Array | Uint32Array = SHARED === 0xffff ? new Uint16Array(0) : new Uint32Array(0);
+  // One slot per page of the data device, filled up front: reading past the end of a growing array deoptimizes the
+  // optimized leaf loop ("out of bounds"). Bounded for a hostile data size (2^40 blocks: 2^24 pages); pages past
+  // the bound are still created on demand.
+  const pages: (Uint16Array | Uint32Array | undefined)[] = new Array(Math.min(Math.ceil(dataNrBlocks / PAGE), 1 << 20));
+  pages.fill(undefined);
   let nodes = 0;
   let sharedNodes = 0;
   let mappings = 0;
@@ -180,30 +184,33 @@ export function usageKernel(k: KernelArgs): void {
 
   /**
    * First visit of a leaf at word offset w, reached by device index `dev`. Keys must lie in [lo, hi). The common
-   * case (keys and data blocks below 2^31, all valid) is checked in a first pass with integer arithmetic and counted
-   * in a second; anything else goes through `leafGeneric`, which finds the first problem or handles large values.
+   * case (keys and data blocks below 2^31, all valid) is checked and counted in one pass with integer arithmetic; at
+   * the first entry outside it, `leafGeneric` goes on from that entry: it names the first problem (the walk then
+   * fails) or counts the large values.
    */
   const leaf = (block: number, w: number, dev: number, lo: number, hi: number): void => {
     const nr = cw[w + 4]!;
     const kb = w + 8;
     const vb = w + 8 + 2 * cw[w + 5]!;
-    if (nr > 0 && cw[kb]! < lo) return leafGeneric(block, w, dev, lo, hi);
-    let prev = -1;
-    for (let i = 0; i < nr; i++) {
-      const key = cw[kb + 2 * i]! | 0;
-      const vhi = cw[vb + 2 * i + 1]!;
-      if (key <= prev || cw[kb + 2 * i + 1] !== 0 || vhi >= 0x800000) return leafGeneric(block, w, dev, lo, hi);
-      if (((vhi << 8) | (cw[vb + 2 * i]! >>> 24)) >= dataNrBlocks) return leafGeneric(block, w, dev, lo, hi);
-      prev = key;
-    }
-    if (prev >= hi) return leafGeneric(block, w, dev, lo, hi);
+    if (nr > 0 && cw[kb]! < lo) return leafGeneric(block, w, dev, lo, hi, 0, -1);
     const me = dev + 1;
-    let owned = 0;
+    let prev = -1;
     let fresh = 0;
     let pageNr = -1;
     let page = noPage;
-    for (let i = 0; i < nr; i++) {
-      const d = (cw[vb + 2 * i + 1]! << 8) | (cw[vb + 2 * i]! >>> 24);
+    // Written so that every compare and element access runs on the first leaves too (all data blocks fresh): a
+    // branch first taken in optimized code (the first block mapped twice, when the snapshots come) has no type
+    // feedback and deoptimizes it ("insufficient type feedback"), leaving the walk in baseline code until it is
+    // compiled again. Owner o (1 … SHARED−1) gives its block up: exclusive[o − 1] loses one; for o = me that is this
+    // device's own count, so no separate case.
+    let i = 0;
+    for (; i < nr; i++) {
+      const key = cw[kb + 2 * i]! | 0;
+      const vhi = cw[vb + 2 * i + 1]!;
+      if (key <= prev || key >= hi || cw[kb + 2 * i + 1] !== 0 || vhi >= 0x800000) break;
+      const d = (vhi << 8) | (cw[vb + 2 * i]! >>> 24);
+      if (d >= dataNrBlocks) break;
+      prev = key;
       const p = d >>> 16;
       if (p !== pageNr) {
         pageNr = p;
@@ -211,30 +218,37 @@ export function usageKernel(k: KernelArgs): void {
       }
       const x = d & 0xffff;
       const o = page[x]!;
-      if (o === 0) {
-        page[x] = me;
-        owned++;
-        fresh++;
-      } else if (o !== SHARED) {
-        page[x] = SHARED;
-        if (o === me) owned--;
-        else exclusive[o - 1]!--;
+      if (o !== SHARED) {
+        const taken = o === 0 ? 0 : 1;
+        page[x] = taken === 0 ? me : SHARED;
+        fresh += 1 - taken;
+        exclusive[dev + taken * (o - me)]! -= taken;
       }
     }
     dataBlocks += fresh;
-    mappings += nr;
-    exclusive[dev]! += owned;
+    mappings += i;
+    exclusive[dev]! += fresh;
+    // Entries 0 … i − 1 are valid in every way (order, range, size), so the first problem, if any, is at i or after.
+    if (i < nr) return leafGeneric(block, w, dev, lo, hi, i, prev);
     state[block] = LEAF_DONE;
   };
 
-  const leafGeneric = (block: number, w: number, dev: number, lo: number, hi: number): void => {
+  /** Entries `from` … of a leaf (`prev`: the key before `from`, −1 at 0), checked one by one, any size. */
+  const leafGeneric = (
+    block: number,
+    w: number,
+    dev: number,
+    lo: number,
+    hi: number,
+    from: number,
+    prev: number,
+  ): void => {
     const nr = cw[w + 4]!;
     const kb = w + 8;
     const vb = w + 8 + 2 * cw[w + 5]!;
     const me = dev + 1;
     let owned = 0;
-    let prev = -1;
-    for (let i = 0; i < nr; i++) {
+    for (let i = from; i < nr; i++) {
       const khi = cw[kb + 2 * i + 1]!;
       const key = khi * TWO32 + cw[kb + 2 * i]!;
       if (khi >= 0x200000 || key <= prev || key < lo || key >= hi) badKey(block, i, key, prev, lo, hi);
@@ -256,7 +270,7 @@ export function usageKernel(k: KernelArgs): void {
         else exclusive[o - 1]!--;
       }
     }
-    mappings += nr;
+    mappings += nr - from;
     exclusive[dev]! += owned;
     state[block] = LEAF_DONE;
   };

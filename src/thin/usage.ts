@@ -19,7 +19,7 @@
 import * as fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { DmiError, fsError } from '../errors.js';
-import { nativeCrcPath, crc32c, sliceBy8 } from '../util/crc32c.js';
+import { nativeCrcPath, crc32cFunction, sliceBy8 } from '../util/crc32c.js';
 import { decodeNodeHeader, MAX_DEPTH, nodeName } from './btree.js';
 import { KERNEL_ERROR, usageKernel, type KernelArgs } from './usage-kernel.js';
 
@@ -264,7 +264,7 @@ function finishWalk(
             throw fsError(x, source.ranges[e]!.path);
           }
         },
-        crc: (b) => crc32c(b),
+        crc: crc32cFunction(),
         state: m.state,
         exclusive: m.exclusive,
         newPage: (p) => (mPages[p] = wide ? new Uint32Array(PAGE) : new Uint16Array(PAGE)),

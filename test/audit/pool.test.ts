@@ -31,6 +31,26 @@ function rootWithPool(pool: Parameters<typeof poolXmlFor>[1] = {}, mutate?: (dir
   return dir;
 }
 
+/** A device's fields in `pool --json` (README). */
+const DEVICE_FIELDS = [
+  'deviceId',
+  'role',
+  'owner',
+  'hash',
+  'containerId',
+  'containerName',
+  'mappedBlocks',
+  'exclusiveBlocks',
+  'sharedBlocks',
+  'mappedBytes',
+  'exclusiveBytes',
+  'sharedBytes',
+  'transactionId',
+  'creationTime',
+  'snapTime',
+  'size',
+].sort();
+
 const kinds = (r: { findings: { kind: string }[] }) => r.findings.map((f) => f.kind);
 
 describe.skipIf(!hasThinTools)('pool on thin_restore metadata', () => {
@@ -46,6 +66,8 @@ describe.skipIf(!hasThinTools)('pool on thin_restore metadata', () => {
         `device ${d.deviceId}`,
       ).toEqual(ls.get(d.deviceId));
       expect(d.exclusiveBytes).toBe(d.exclusiveBlocks * 65536);
+      // The documented fields (README, pool --json), no more, no fewer (audit/pool.ts writes them out one by one).
+      expect(Object.keys(d).sort(), `device ${d.deviceId}`).toEqual(DEVICE_FIELDS);
     }
   });
 

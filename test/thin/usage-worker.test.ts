@@ -84,6 +84,98 @@ describe.skipIf(!hasThinTools)('the usage walk in a worker thread', () => {
     }
   });
 
+  it('a data block mapped twice by one device, by two and by three: thin_ls numbers in every mode', () => {
+    // Every case of the owner word in the leaf loop: fresh, taken from this device (v0 and v1 of device 1 on d10),
+    // from another device (d12, d13), already shared (d12 a third time), on leaves of both threads.
+    const meta = restore({
+      devices: [
+        {
+          id: 1,
+          mappings: [
+            { v: 0, d: 10 },
+            { v: 1, d: 10 },
+            { v: 2, d: 11 },
+            { v: 3, d: 12 },
+          ],
+        },
+        {
+          id: 2,
+          mappings: [
+            { v: 0, d: 12 },
+            { v: 1, d: 13 },
+            { v: 2, d: 14 },
+            { v: 3, d: 14 },
+          ],
+        },
+        {
+          id: 3,
+          mappings: [
+            { v: 0, d: 13 },
+            { v: 1, d: 15 },
+            { v: 2, d: 12 },
+            { v: 5, d: 100, len: 300 },
+          ],
+        },
+        {
+          id: 4,
+          mappings: [
+            { v: 7, d: 400, len: 300 },
+            { v: 400, d: 399 },
+            { v: 401, d: 100 },
+          ],
+        },
+      ],
+    });
+    const ls = thinLs(meta);
+    expect([...ls.values()].map((r) => r.exclusive)).toEqual([1, 0, 299, 300]);
+    for (const mode of MODES) {
+      const r = inMode(mode, () => walk(meta));
+      for (const [id, row] of ls)
+        expect(r.usage[id], `${mode}: device ${id}`).toEqual({
+          mapped: row.mapped,
+          exclusive: row.exclusive,
+          shared: row.shared,
+        });
+    }
+  });
+
+  it('a leaf whose keys pass 2^31 and 2^32 midway (the fast loop hands over mid-leaf): thin_ls numbers', () => {
+    // One leaf: 100 small virtual blocks, then blocks at 2^31 and past 2^32; device 2 shares one block of each part.
+    const meta = restore({
+      devices: [
+        {
+          id: 1,
+          mappings: [
+            { v: 0, d: 10, len: 100 },
+            { v: 2 ** 31, d: 200, len: 10 },
+            { v: 2 ** 32 + 7, d: 300, len: 5 },
+          ],
+        },
+        {
+          id: 2,
+          mappings: [
+            { v: 0, d: 50 },
+            { v: 1, d: 203 },
+            { v: 2, d: 302 },
+            { v: 3, d: 400 },
+          ],
+        },
+      ],
+    });
+    const ls = thinLs(meta);
+    expect([...ls.values()].map((r) => r.exclusive)).toEqual([112, 1]);
+    for (const mode of MODES) {
+      const r = inMode(mode, () => walk(meta));
+      expect(r.stats.mappings).toBe(119);
+      for (const [id, row] of ls)
+        expect(r.usage[id], `${mode}: device ${id}`).toEqual({
+          mapped: row.mapped,
+          exclusive: row.exclusive,
+          shared: row.shared,
+        });
+    }
+  });
+
   it('a corrupt node met in the worker gives the same one-line error as in this thread', () => {
     const orig = restore(randomPool(12, 2, 5, 900));
     const p = openPool(orig);

@@ -8,6 +8,7 @@ import {
   crc32c,
   crcImplementation,
   loadNativeCrc,
+  nativeCrcPath,
   portableCrc32,
   portableCrc32c,
 } from '../../src/util/crc32c.js';
@@ -38,6 +39,21 @@ describe('crc32c / crc32', () => {
       const cut = len >> 1;
       expect(portableCrc32c(b.subarray(cut), portableCrc32c(b.subarray(0, cut)))).toBe(addon.crc32c(b));
     }
+  });
+
+  it('on glibc Linux loads the platform package directly (the generic loader costs 6–10 ms per start)', () => {
+    let platformPkg: string | null = null;
+    try {
+      platformPkg = createRequire(import.meta.url).resolve(`@node-rs/crc32-linux-${process.arch}-gnu`);
+    } catch {
+      // not glibc Linux on x64/arm64: the generic loader is the one used
+    }
+    const path = nativeCrcPath();
+    expect(path).not.toBeNull();
+    if (platformPkg !== null) expect(path).toBe(platformPkg);
+    // Same values as the generic loader's module.
+    const b = randomBytes(4096);
+    expect((createRequire(import.meta.url)(path!) as typeof addon).crc32c(b)).toBe(addon.crc32c(b));
   });
 
   it('uses the addon under Node, and the portable path when DMINSPECT_CRC=portable', () => {
