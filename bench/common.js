@@ -5,6 +5,28 @@ import { fileURLToPath } from 'node:url';
 
 export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
+/**
+ * Every timed command runs without NODE_EXTRA_CA_CERTS (unless DMI_BENCH_KEEP_ENV=1): Node parses that CA bundle at
+ * every start (about 410M instructions, 60 ms, on the development machine, whose environment sets it), which is a
+ * property of that machine, not of the hosts dminspect runs on. Kept, it flattered every ratio to `node -e 0` and
+ * slowed every Node-side time against thin_ls, dd and dc3dd. The children inherit this process's environment.
+ */
+const droppedEnv = [];
+if (process.env.DMI_BENCH_KEEP_ENV !== '1') {
+  for (const name of ['NODE_EXTRA_CA_CERTS']) {
+    if (process.env[name] === undefined) continue;
+    droppedEnv.push(name);
+    delete process.env[name];
+  }
+}
+
+/** One line saying what the timed commands' environment left out (empty when nothing). */
+export function envNote() {
+  return droppedEnv.length
+    ? `environment: ${droppedEnv.join(', ')} unset for every timed command (DMI_BENCH_KEEP_ENV=1 keeps it)`
+    : '';
+}
+
 /** Seeded PRNG (mulberry32): the same pools and layouts every run. */
 export function mulberry32(seed) {
   let a = seed >>> 0;

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildV2Root } from '../scripts/docker-root-builder.js';
-import { median } from './common.js';
+import { envNote, median } from './common.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const bin = path.join(here, '..', 'bin', 'dminspect.js');
@@ -107,4 +107,7 @@ export function runDockerListingBench() {
   return out;
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) runDockerListingBench();
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  if (envNote()) console.log(envNote());
+  runDockerListingBench();
+}

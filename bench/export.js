@@ -42,7 +42,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildV2Root } from '../scripts/docker-root-builder.js';
-import { ensureBuild, median, mulberry32 } from './common.js';
+import { ensureBuild, envNote, median, mulberry32 } from './common.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BS = 64 * 1024;
@@ -385,6 +385,7 @@ export function formatExportBench(r) {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  if (envNote()) console.log(envNote());
   const args = process.argv.slice(2);
   const opt = (name, dflt) => {
     const i = args.indexOf(name);

@@ -17,7 +17,7 @@
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureBuild, hasTool } from './common.js';
+import { ensureBuild, envNote, hasTool } from './common.js';
 import { generatePool } from './gen-pool.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -39,6 +39,7 @@ if (!hasTool('thin_restore') || !hasTool('thin_ls')) {
   process.exit(1);
 }
 ensureBuild();
+if (envNote()) console.log(envNote());
 const { benchThinUsage } = await import('./thin-usage.js');
 
 /** Issue 15: the whole `pool --json` at most this fraction of thin_ls's wall time. */
