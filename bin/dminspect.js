@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // CommonJS (bin/package.json), so that `dminspect --version` alone is one required file and Node's ES module loader
-// never starts (issue 15); every other run imports the ES module bundle.
+// never starts (issue 15); every other run imports the ES module bundle (where main() answers --version through
+// commander's option, with the same text: test/cli/startup.test.ts compares them).
 'use strict';
 
 const argv = process.argv;

@@ -1,5 +1,5 @@
 /** The dminspect command line: parse, run one use case, render, map errors to exit statuses. */
-import type { Command, CommanderError } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { DmiError, EXIT_CODES, isDmiError } from '../errors.js';
 import { stdio, type Out } from './output.js';
 import { VERSION, versionText } from '../util/build-info.js';
@@ -42,8 +42,6 @@ function modulesFor(argv: readonly string[] | undefined): Array<() => Promise<Co
  * lists them.
  */
 export async function buildProgram(io: Out = stdio, argv?: readonly string[]): Promise<Command> {
-  const { Command, CommanderError } = await import('commander');
-  commanderError = CommanderError;
   const program = new Command('dminspect')
     .description("Inspect Docker's devicemapper storage and look inside a container's disk without changing it")
     // commander's .version() takes the text up front; this prints it only when asked (it loads the CRC addon)
@@ -67,23 +65,8 @@ export async function buildProgram(io: Out = stdio, argv?: readonly string[]): P
   return program;
 }
 
-/**
- * `dminspect --version` (or `-V`) and nothing else: the text commander's option would print, without loading
- * commander (about a tenth of Node's own start-up; issue 15 asks --version for ≤ 1.3× `node -e 0`).
- */
-function onlyVersion(argv: readonly string[]): boolean {
-  return argv.length === 3 && (argv[2] === '--version' || argv[2] === '-V');
-}
-
-/** commander's error class, once buildProgram has loaded commander. */
-let commanderError: typeof CommanderError | null = null;
-
 /** Runs the CLI and returns the exit status; never throws for user errors. */
 export async function main(argv: string[], io: Out = stdio): Promise<number> {
-  if (onlyVersion(argv)) {
-    io.out(versionText(VERSION));
-    return 0;
-  }
   const debug = argv.includes('--debug');
   const json = argv.includes('--json');
   try {
@@ -91,7 +74,7 @@ export async function main(argv: string[], io: Out = stdio): Promise<number> {
     await program.parseAsync(argv);
     return 0;
   } catch (e) {
-    if (commanderError !== null && e instanceof commanderError) {
+    if (e instanceof CommanderError) {
       const code = e.code;
       if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') return 0;
       return EXIT_CODES.USAGE; // commander already printed the one-line message
