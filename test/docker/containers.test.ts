@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { listContainerIds } from '../../src/docker/containers.js';
+import { DmiError } from '../../src/errors.js';
 import { tmpDir } from '../support/cli.js';
 
 const root = tmpDir('dminspect-container-ids-');
@@ -38,6 +39,29 @@ describe('listContainerIds', () => {
       expect(listContainerIds(empty, 'ab')).toEqual([]);
     } finally {
       fs.rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
+  it('a containers/ that cannot be listed is the same one-line error by prefix or not', () => {
+    const bad = tmpDir('dminspect-containers-file-');
+    try {
+      fs.writeFileSync(path.join(bad, 'containers'), 'not a directory');
+      const errorOf = (f: () => unknown): unknown => {
+        try {
+          f();
+        } catch (e) {
+          return e;
+        }
+        return null;
+      };
+      const full = errorOf(() => listContainerIds(bad));
+      const byPrefix = errorOf(() => listContainerIds(bad, 'ab'));
+      expect(full).toBeInstanceOf(DmiError);
+      expect((full as DmiError).message).toBe(`${path.join(bad, 'containers')}: not a directory`);
+      expect(byPrefix).toEqual(full);
+      expect((byPrefix as DmiError).message).toBe((full as DmiError).message);
+    } finally {
+      fs.rmSync(bad, { recursive: true, force: true });
     }
   });
 });
