@@ -153,29 +153,27 @@ export function underRoot(root: string, rel: string): string {
 export const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Directory entries sorted by name, or [] when the directory does not exist. Other failures are errors. */
-export function listDir(path: string): fs.Dirent[] {
+/** What `read` lists of directory `path`: [] when it does not exist, a one-line DmiError when it cannot be listed. */
+function listing<T>(path: string, read: () => T[]): T[] {
   try {
-    return fs.readdirSync(path, { withFileTypes: true }).sort((a, b) => byName(a.name, b.name));
+    return read();
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw fsError(e, path, 'list');
   }
 }
 
+export function listDir(path: string): fs.Dirent[] {
+  return listing(path, () => fs.readdirSync(path, { withFileTypes: true })).sort((a, b) => byName(a.name, b.name));
+}
+
 /**
  * The names in a directory that `accept` takes and that are directories themselves (not through a symbolic link, as
- * listDir's entries tell), sorted; [] when the directory does not exist. Reads the names alone: a lookup by id prefix
+ * listDir's entries tell), sorted; [] when the directory does not exist (as listDir). Reads the names alone: a lookup by id prefix
  * among 10,000 containers makes no 10,000 entry objects and lstats only the few names accepted.
  */
 export function listSubdirs(path: string, accept: (name: string) => boolean): string[] {
-  let names: string[];
-  try {
-    names = fs.readdirSync(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw fsError(e, path, 'list');
-  }
-  return names
+  return listing(path, () => fs.readdirSync(path))
     .filter((n) => accept(n) && fs.lstatSync(`${path}/${n}`, { throwIfNoEntry: false })?.isDirectory())
     .sort(byName);
 }
