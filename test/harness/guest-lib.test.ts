@@ -100,7 +100,7 @@ describe('lib.sh: every engine step is bounded (fake docker and dockerd)', () =>
       FAKE_DIE_FIRST: '1',
     });
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stdout).toContain('@@ dockerd-retry 1');
+    expect(r.stdout).toContain(`@@ dockerd-retry 1 ${dir}/log`); // which daemon (a guest may run several)
     expect(r.stdout).not.toContain('@@ dockerd-retry 2');
     expect(r.stdout).toContain('info');
     expect(r.stdout).toContain('DRC=3'); // the SIGTERM exit status came through

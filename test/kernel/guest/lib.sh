@@ -41,7 +41,7 @@ dockerd_start() {
       sleep 1
     done
     docker info > /dev/null 2>&1 && return 0
-    echo "@@ dockerd-retry $attempt"
+    echo "@@ dockerd-retry $attempt $log"
     dockerd_stop || true
   done
   return 1
