@@ -99,3 +99,16 @@ export async function main(argv: string[], io: Out = stdio): Promise<number> {
 }
 
 export { DmiError };
+
+/**
+ * The single-file binary's entry names itself (bin/dminspect.js under Bun), so that held reads of a live pool run in
+ * a worker thread started on it (pool-source/held-read.ts), as they do under Node.
+ */
+export async function setHeldWorkerEntry(entry: string): Promise<void> {
+  (await import('../pool-source/held-read.js')).setHeldWorkerEntry(entry);
+}
+
+/** In a worker thread started on the binary's entry: serve held reads (cli/held-worker.ts). */
+export async function serveHeldReads(): Promise<void> {
+  (await import('./held-worker.js')).serve();
+}

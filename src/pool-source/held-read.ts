@@ -9,12 +9,16 @@
  * The worker runs `fn` exported by the ES module at `module` (a file URL), as `fn(...args, view)`; arguments and the
  * result cross by structured clone (plain data: the reports are JSON anyway). A DmiError crosses as its code,
  * message and details. Where no worker can load that module (the sources run through a TypeScript loader — the
- * unit tests —, or the single-file Bun binary, whose modules are not files), the read runs on this thread as
- * before: `heldTaskRunsInWorker` says which.
+ * unit tests), the read runs on this thread as before: `heldTaskRunsInWorker` says which.
+ *
+ * The single-file Bun binary has no module files: there the worker is the binary's own entry run again
+ * (`bin/dminspect.js` names itself with `setHeldWorkerEntry`, and in a worker thread it serves the reads through
+ * `serveHeldReads` with a table of the task modules bundled in: `cli/held-worker.ts`). Both workers run the same
+ * loop (`serveHeldJobs`).
  */
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { parentPort, Worker } from 'node:worker_threads';
 import { DmiError, type ErrorCode } from '../errors.js';
 
 /** A read to run in a worker: `fn` exported by the ES module at the file URL `module`, called as fn(...args, view). */
@@ -29,27 +33,77 @@ type Reply =
   | { ok: true; value: unknown }
   | { ok: false; error: { dmi: boolean; code?: ErrorCode; message: string; details?: Record<string, unknown> } };
 
+/** The task modules, by the file URL a HeldTask names. */
+export type HeldModuleLoader = (module: string) => Promise<Record<string, unknown>>;
+
+/** The part of a worker's parentPort the loop uses. */
+interface JobPort {
+  on(event: 'message', listener: (job: HeldJob) => void): unknown;
+  postMessage(reply: Reply & { id: number }): void;
+}
+
+interface HeldJob extends HeldTask {
+  id: number;
+  view: unknown;
+  delayMs: number;
+}
+
 /**
- * The worker's code (CommonJS, evaluated: nothing to find on disk or bundle). It serves one read at a time and stays
- * for the next (its modules stay loaded: a process that reads many times, like the kernel suite's, pays the loading
- * once). `delayMs`: the test hook.
+ * A worker's loop: one read at a time, and the worker stays for the next (its modules stay loaded: a process that
+ * reads many times, like the kernel suite's, pays the loading once). `delayMs`: the test hook. Self-contained (it
+ * names nothing outside itself): its source text is the Node worker's code.
  */
-const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-parentPort.on('message', async (job) => {
-  try {
-    if (job.delayMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, job.delayMs);
-    const m = await import(job.module);
-    if (typeof m[job.fn] !== 'function') throw new Error(job.module + ' has no function ' + job.fn);
-    const value = await m[job.fn](...job.args, job.view);
-    parentPort.postMessage({ id: job.id, ok: true, value });
-  } catch (e) {
-    const dmi = !!e && e.name === 'DmiError' && typeof e.code === 'string';
-    parentPort.postMessage({ id: job.id, ok: false, error: { dmi, code: dmi ? e.code : undefined,
-      message: e && e.message ? e.message : String(e), details: dmi ? e.details : undefined } });
-  }
-});
-`;
+export function serveHeldJobs(port: JobPort, load: HeldModuleLoader): void {
+  port.on('message', async (job: HeldJob) => {
+    try {
+      if (job.delayMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, job.delayMs);
+      const m = await load(job.module);
+      const fn = m[job.fn];
+      if (typeof fn !== 'function') throw new Error(`${job.module} has no function ${job.fn}`);
+      const value: unknown = await (fn as (...a: unknown[]) => unknown)(...job.args, job.view);
+      port.postMessage({ id: job.id, ok: true, value });
+    } catch (e) {
+      const x = e as { name?: unknown; code?: unknown; message?: unknown; details?: Record<string, unknown> } | null;
+      const dmi = !!x && x.name === 'DmiError' && typeof x.code === 'string';
+      port.postMessage({
+        id: job.id,
+        ok: false,
+        error: {
+          dmi,
+          code: dmi ? (x.code as ErrorCode) : undefined,
+          message: x && x.message ? String(x.message) : String(e),
+          details: dmi ? x.details : undefined,
+        },
+      });
+    }
+  });
+}
+
+/** Node's worker: CommonJS, evaluated (nothing to find on disk or in the bundle), importing the task's module file. */
+const WORKER_SOURCE = `(${serveHeldJobs.toString()})(require('node:worker_threads').parentPort, (m) => import(m));`;
+
+/** What bin/dminspect.js passes a worker it starts on itself, and checks for in a worker thread. */
+export const HELD_WORKER_DATA = { dminspectHeldReads: true } as const;
+
+/** Under Bun: the binary's entry (set by bin/dminspect.js), which serves held reads when run as a worker. */
+let bunEntry: string | null = null;
+
+/** Names the entry that, started as a worker with HELD_WORKER_DATA, serves held reads (the Bun binary's). */
+export function setHeldWorkerEntry(entry: string): void {
+  bunEntry = entry;
+}
+
+/** In a worker started on the entry: serve held reads, loading each task's module with `load`. */
+export function serveHeldReads(load: HeldModuleLoader): void {
+  if (parentPort === null) throw new Error('serveHeldReads: not in a worker thread');
+  serveHeldJobs(parentPort as unknown as JobPort, load);
+}
+
+function newWorker(): Worker {
+  if (process.versions.bun !== undefined && bunEntry !== null)
+    return new Worker(bunEntry, { workerData: HELD_WORKER_DATA });
+  return new Worker(WORKER_SOURCE, { eval: true });
+}
 
 /** The idle worker kept for the next read (unref'd: it never keeps the process alive), or null. */
 let idle: Worker | null = null;
@@ -66,10 +120,13 @@ export function distModule(rel: string): string {
   return new URL(`../${rel}`, import.meta.url).href;
 }
 
-/** Whether `task` can run in a worker here (a built `.js` module under Node), else it runs on this thread. */
+/**
+ * Whether `task` can run in a worker here (a built `.js` module under Node; under Bun, an entry that serves held
+ * reads), else it runs on this thread.
+ */
 export function heldTaskRunsInWorker(task: HeldTask): boolean {
-  if (process.versions.bun !== undefined || !task.module.startsWith('file:') || !task.module.endsWith('.js'))
-    return false;
+  if (process.versions.bun !== undefined) return bunEntry !== null;
+  if (!task.module.startsWith('file:') || !task.module.endsWith('.js')) return false;
   try {
     return fs.statSync(fileURLToPath(task.module)).isFile();
   } catch {
@@ -86,7 +143,7 @@ export interface WorkerRead<T> {
 
 /** Starts `task` in a worker with `view` as its last argument. `delayMs`: wait that long before reading (tests). */
 export function startWorkerRead<T>(task: HeldTask, view: unknown, delayMs = 0): WorkerRead<T> {
-  const worker = idle ?? new Worker(WORKER_SOURCE, { eval: true });
+  const worker = idle ?? newWorker();
   idle = null;
   worker.ref(); // a read in flight keeps the process alive
   const id = nextJob++;

@@ -3,6 +3,8 @@
  * (part A of guest/live-forensics.sh: the stopped xfs capture, `--activate-pool`) with every system call added
  * after Linux 3.10 answering ENOSYS (test/binary/linux310.c; the filter carries over to dmsetup, mount and the
  * other tools it runs). The guest's kernel is Debian's 6.1; the CentOS 7 userspace is test/binary's job.
+ * Then `pool` on a live pool with the binary (guest/live-pool.sh, section B): the held read runs in a worker thread
+ * started on the binary's own entry (pool-source/held-read.ts), so SIGTERM in the middle of it releases the hold at once.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -91,6 +93,48 @@ describe.skipIf(skipWithoutKernel(['thin', 'xfs']))(
         expect(one('A-meta-after'), 'the metadata file is not written').toBe(one('A-meta-before'));
       },
       guestTimeoutMs(900),
+    );
+
+    it(
+      'live pool audit with the binary: the same report as Node; its held read runs in a worker thread, so SIGTERM mid-read releases the hold at once',
+      async () => {
+        const r = await runInGuest({
+          script: guestScript('live-pool.sh'),
+          env: {
+            PROJECT: PROJECT_ROOT,
+            DMI_BIN: path.join(PROJECT_ROOT, 'release/dminspect-linux-x64'),
+            DMI_WRAP: launcher,
+          },
+          timeoutSec: 600,
+        });
+        runs.push(r);
+        expect(r.code, describeRun(r)).toBe(0);
+        const m = markers(r.stdout);
+        const one = (k: string) => m.get(k)?.[0] ?? '';
+        expect(m.has('done'), describeRun(r)).toBe(true);
+        const json = (f: string) =>
+          // every reserve takes a new block for the held root: the only figure that differs between two runs
+          JSON.parse(fs.readFileSync(path.join(r.scratch, 'b', f), 'utf8'), (k, v) =>
+            ['startedAt', 'heldRoot', 'heldMetadataRoot'].includes(k) ? undefined : v,
+          );
+        const bin = json('binary.json');
+        const raw = JSON.parse(fs.readFileSync(path.join(r.scratch, 'b', 'binary.json'), 'utf8'));
+        expect(raw.live.heldRoot).toBe(raw.live.statusWhileHeld.heldMetadataRoot);
+        expect(bin.live).toMatchObject({ reservedByDminspect: true });
+        expect(bin.devices.length).toBeGreaterThanOrEqual(4);
+        expect(bin, 'the binary reads the live pool as Node does').toEqual(json('node.json'));
+        expect(one('B-held-after')).toBe('- holds=0');
+        expect(one('B-during'), 'the binary held a snapshot').toMatch(/^\d+$/);
+        console.warn(`[binary-live] VM wall ${r.wallSec}s; SIGTERM mid-read: ${one('B-term')}`);
+        const term = /^rc=(\d+) ms=(\d+) held=(\S+) holds=(\d+) stderr-lines=(\d+)$/.exec(one('B-term'));
+        expect(term, one('B-term')).not.toBeNull();
+        const [, rc, ms, held, holds, lines] = term!;
+        expect(rc, 'SIGTERM: exit 128+15, not the read finishing').toBe('143');
+        expect(Number(ms), 'the hold released without waiting for the read').toBeLessThan(30_000);
+        expect([held, holds], 'no hold left').toEqual(['-', '0']);
+        expect(lines, 'a signal exit is silent (as under Node): no error, no stack trace').toBe('0');
+      },
+      guestTimeoutMs(600),
     );
   },
 );

@@ -8,6 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { taskModule } from '../../src/cli/held-worker.js';
+import { serveHeldJobs } from '../../src/pool-source/held-read.js';
 import { REPO } from '../support/cli.js';
 
 /** Every (module, fn) pair the sources hand to a held read: `distModule('x.js')` with the `fn` beside it. */
@@ -65,5 +67,74 @@ describe('held reads from the bundle (what bin/dminspect.js runs)', () => {
       const m = (await import(url)) as Record<string, unknown>;
       expect(typeof m[t.fn], `${t.rel} exports ${t.fn}`).toBe('function');
     }
+  });
+
+  it('the single-file binary’s worker (cli/held-worker.ts) bundles every task’s module, found by its URL', async () => {
+    for (const t of tasksInSources()) {
+      for (const url of [pathToFileURL(path.join(REPO, 'dist', t.rel)).href, `file:///$bunfs/root/${t.rel}`]) {
+        const load = taskModule(url);
+        expect(load, `${t.file}: ${t.rel} is in cli/held-worker.ts's table`).not.toBeNull();
+        const m = await load!();
+        expect(typeof m[t.fn], `${t.rel} exports ${t.fn}`).toBe('function');
+      }
+    }
+    expect(taskModule('file:///elsewhere/audit/lives.js')).toBeNull();
+  });
+});
+
+describe('the worker loop (serveHeldJobs), on a stand-in port', () => {
+  // the loop both workers run: Node's evaluates its source text, the binary's entry calls it
+  function port() {
+    const replies: unknown[] = [];
+    let listener: ((job: never) => void) | null = null;
+    return {
+      replies,
+      on: (_: 'message', l: (job: never) => void) => (listener = l),
+      postMessage: (r: unknown) => replies.push(r),
+      send: async (job: object) => {
+        await (listener as unknown as (j: object) => Promise<void>)(job);
+      },
+    };
+  }
+  const job = { module: 'm', args: [2], view: 3, delayMs: 0 };
+
+  it('calls fn(...args, view) and posts the value with the job id', async () => {
+    const p = port();
+    serveHeldJobs(p, async () => ({ f: (a: number, v: number) => a * 10 + v }));
+    await p.send({ ...job, id: 7, fn: 'f' });
+    expect(p.replies).toEqual([{ id: 7, ok: true, value: 23 }]);
+  });
+
+  it('a DmiError crosses as its code, message and details; any other error as its message', async () => {
+    const p = port();
+    const { DmiError } = await import('../../src/errors.js');
+    serveHeldJobs(p, async () => ({
+      dmi: () => {
+        throw new DmiError('CONFLICT', 'held elsewhere', { pool: 'p' });
+      },
+      plain: () => {
+        throw new TypeError('boom');
+      },
+    }));
+    await p.send({ ...job, id: 1, fn: 'dmi' });
+    await p.send({ ...job, id: 2, fn: 'plain' });
+    await p.send({ ...job, id: 3, fn: 'missing' });
+    expect(p.replies).toEqual([
+      { id: 1, ok: false, error: { dmi: true, code: 'CONFLICT', message: 'held elsewhere', details: { pool: 'p' } } },
+      { id: 2, ok: false, error: { dmi: false, code: undefined, message: 'boom', details: undefined } },
+      {
+        id: 3,
+        ok: false,
+        error: { dmi: false, code: undefined, message: 'm has no function missing', details: undefined },
+      },
+    ]);
+  });
+
+  it('its source text runs on its own (it names nothing outside itself)', async () => {
+    const p = port();
+    const loop = new Function(`return (${serveHeldJobs.toString()})`)() as typeof serveHeldJobs;
+    loop(p, async () => ({ f: (a: number, v: number) => a + v }));
+    await p.send({ ...job, id: 9, fn: 'f' });
+    expect(p.replies).toEqual([{ id: 9, ok: true, value: 5 }]);
   });
 });

@@ -9,8 +9,10 @@
 #   L. under load (thin devices created, written, deactivated, empty ones deleted): pool --json $RUNS times, in one
 #      node process through the CLI's main() (pool-runs.mjs: a node start costs ~30 s under TCG)
 #   X. deleted --json on the live pool after the load (through a held snapshot): its live ids are the pool's
+#   B. (DMI_BIN set: this section alone) the single-file binary: the same report as Node's; SIGTERM during its held
+#      read releases the hold at once (the read runs in a worker thread)
 # Per-run files go to /scratch/ (the test reads them); lines starting with "@@ " are for the test.
-# env: PROJECT (checkout; dist/ built), RUNS (default 50)
+# env: PROJECT (checkout; dist/ built), RUNS (default 50), DMI_BIN (the binary), DMI_WRAP (its launcher)
 set -Eeuo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 : "${PROJECT:?}"
@@ -45,6 +47,27 @@ thin() {   # id MiB: a thin device with MiB written
 thin 1 3; thin 2 5; thin 3 1
 dmsetup message "$POOL" 0 "create_snap 4 2"; bump
 mkdir -p /scratch/q /scratch/l
+
+# ---------------------------------------------------------------- B: the single-file binary (DMI_BIN set: B alone)
+if [ -n "${DMI_BIN:-}" ]; then
+  BIN=(${DMI_WRAP:+"$DMI_WRAP"} "$DMI_BIN")
+  mkdir -p /scratch/b
+  "${DMI[@]}" pool --root $DL --json > /scratch/b/node.json
+  "${BIN[@]}" pool --root $DL --json > /scratch/b/binary.json
+  echo "@@ B-held-after $(held) holds=$(holds)"
+  # SIGTERM in the middle of the held read (slowed by the test hook): the binary reads in a worker thread, so its
+  # main thread releases the hold at once and exits 143 (a read on the main thread would ignore the hook and finish)
+  DMINSPECT_TEST_READ_MS=600000 "${BIN[@]}" pool --root $DL --json > /dev/null 2> /scratch/b/term.err &
+  BPID=$!
+  for i in $(seq 600); do [ "$(held)" != "-" ] && grep -q heldRoot\":[0-9] /run/dminspect/"$POOL".hold 2>/dev/null && break; sleep 0.2; done
+  echo "@@ B-during $(held)"
+  sleep 3
+  BT0=$(date +%s%N); kill -TERM $BPID; BRC=0; wait $BPID || BRC=$?; BT1=$(date +%s%N)
+  echo "@@ B-term rc=$BRC ms=$(( (BT1 - BT0) / 1000000 )) held=$(held) holds=$(holds) stderr-lines=$(wc -l < /scratch/b/term.err)"
+  dmsetup remove "$POOL"; losetup -d $DLOOP $MLOOP
+  echo "@@ done"
+  exit 0
+fi
 
 # ---------------------------------------------------------------- Q: quiet
 S0=$(status)
