@@ -162,11 +162,11 @@ export class ThinPool {
     this.verified[n] = KIND_CODE[kind];
   }
 
-  /** Marks every block non-zero in `walked` (one entry per metadata block) verified as `kind`. */
-  private markAll(walked: Uint8Array, kind: BlockKind): void {
+  /** Marks every block non-zero in `walked[0, end)` (one entry per metadata block) verified as `kind`. */
+  private markAll(walked: Uint8Array, end: number, kind: BlockKind): void {
     const v = this.verified;
     const code = KIND_CODE[kind];
-    const n = Math.min(walked.length, v.length);
+    const n = Math.min(end, walked.length, v.length);
     let added = 0;
     for (let b = 0; b < n; b++) {
       if (walked[b] === 0) continue;
@@ -257,7 +257,7 @@ export class ThinPool {
     }
     const r = walk.finish();
     this.src.count(r.reads, r.bytesRead);
-    for (const walked of r.walked) this.markAll(walked, 'btree');
+    for (const walked of r.walked) this.markAll(walked, r.walkedEnd, 'btree');
     this.usageStats = {
       nodes: r.nodes,
       sharedNodes: r.sharedNodes,
