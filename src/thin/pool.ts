@@ -8,7 +8,7 @@ import { DmiError } from '../errors.js';
 import { BlockSource, type BlockSourceOptions } from '../io/block-source.js';
 import { forEachEntry, leaves, lookup, decodeNodeHeader, keyAt, u64ValueAt, MAX_DEPTH, nodeName } from './btree.js';
 import { blockOfBlockTime } from './block-time.js';
-import { u64Safe as u64 } from '../io/cursor.js';
+import { TWO32, u64Safe as u64 } from '../io/cursor.js';
 import { verifyBlock, type BlockKind } from './checksum.js';
 import { decodeDeviceDetails, DEVICE_DETAILS_SIZE, MAX_THIN_DEVICE_ID, type DeviceDetails } from './details.js';
 import {
@@ -211,7 +211,10 @@ export class ThinPool {
     const what = 'device details tree';
     forEachEntry(this.node, this.superblock.deviceDetailsRoot, DEVICE_DETAILS_SIZE, what, (key, buf, off, h) => {
       checkDevId(key, h.blockNr, what);
-      out.set(key, decodeDeviceDetails(key, buf, off, nodeName(h.blockNr, what)));
+      out.set(
+        key,
+        decodeDeviceDetails(key, buf, off, () => nodeName(h.blockNr, what)),
+      );
     });
     this.detailsCache = out;
     return out;
@@ -224,7 +227,13 @@ export class ThinPool {
     const what = 'top-level mapping tree';
     forEachEntry(this.node, this.superblock.dataMappingRoot, 8, what, (key, buf, off, h) => {
       checkDevId(key, h.blockNr, what);
-      out.push({ devId: key, root: u64(buf, off, nodeName(h.blockNr, what), `root of device ${key}`) });
+      // The root read directly; u64 (its canonical message) only for a value past 2^53.
+      const hi = buf.readUInt32LE(off + 4);
+      const root =
+        hi <= 0x1fffff
+          ? hi * TWO32 + buf.readUInt32LE(off)
+          : u64(buf, off, nodeName(h.blockNr, what), `root of device ${key}`);
+      out.push({ devId: key, root });
     });
     this.topCache = out;
     return out;
