@@ -95,7 +95,7 @@ export function usageKernel(k: KernelArgs): void {
   const LEAF_DONE = 3;
   const SHARED_NODE = 4;
   const CHUNK = 32; // blocks per read
-  const SLOTS = 4; // chunks cached (512 KiB: little fresh memory, few page faults)
+  const SLOTS = 2; // chunks cached (256 KiB: little fresh memory, few page faults)
   const { pread, crc, extents, base, nrBlocks, metadataBlocks, dataNrBlocks, roots, ctl, state, exclusive } = k;
   const { stats, err, nBatches, batchSize, touched } = k;
   const SHARED = k.shared;
