@@ -162,8 +162,12 @@ export class ThinPool {
     this.verified[n] = KIND_CODE[kind];
   }
 
-  /** Marks every block non-zero in `walked[0, end)` (one entry per metadata block) verified as `kind`. */
-  private markAll(walked: Uint8Array, end: number, kind: BlockKind): void {
+  /**
+   * Marks every block non-zero in `walked[0, end)` (one entry per metadata block) verified as `kind`; returns how many
+   * were not verified before (the caller counts them: a property update after the loop, which the loop's optimized
+   * code reaches without type feedback, deoptimized it).
+   */
+  private markAll(walked: Uint8Array, end: number, kind: BlockKind): number {
     const v = this.verified;
     const code = KIND_CODE[kind];
     const n = Math.min(end, walked.length, v.length);
@@ -173,7 +177,7 @@ export class ThinPool {
       if (v[b] === 0) added++;
       v[b] = code;
     }
-    this.nVerified += added;
+    return added;
   }
 
   /** Block `n`, checksum and block number verified for `kind` (once per block). */
@@ -266,7 +270,7 @@ export class ThinPool {
     }
     const r = walk.finish();
     this.src.count(r.reads, r.bytesRead);
-    for (const walked of r.walked) this.markAll(walked, r.walkedEnd, 'btree');
+    for (const walked of r.walked) this.nVerified += this.markAll(walked, r.walkedEnd, 'btree');
     this.usageStats = {
       nodes: r.nodes,
       sharedNodes: r.sharedNodes,
