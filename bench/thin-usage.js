@@ -3,9 +3,22 @@
  * `thin_ls -o DEV,MAPPED_BLOCKS,EXCLUSIVE_BLOCKS,SHARED_BLOCKS` on the same file, in the same run:
  * a warm-up, then `reps` alternating repetitions each; reports medians, the ratio, peak RSS of both
  * (from /usr/bin/time when present, else the child's own maxRSS) and checks the numbers are identical.
+ * Every command runs under /usr/bin/time the same way (its fork and exec are in every figure), its output read
+ * through a pipe by this process; the 1-minute load average before and after is returned (`load`).
+ *
+ * What the two read: thin_ls opens the metadata with O_DIRECT and reads every block with Linux AIO (strace on the 5M
+ * pool: `openat(..., O_RDONLY|O_EXCL|O_DIRECT)`, 80,065 `io_submit` calls), so it never reads from the page cache,
+ * and no warm-up changes its time. dminspect reads through the page cache, which the untimed runs fill: its figures
+ * are warm-cache ones. On the development VM, whose disk is a virtio device backed by the host, a run with the file's
+ * pages dropped first (posix_fadvise DONTNEED on a private copy) took about 0.1–0.25 s more (load 3.4, noisy).
+ *
+ * Whether `pool` walks in one thread or two depends on the pool's size and on the load average at the moment
+ * (thin/pool.ts usageThreads): the 5M pools always walk in one thread; the 20M pool uses the worker when a whole
+ * second CPU is free (1-minute load ≤ CPUs − 1), which this benchmark's own runs keep near 1 on a 2-core machine.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { median } from './common.js';
@@ -42,6 +55,7 @@ function parseLs(stdout) {
 
 /** Benchmarks one metadata file; returns a result object. */
 export function benchThinUsage(meta, { reps = 5, label = path.basename(meta) } = {}) {
+  const loadBefore = os.loadavg()[0];
   // Warm the page cache the same way for both: one untimed run each.
   const warmLs = timed('thin_ls', [...LS_ARGS, meta]);
   const warmUs = timed(process.execPath, [child, meta]);
@@ -89,5 +103,6 @@ export function benchThinUsage(meta, { reps = 5, label = path.basename(meta) } =
     blocksVerified: last.blocksVerified,
     metadataUsed: last.metadataUsed,
     identical,
+    load: [loadBefore, os.loadavg()[0]].map((x) => Math.round(x * 100) / 100),
   };
 }

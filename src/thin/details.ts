@@ -3,7 +3,7 @@
  * (`u64 mapped_blocks`, `u64 transaction_id`, `u32 creation_time`, `u32 snapshotted_time`).
  * Facts: kernel dm-thin-metadata.c `struct disk_device_details`; thin-provisioning-tools device_detail.rs.
  */
-import { LeCursor } from '../io/cursor.js';
+import { LeCursor, TWO32 } from '../io/cursor.js';
 
 export const DEVICE_DETAILS_SIZE = 24;
 /** Thin device ids are 24 bits (kernel dm-thin.c MAX_DEV_ID). */
@@ -19,8 +19,31 @@ export interface DeviceDetails {
   snapshottedTime: number;
 }
 
-export function decodeDeviceDetails(devId: number, buf: Buffer, off: number, where: string): DeviceDetails {
-  const c = new LeCursor(buf, where, off);
+/**
+ * The details at `buf[off, off + 24)`. `where` names the node in errors; a function is called only when there is one
+ * (a pool's thousands of records then build no message strings).
+ */
+export function decodeDeviceDetails(
+  devId: number,
+  buf: Buffer,
+  off: number,
+  where: string | (() => string),
+): DeviceDetails {
+  // The common case read directly, in field order (no cursor, no field names): both u64 below 2^53, inside the buffer.
+  if (off >= 0 && off + DEVICE_DETAILS_SIZE <= buf.length) {
+    const mappedHi = buf.readUInt32LE(off + 4);
+    const transactionHi = buf.readUInt32LE(off + 12);
+    if (mappedHi <= 0x1fffff && transactionHi <= 0x1fffff) {
+      return {
+        devId,
+        mappedBlocks: mappedHi * TWO32 + buf.readUInt32LE(off),
+        transactionId: transactionHi * TWO32 + buf.readUInt32LE(off + 8),
+        creationTime: buf.readUInt32LE(off + 16),
+        snapshottedTime: buf.readUInt32LE(off + 20),
+      };
+    }
+  }
+  const c = new LeCursor(buf, typeof where === 'string' ? where : where(), off);
   const mappedBlocks = c.u64Safe(`device ${devId} mapped_blocks`);
   const transactionId = c.u64Safe(`device ${devId} transaction_id`);
   const creationTime = c.u32('creation_time');

@@ -55,16 +55,30 @@ export interface KernelArgs {
   batchSize: number;
   /** Output, per metadata block: walk state (0 = unseen). */
   state: Uint8Array;
-  /** Output, per device index: data blocks mapped once, by that device (this thread's view). */
-  exclusive: Float64Array;
   /**
-   * Owner words of data blocks p·65536 … (page p), created zero-filled on first use: 0 = unmapped, device index + 1
-   * = mapped once, `shared` = mapped twice or more. 16-bit words while there are fewer than 65535 devices.
+   * Output, per device index: data blocks mapped once, by that device (this thread's view). 32-bit: a thread counts
+   * each leaf once, so at most MAX_METADATA_BLOCKS × 252 < 2^31 mappings; integers stay small integers in V8 (a
+   * Float64Array's elements are boxed numbers until the code is optimized: 3 MB of garbage per walk).
    */
+  exclusive: Int32Array;
+  /**
+   * Owner words of data blocks p·65536 … (page p): 0 = unmapped, device index + 1 = mapped once, `shared` = mapped
+   * twice or more. 16-bit words while there are fewer than 65535 devices. `pages` holds the pages the caller made up
+   * front (views of one zero-filled buffer: memory is only touched where blocks are mapped), `newPage` makes any other
+   * page zero-filled at its first use (a data device past what the caller made: only hostile or enormous pools).
+   * Made up front, no page is created in the optimized leaf loop, whose first call of `newPage` there would have no
+   * type feedback and deoptimize it.
+   */
+  pages: (Uint16Array | Uint32Array | undefined)[];
   newPage: (p: number) => Uint16Array | Uint32Array;
+  /** Output, per page: set non-zero when this thread uses page p (the merge of two threads reads only those). */
+  touched: Uint8Array;
   /** The "shared" owner word: 0xffff with 16-bit pages, 0xffffffff with 32-bit ones. */
   shared: number;
-  /** Outputs: [0] nodes, [1] shared nodes, [2] mappings, [3] distinct data blocks, [4] reads, [5] bytes read, [6] batch and [7] device index being walked. */
+  /**
+   * Outputs: [0] nodes, [1] shared nodes, [2] mappings, [3] distinct data blocks, [4] reads, [5] bytes read, [6] batch
+   * and [7] device index being walked, [8] one past the highest block in `state` set (0: none).
+   */
   stats: Float64Array;
   /** Output: the first problem (KERNEL_ERROR), when the kernel throws. */
   err: Float64Array;
@@ -81,9 +95,9 @@ export function usageKernel(k: KernelArgs): void {
   const LEAF_DONE = 3;
   const SHARED_NODE = 4;
   const CHUNK = 32; // blocks per read
-  const SLOTS = 4; // chunks cached (512 KiB: little fresh memory, few page faults)
+  const SLOTS = 2; // chunks cached (256 KiB: little fresh memory, few page faults)
   const { pread, crc, extents, base, nrBlocks, metadataBlocks, dataNrBlocks, roots, ctl, state, exclusive } = k;
-  const { stats, err, nBatches, batchSize } = k;
+  const { stats, err, nBatches, batchSize, touched } = k;
   const SHARED = k.shared;
   const nDevices = roots.length;
 
@@ -94,11 +108,11 @@ export function usageKernel(k: KernelArgs): void {
   const sums: Uint8Array[] = [];
   for (let i = 0; i < SLOTS * CHUNK; i++) sums.push(cache.subarray(i * 4096 + 4, (i + 1) * 4096));
   const noPage: Uint16Array | Uint32Array = SHARED === 0xffff ? new Uint16Array(0) : new Uint32Array(0);
-  // One slot per page of the data device, filled up front: reading past the end of a growing array deoptimizes the
-  // optimized leaf loop ("out of bounds"). Bounded for a hostile data size (2^40 blocks: 2^24 pages); pages past
-  // the bound are still created on demand.
-  const pages: (Uint16Array | Uint32Array | undefined)[] = new Array(Math.min(Math.ceil(dataNrBlocks / PAGE), 1 << 20));
-  pages.fill(undefined);
+  // The caller's page table has one slot per page of the data device (reading past the end of a growing array
+  // deoptimizes the optimized leaf loop: "out of bounds"), bounded for a hostile data size.
+  const pages = k.pages;
+  const ci = new Int32Array(cache.buffer);
+  let top = 0;
   let nodes = 0;
   let sharedNodes = 0;
   let mappings = 0;
@@ -162,8 +176,9 @@ export function usageKernel(k: KernelArgs): void {
   /** First read of node n in this walk: checksum, block number, header. Returns its word offset. */
   const verified = (n: number): number => {
     const w = load(n);
-    const sum = ((crc(sums[w / 1024]!) ^ 0xffffffff ^ SALT) >>> 0) as number;
-    if (sum !== cw[w] || cw[w + 2] !== n % TWO32 || cw[w + 3] !== Math.floor(n / TWO32)) fail(1, n, -1);
+    // Compared as signed 32-bit words: small integers in V8 (the unsigned word ≥ 2^31 is a boxed number unoptimized).
+    if ((crc(sums[w / 1024]!) ^ ~SALT) !== ci[w] || cw[w + 2] !== n % TWO32 || cw[w + 3] !== Math.floor(n / TWO32))
+      fail(1, n, -1);
     const flags = cw[w + 1]!;
     const nr = cw[w + 4]!;
     const max = cw[w + 5]!;
@@ -215,6 +230,7 @@ export function usageKernel(k: KernelArgs): void {
       if (p !== pageNr) {
         pageNr = p;
         page = pages[p] ?? (pages[p] = k.newPage(p));
+        touched[p] = 1;
       }
       const x = d & 0xffff;
       const o = page[x]!;
@@ -258,6 +274,7 @@ export function usageKernel(k: KernelArgs): void {
       const p = (d / PAGE) | 0;
       let page = pages[p];
       if (page === undefined) page = pages[p] = k.newPage(p);
+      touched[p] = 1;
       const x = d & 0xffff;
       const o = page[x]!;
       if (o === 0) {
@@ -331,6 +348,7 @@ export function usageKernel(k: KernelArgs): void {
     if (depth >= MAX_DEPTH) fail(7, block, parent);
     const w = verified(block);
     nodes++;
+    if (block >= top) top = block + 1;
     if (cw[w + 1] === 2) {
       leaf(block, w, dev, lo, hi);
       return false;
@@ -391,5 +409,6 @@ export function usageKernel(k: KernelArgs): void {
     stats[3] = dataBlocks;
     stats[4] = reads;
     stats[5] = bytesRead;
+    stats[8] = top;
   }
 }

@@ -33,6 +33,12 @@ const W_FAILED = 3;
 const W_CANCELLED = 4;
 /** Owner words for more data blocks than this are not put in shared memory: the walk then stays on one thread. */
 const MAX_SHARED_OWNER_BYTES = 1024 ** 3;
+/**
+ * Pages of owner words made up front, as views of one zero-filled buffer (whose memory is only touched where blocks
+ * are mapped), for data devices up to 2^26 blocks (4 TiB of 64 KiB blocks: 128 MiB of 16-bit words, reserved, not
+ * touched); pages past it, which only a hostile or enormous pool has, are made as the walk reaches them.
+ */
+const MAX_UPFRONT_PAGES = 1024;
 
 export interface UsageWalkInput {
   /** Reads a checksum-verified btree node (canonical errors); used to word the kernel's problems. */
@@ -68,6 +74,8 @@ export interface UsageWalkResult {
   worker: boolean;
   /** Per metadata block, non-zero where a thread read and verified it as a btree node (one array per thread). */
   walked: Uint8Array[];
+  /** One past the highest block non-zero in any `walked` array (0: none). */
+  walkedEnd: number;
   reads: number;
   bytesRead: number;
 }
@@ -75,19 +83,35 @@ export interface UsageWalkResult {
 /** One thread's outputs. */
 interface Side {
   state: Uint8Array;
-  exclusive: Float64Array;
+  exclusive: Int32Array;
   stats: Float64Array;
   err: Float64Array;
+  touched: Uint8Array;
 }
 
-function side(metadataBlocks: number, devices: number, shared: boolean): Side {
+function side(metadataBlocks: number, devices: number, nPages: number, shared: boolean): Side {
   const mem = (n: number) => (shared ? new SharedArrayBuffer(n) : new ArrayBuffer(n));
   return {
     state: new Uint8Array(mem(metadataBlocks)),
-    exclusive: new Float64Array(mem(8 * devices)),
-    stats: new Float64Array(mem(8 * 8)),
+    exclusive: new Int32Array(mem(4 * devices)),
+    stats: new Float64Array(mem(8 * 16)),
     err: new Float64Array(mem(8 * 8)),
+    touched: new Uint8Array(mem(nPages)),
   };
+}
+
+/** The page table of one thread: `upfront` pages as views of `store` (zero-filled), the rest left to newPage. */
+function pageTable(
+  store: ArrayBufferLike,
+  nPages: number,
+  upfront: number,
+  wide: boolean,
+): (Uint16Array | Uint32Array | undefined)[] {
+  const pages: (Uint16Array | Uint32Array | undefined)[] = new Array(Math.min(nPages, 1 << 20));
+  pages.fill(undefined);
+  for (let p = 0; p < upfront; p++)
+    pages[p] = wide ? new Uint32Array(store, p * PAGE * 4, PAGE) : new Uint16Array(store, p * PAGE * 2, PAGE);
+  return pages;
 }
 
 /** The worker's code (CommonJS, evaluated): the kernel, from its source text, over the shared outputs. */
@@ -101,8 +125,10 @@ if (Atomics.compareExchange(ctl, 1, ${W_IDLE}, ${W_RUNNING}) === ${W_IDLE}) {
   try {
     const kernel = (${usageKernel.toString()});
     const crc = d.crcPath ? ((m) => (b) => m.crc32c(b))(require(d.crcPath)) : (${sliceBy8.toString()})(0x82f63b78);
-    const store = d.shared === 0xffff ? new Uint16Array(d.pages) : new Uint32Array(d.pages);
-    const touched = new Uint8Array(d.touched);
+    const wide = d.shared !== 0xffff;
+    const store = wide ? new Uint32Array(d.pages) : new Uint16Array(d.pages);
+    const pages = new Array(Math.min(d.nPages, 1 << 20)).fill(undefined);
+    for (let p = 0; p < d.nPages; p++) pages[p] = store.subarray(p * ${PAGE}, (p + 1) * ${PAGE});
     kernel({
       pread: (e, buf, off, len, pos) => {
         try {
@@ -123,12 +149,11 @@ if (Atomics.compareExchange(ctl, 1, ${W_IDLE}, ${W_RUNNING}) === ${W_IDLE}) {
       nBatches: d.nBatches,
       batchSize: d.batchSize,
       state: new Uint8Array(d.state),
-      exclusive: new Float64Array(d.exclusive),
+      exclusive: new Int32Array(d.exclusive),
       shared: d.shared,
-      newPage: (p) => {
-        touched[p] = 1;
-        return store.subarray(p * ${PAGE}, (p + 1) * ${PAGE});
-      },
+      pages,
+      newPage: (p) => store.subarray(p * ${PAGE}, (p + 1) * ${PAGE}),
+      touched: new Uint8Array(d.touched),
       stats: new Float64Array(d.stats),
       err,
     });
@@ -196,9 +221,8 @@ export function startUsageWalk(input: UsageWalkInput): UsageWalk {
 
   let w: WorkerSide | null = null;
   if (useWorker) {
-    const shared = side(metadataBlocks, devices.length, true);
+    const shared = side(metadataBlocks, devices.length, nPages, true);
     const pages = new SharedArrayBuffer(nPages * PAGE * wordBytes);
-    const touched = new SharedArrayBuffer(nPages);
     const text = new SharedArrayBuffer(4096);
     workerCode ??= workerSource();
     let worker: Worker | null = null;
@@ -210,14 +234,15 @@ export function startUsageWalk(input: UsageWalkInput): UsageWalk {
           extents: extents.buffer,
           roots: roots.buffer,
           ctl: ctl.buffer,
+          nPages,
           fds: source.ranges.map((r) => r.fd),
           crcPath: nativeCrcPath(),
           state: shared.state.buffer,
           exclusive: shared.exclusive.buffer,
           stats: shared.stats.buffer,
           err: shared.err.buffer,
+          touched: shared.touched.buffer,
           pages,
-          touched,
           text,
         },
       });
@@ -225,7 +250,7 @@ export function startUsageWalk(input: UsageWalkInput): UsageWalk {
       // No thread to be had (EAGAIN, limits): this thread walks alone.
     }
     if (worker) {
-      w = { ...shared, pages, touched: new Uint8Array(touched), text };
+      w = { ...shared, pages, text };
       worker.unref();
       // Reported through ctl and err; a worker that fails to start leaves its batches to this thread.
       worker.on('error', () => {});
@@ -239,19 +264,28 @@ export function startUsageWalk(input: UsageWalkInput): UsageWalk {
   return { finish: () => finishWalk(input, common, w, nPages, wide), abort };
 }
 
-type WorkerSide = Side & { pages: SharedArrayBuffer; touched: Uint8Array; text: SharedArrayBuffer };
+type WorkerSide = Side & { pages: SharedArrayBuffer; text: SharedArrayBuffer };
 
 function finishWalk(
   input: UsageWalkInput,
-  common: Omit<KernelArgs, 'pread' | 'crc' | 'state' | 'exclusive' | 'newPage' | 'stats' | 'err'>,
+  common: Omit<KernelArgs, 'pread' | 'crc' | 'state' | 'exclusive' | 'pages' | 'newPage' | 'touched' | 'stats' | 'err'>,
   w: WorkerSide | null,
   nPages: number,
   wide: boolean,
 ): UsageWalkResult {
   const { metadataBlocks, devices, source } = input;
   const { ctl, shared: SHARED } = common;
-  const m = side(metadataBlocks, devices.length, false);
-  const mPages: (Uint16Array | Uint32Array | undefined)[] = [];
+  const m = side(metadataBlocks, devices.length, nPages, false);
+  let upfront = Math.min(nPages, MAX_UPFRONT_PAGES);
+  let store: ArrayBuffer;
+  try {
+    store = new ArrayBuffer(upfront * PAGE * (wide ? 4 : 2));
+  } catch {
+    // No room to reserve it (a limit on address space): every page is made at its first use.
+    upfront = 0;
+    store = new ArrayBuffer(0);
+  }
+  const mPages = pageTable(store, nPages, upfront, wide);
   let mainError: unknown = null;
   try {
     if (!(w && input.workerOnly))
@@ -267,7 +301,9 @@ function finishWalk(
         crc: crc32cFunction(),
         state: m.state,
         exclusive: m.exclusive,
-        newPage: (p) => (mPages[p] = wide ? new Uint32Array(PAGE) : new Uint16Array(PAGE)),
+        pages: mPages,
+        newPage: () => (wide ? new Uint32Array(PAGE) : new Uint16Array(PAGE)),
+        touched: m.touched,
         stats: m.stats,
         err: m.err,
       });
@@ -293,6 +329,7 @@ function finishWalk(
   if (workerFailed) throw explain(input, w!, workerThrown(w!.text, source.ranges));
 
   const walked = [m.state];
+  let walkedEnd = m.stats[8]!;
   let [nodes, sharedNodes, mappings, dataBlocks, reads, bytesRead] = [0, 1, 2, 3, 4, 5].map((i) => m.stats[i]!) as [
     number,
     number,
@@ -322,7 +359,8 @@ function finishWalk(
     }
     nodes = 0;
     sharedNodes = 0;
-    for (let b = 0; b < metadataBlocks; b++) {
+    walkedEnd = Math.max(walkedEnd, w.stats[8]!);
+    for (let b = 0; b < walkedEnd; b++) {
       const x = m.state[b]!;
       const y = w.state[b]!;
       if (x === 0 && y === 0) continue;
@@ -345,6 +383,7 @@ function finishWalk(
     sharedNodes,
     worker: workerRan,
     walked,
+    walkedEnd,
     reads,
     bytesRead,
   };
