@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildV2Root } from '../../scripts/docker-root-builder.js';
 import { BIN, REPO, SAMPLE, tmpDir } from '../support/cli.js';
 
 let dir = '';
@@ -156,6 +157,35 @@ describe('start-up: a run loads what its command uses', () => {
     const text = loaded('containers', '--root', SAMPLE); // the control: a table run loads cli-table3
     expect(text.code).toBe(0);
     expect(fromPackage(text.sources, 'cli-table3').length).toBeGreaterThan(0);
+  });
+
+  it('container <prefix> on a root with no pool to read loads no pool reader; on the sample (a pool) it does', () => {
+    const root = path.join(dir, 'no-pool');
+    const built = buildV2Root(root, {
+      images: [{ name: 'busybox:latest', layers: ['b'] }],
+      containers: [{ name: 'web', image: 'busybox:latest', state: 'running' }],
+    }) as { containers: Array<{ id: string }> };
+    const prefix = built.containers[0]!.id.slice(0, 12);
+    const r = loaded('container', prefix, '--json', '--root', root);
+    expect(r.code).toBe(0);
+    expect(commandsIn(r.sources)).toEqual(['dist/cli/commands/container.js']);
+    // no thin/ or lvm/ reader (the id limit aside), no pool opening, no live-pool machinery, no usage module
+    const readers = r.sources.filter((f) => /^dist\/(thin|lvm|pool-source)\//.test(f) || f.endsWith('/usage.js'));
+    expect(readers.filter((f) => f !== 'dist/thin/details.js')).toEqual(['dist/pool-source/presence.js']);
+    expect(r.sources).not.toContain('dist/model/container-usage.js');
+    expect(fromPackage(r.esm, 'execa')).toEqual([]);
+    // the control: the sample has a loop-lvm pool, whose usage the same command reads
+    const pooled = loaded(
+      'container',
+      fs.readdirSync(path.join(SAMPLE, 'containers'))[0]!.slice(0, 12),
+      '--json',
+      '--root',
+      SAMPLE,
+    );
+    expect(pooled.code).toBe(0);
+    expect(pooled.sources).toEqual(
+      expect.arrayContaining(['dist/model/container-usage.js', 'dist/pool-source/index.js', 'dist/thin/pool.js']),
+    );
   });
 
   it('pool --json loads the CRC addon (it checks metadata blocks): the probe sees what is loaded', () => {

@@ -35,7 +35,7 @@ function tasksInSources(): Array<{ rel: string; fn: string; file: string }> {
 
 /** A `*_MODULE` constant defined in another source file. */
 function resolveConst(name: string): string {
-  for (const f of ['src/model/listing.ts', 'src/model/container.ts']) {
+  for (const f of ['src/model/listing.ts', 'src/model/container-usage.ts']) {
     const m = fs
       .readFileSync(path.join(REPO, f), 'utf8')
       .match(new RegExp(`const ${name} = distModule\\('([^']+)'\\)`));
