@@ -147,6 +147,8 @@ describe('start-up: a run loads what its command uses', () => {
     expect(r.sources.filter((f) => f.startsWith('dist/docker/')).length).toBeGreaterThan(3);
     // the images are read for their names: no chain id is computed, so node:crypto is not loaded (devices: the control)
     expect(r.builtins).not.toContain('crypto');
+    // commander's require of node:child_process is a stand-in in the bundle (scripts/build.js): no process module
+    expect(r.builtins).not.toContain('child_process');
     const devices = loaded('devices', '--json', '--root', SAMPLE);
     expect(devices.code).toBe(0);
     expect(devices.builtins).toContain('crypto');
