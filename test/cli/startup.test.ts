@@ -113,6 +113,8 @@ describe('start-up: a run loads what its command uses', () => {
     const bundle = path.join(REPO, 'dist/bundle');
     const before = fs.readdirSync(bundle).map((f) => [f, fs.statSync(path.join(bundle, f)).mtimeMs]);
     expect(before.map(([f]) => f)).toContain('main.cjs.cache');
+    // all ASCII, so V8 holds the source as a one-byte string (scripts/build.js)
+    expect(/[^ -~\t\n\r]/.exec(fs.readFileSync(path.join(bundle, 'main.cjs'), 'latin1'))).toBeNull();
     const probe = spawnSync(
       process.execPath,
       [
