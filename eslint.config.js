@@ -38,7 +38,10 @@ export default tseslint.config(
   {
     // bin/ is CommonJS (bin/package.json): `--version` alone requires one file, without the ES module loader
     files: ['bin/*.js'],
-    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly' } },
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { require: 'readonly', module: 'writable', __dirname: 'readonly', __filename: 'readonly' },
+    },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {

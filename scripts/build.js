@@ -1,15 +1,20 @@
 #!/usr/bin/env node
 /**
  * `npm run build`: tsc (src/ → dist/, one file per module, what the tests and the guest scripts import), then
- * esbuild bundles dist/cli/main.js and what it imports into dist/bundle/, which bin/dminspect.js runs.
+ * esbuild bundles dist/cli/main.js and what it imports into one CommonJS file, dist/bundle/main.cjs, and
+ * scripts/code-cache.js makes V8's code cache for it, dist/bundle/main.cjs.cache; bin/dminspect.js runs the bundle
+ * with that cache (bin/bundle.js).
  * `--if-stale` (the `prepare` script, run by `npm ci` and again each time npx installs this checkout into its cache)
- * does nothing when dist/bundle/main.js is newer than every source: the first `npx dminspect` in a fresh clone
+ * does nothing when dist/bundle/main.cjs is newer than every source: the first `npx dminspect` in a fresh clone
  * otherwise paid a whole tsc build (about 8 s of CPU).
  *
- * Node loads ES modules one file at a time: a resolve, an asynchronous read and a compile for each of ~60 files, and
- * a CommonJS export scan for commander and cli-table3. One bundled file per command (code splitting at main.ts's
- * `import()` of each command) is read and compiled once. The code is tsc's output, unchanged but for the bundling:
- * no minifying, so stack traces (`--debug`) still name our functions.
+ * Why one CommonJS file with a code cache (issue 15, start-up, measured with callgrind on `container <prefix>`):
+ * Node loads ES modules one file at a time (a resolve, an asynchronous read and a compile for each), and its ES
+ * module loader alone costs ~14 ms to start; code-split ES module chunks of the same code took 269M instructions, the
+ * single CommonJS file without a cache 265M (V8 pre-parses all of it), with the cache 195M. Each command's
+ * `import()` stays lazy in the file (esbuild runs a module's code when it is first imported), so a run still runs
+ * only what its command uses. The code is tsc's output, unchanged but for the bundling: no minifying, so stack traces
+ * (`--debug`) still name our functions (removing whitespace and comments measured no faster).
  * `--version` alone runs dist/bundle/version.cjs (util/build-info.js bundled as CommonJS), without the ES module loader.
  * Left out of the bundle, and loaded only by the code that needs them: dockerode (a daemon; with ssh2's optional
  * native parts), execa (commands that run dmsetup, mount, losetup) and the CRC addon (loaded by a computed name).
@@ -19,11 +24,11 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { build } from 'esbuild';
+import { build, transformSync } from 'esbuild';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = path.join(repo, 'dist/bundle');
-const entry = path.join(outdir, 'main.js');
+const entry = path.join(outdir, 'main.cjs');
 
 /** The newest modification time under `p` (a file or a directory). */
 function newest(p) {
@@ -34,9 +39,15 @@ function newest(p) {
   return t;
 }
 
-const inputs = ['src', 'tsconfig.json', 'tsconfig.build.json', 'package.json', 'scripts/build.js'].map((f) =>
-  path.join(repo, f),
-);
+const inputs = [
+  'src',
+  'tsconfig.json',
+  'tsconfig.build.json',
+  'package.json',
+  'scripts/build.js',
+  'scripts/code-cache.js',
+  'bin/bundle.js',
+].map((f) => path.join(repo, f));
 if (process.argv.includes('--if-stale') && fs.existsSync(entry)) {
   const built = fs.statSync(entry).mtimeMs;
   if (inputs.every((f) => !fs.existsSync(f) || newest(f) <= built)) process.exit(0);
@@ -46,24 +57,67 @@ const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 const r = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: repo, stdio: 'inherit' });
 if (r.status !== 0) process.exit(r.status ?? 1);
 
+/**
+ * commander requires node:child_process as it loads, for executable subcommands (one program per command), which
+ * dminspect has none of. Node compiles child_process and what it pulls in (net, stream, dgram...) at that require:
+ * about 14 ms of every run's start on the development VM. In the bundle commander gets a stand-in whose `spawn`
+ * requires the real module at its first call; dminspect's own process runs (execa) load it themselves.
+ */
+const lazyChildProcess = {
+  name: 'lazy-child-process',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?child_process$/ }, (args) =>
+      /[\\/]node_modules[\\/]commander[\\/]/.test(args.importer)
+        ? { path: 'commander-child-process', namespace: 'dmi-lazy' }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'dmi-lazy' }, () => ({
+      contents:
+        "let cp;\nmodule.exports = { spawn: (...args) => (cp ??= require('node:child_process')).spawn(...args) };\n",
+      loader: 'js',
+      resolveDir: repo,
+    }));
+  },
+};
+
 fs.rmSync(outdir, { recursive: true, force: true });
+// The CLI as one CommonJS file: bin/dminspect.js compiles it with its V8 code cache (bin/bundle.js), so Node's ES
+// module loader never starts. Each command's import() in main.ts stays lazy: the command's modules run (and V8
+// compiles their functions) only when it runs.
 await build({
-  entryPoints: { main: path.join(repo, 'dist/cli/main.js') },
-  outdir,
+  plugins: [lazyChildProcess],
+  entryPoints: [path.join(repo, 'dist/cli/main.js')],
+  outfile: entry,
   bundle: true,
-  splitting: true,
-  format: 'esm',
+  format: 'cjs',
   platform: 'node',
   target: 'node20',
   external: ['dockerode', 'execa'],
-  // bundled CommonJS (commander, cli-table3) calls require() for Node's own modules
-  banner: {
-    js: "import { createRequire as __dmiRequire } from 'node:module';\nconst require = __dmiRequire(import.meta.url);",
-  },
-  chunkNames: 'chunk-[hash]',
+  // held-read.ts, crc32c.ts and timer.ts find files from import.meta.url, which CommonJS spells with __filename
+  define: { 'import.meta.url': '__dmiImportMetaUrl' },
+  banner: { js: "const __dmiImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
   legalComments: 'none',
   logLevel: 'warning',
 });
+
+// An all-ASCII file: esbuild escapes non-ASCII characters in code, not in comments, and one such character makes V8
+// hold the whole 600 KB source as a two-byte string (read, hashed against the cache and scanned at twice the size:
+// about 9M instructions per run). The comments' characters become `\u{...}` text; the code is unchanged, which
+// the comparison of both files with their comments and whitespace removed checks.
+{
+  const code = fs.readFileSync(entry, 'utf8');
+  const ascii = code.replace(/[^ -~\t\n\r]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`);
+  const bare = (js) => transformSync(js, { minifyWhitespace: true, legalComments: 'none', format: 'cjs' }).code;
+  if (bare(ascii) !== bare(code)) throw new Error(`${entry}: non-ASCII characters outside comments`);
+  fs.writeFileSync(entry, ascii);
+}
+
+// V8's code cache for the bundle, made by this Node in a fresh process (scripts/code-cache.js).
+const cache = spawnSync(process.execPath, [path.join(repo, 'scripts/code-cache.js')], {
+  cwd: repo,
+  stdio: ['ignore', 'ignore', 'inherit'],
+});
+if (cache.status !== 0) process.exit(cache.status ?? 1);
 
 // `dminspect --version` alone: bin/dminspect.js (CommonJS) requires this one file and never starts Node's ES module
 // loader (about 35M instructions, 7% of `node -e 0`, on the way to issue 15's --version ≤ 1.3×). crc32c.ts finds the

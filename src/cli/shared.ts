@@ -6,7 +6,7 @@ import type { DockerRoot } from '../docker/root.js';
 import { DmiError } from '../errors.js';
 import { DEFAULT_STATE_DIR } from '../forensics/state.js';
 import type { PoolSourceOptions } from '../pool-source/index.js';
-import { withRootPool } from '../pool-source/live.js';
+import { poolMayBeRead } from '../pool-source/presence.js';
 import type { ExportResult } from '../forensics/export.js';
 import type { CopyProgress } from '../thin/copy.js';
 import { MAX_THIN_DEVICE_ID } from '../thin/details.js';
@@ -146,20 +146,31 @@ export function addPoolUsageOptions(cmd: Command, what: string): Command {
 }
 
 /**
- * `base` with the pool's usage attached by `attach`: a live pool is read through a held metadata snapshot
- * (pool-source/live.ts), the read in a worker thread running `task.fn` of `task.module` with the same arguments;
- * else the files.
+ * How a Docker view gets its pool usage: `attach` on this thread, or in a held read (a live pool) the worker thread's
+ * `task.fn` of `task.module`, called with the same arguments and the held view last.
  */
-export function withPoolUsage<B, T>(
+export interface PoolUsageReader<B> {
+  attach: (base: B, root: DockerRoot, poolOpts: PoolSourceOptions) => B;
+  task: { module: string; fn: string };
+}
+
+/**
+ * `base` with the pool's usage attached: a live pool is read through a held metadata snapshot (pool-source/live.ts),
+ * else the files. `base` as it is when the root has no pool to read (`poolMayBeRead`): then neither `reader` (the
+ * usage module: the pool readers) nor live.ts is loaded.
+ */
+export async function withPoolUsage<B>(
   root: DockerRoot,
   opts: PoolUsageOptions,
   base: B,
-  attach: (base: B, root: DockerRoot, poolOpts: PoolSourceOptions) => T,
-  task: { module: string; fn: string },
-): Promise<T> {
+  reader: () => Promise<PoolUsageReader<B>>,
+): Promise<B> {
   const poolOpts = { ...namingOptions(opts), metadata: opts.metadata, images: opts.image };
+  const host = new DmHost();
+  if (!poolMayBeRead(root.root, { ...poolOpts, live: opts.live }, host)) return base;
+  const [{ withRootPool }, { attach, task }] = await Promise.all([import('../pool-source/live.js'), reader()]);
   return withRootPool(
-    new DmHost(),
+    host,
     root.root,
     { ...poolOpts, live: opts.live, stateDir: path.resolve(opts.stateDir) },
     (loc, held) => attach(base, root, { ...poolOpts, ...(loc ? { location: loc, metadataSnap: held } : {}) }),

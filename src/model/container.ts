@@ -12,11 +12,8 @@ import { checkRef } from '../docker/ids.js';
 import { isDmiError } from '../errors.js';
 import { humanBytes, SECTOR_SIZE } from '../util/units.js';
 import { containerMount, imageLayerHashes, imageNamesOf } from './join.js';
-import { deviceUsage, type DeviceUsageView } from './usage.js';
-import type { PoolSourceOptions } from '../pool-source/index.js';
-import type { HeldView } from '../pool-source/live.js';
+import type { DeviceUsageView } from './usage.js';
 import { resolveContainer } from './resolve.js';
-import { distModule } from '../pool-source/held-read.js';
 
 export interface DeviceView {
   hash: string;
@@ -182,25 +179,6 @@ export function containerReport(root: DockerRoot, ref: string, opts: ReportOptio
   };
 }
 
-/** Adds the device's pool usage; unreadable pool metadata is a problem in the report, not a failure. */
-export function attachUsage(r: ContainerReport, root: DockerRoot, opts: PoolSourceOptions = {}): ContainerReport {
-  if (!r.device) return r;
-  try {
-    const u = deviceUsage(root, [r.device.deviceId], opts);
-    if (u) {
-      r.usage = u.get(r.device.deviceId) ?? null;
-      if (!r.usage)
-        r.problems.push(
-          `thin device ${r.device.deviceId} is not in the pool metadata (the record outlived the device)`,
-        );
-    }
-  } catch (e) {
-    if (!isDmiError(e)) throw e;
-    r.problems.push(`pool usage unavailable: ${e.message}`);
-  }
-  return r;
-}
-
 /** Compares `docker inspect`'s GraphDriver.Data with what the records say. */
 export function crossCheck(report: ContainerReport, daemon: Daemon, dc: DaemonContainer | null): DaemonCheck {
   const findings: string[] = [];
@@ -254,17 +232,4 @@ export async function containerReportLive(
   if (!opts.pool && poolName) r.pool.nameSource = 'daemon';
   r.daemon = crossCheck(r, daemon, dc);
   return r;
-}
-
-/** This module, for a held read in a worker thread (pool-source/held-read.ts): `heldContainerUsage`. */
-export const CONTAINER_MODULE = distModule('model/container.js');
-
-/** `attachUsage` inside a held snapshot, in the read's worker thread (the root opened there again). */
-export function heldContainerUsage(
-  r: ContainerReport,
-  rootDir: string,
-  opts: PoolSourceOptions,
-  v: HeldView,
-): ContainerReport {
-  return attachUsage(r, DockerRoot.open(rootDir), { ...opts, metadataSnap: v.heldRoot !== null });
 }

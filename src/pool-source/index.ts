@@ -18,6 +18,9 @@ import type { Extent } from '../io/extents.js';
 import { openPool, type ThinPool } from '../thin/index.js';
 import type { LiveLocation } from './live.js';
 import { locateLvmPool, openLvmPoolMetadata, type LvmLocateFinding, type LvmThinPool } from './lvm.js';
+import { loopFiles } from './presence.js';
+
+export { hasPool, loopFiles } from './presence.js';
 
 export interface PoolSourceOptions extends NamingOptions {
   /** Disk images holding an LVM thin pool (direct-lvm). */
@@ -58,12 +61,6 @@ export interface PoolSource {
   /** What LVM's scan found wrong (direct-lvm), as findings. */
   lvmFindings: LvmLocateFinding[];
   close(): void;
-}
-
-/** The loop-lvm files of a Docker root (`devicemapper/devicemapper/{metadata,data}`). */
-export function loopFiles(root: string): { metadata: string; data: string } {
-  const dir = path.join(root, 'devicemapper', 'devicemapper');
-  return { metadata: path.join(dir, 'metadata'), data: path.join(dir, 'data') };
 }
 
 function naming(rootDir: string, opts: NamingOptions): ReturnType<typeof resolveNaming> | null {
@@ -127,16 +124,6 @@ export function locatePool(rootDir: string | null, opts: PoolSourceOptions = {})
   }
   const data = opts.data !== undefined ? path.resolve(opts.data) : fs.existsSync(files.data) ? files.data : null;
   return { kind: 'files', metadata: files.metadata, data };
-}
-
-/** True when `locatePool` would find a pool without failing (a root without loop files and no options: false). */
-export function hasPool(rootDir: string, opts: PoolSourceOptions = {}): boolean {
-  return (
-    opts.location !== undefined ||
-    opts.metadata !== undefined ||
-    (opts.images?.length ?? 0) > 0 ||
-    fs.existsSync(loopFiles(rootDir).metadata)
-  );
 }
 
 /** Metadata errors name the block; the user also needs the file. */

@@ -29,10 +29,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseTable, parseThinPoolTable, type ThinPoolStatus, type ThinPoolTable } from '../dm/dmsetup.js';
 import { DEFAULT_STEP_TIMEOUT_MS, withDeadline, withTimeout, type DmHost } from '../dm/host.js';
-import { resolveNaming } from '../docker/naming.js';
 import { firstUsefulLine, shellLine, type RunResult } from '../dm/plan.js';
 import { DmiError, fsError } from '../errors.js';
 import { heldTaskRunsInWorker, startWorkerRead, type HeldTask } from './held-read.js';
+import { livePoolName, type LiveChoice } from './presence.js';
+
+export { livePoolName, type LiveChoice } from './presence.js';
 
 /** A pool the kernel has active, located (nothing held yet). */
 export interface LiveLocation {
@@ -582,34 +584,6 @@ async function readHeld<T>(read: HeldRead<T>, view: HeldView, loc: LiveLocation,
       w.abandon();
       if (i >= tries || !retryable(e)) throw e;
     }
-  }
-}
-
-/** What decides whether a root's pool is read live. */
-export interface LiveChoice {
-  pool?: string | undefined;
-  daemonConfig?: string | null | undefined;
-  metadata?: string | undefined;
-  images?: string[] | undefined;
-  /** false: read the files as they lie on disk (`--no-live`). */
-  live?: boolean | undefined;
-  stepTimeoutMs?: number | undefined;
-  sysfs?: string | undefined;
-  log?: ((line: string) => void) | undefined;
-}
-
-/**
- * The pool the live path would ask the kernel about: `--pool`, or the root's (naming); null when the options
- * name files (`--metadata`, `--image`), `--no-live`, or nothing names a pool.
- */
-export function livePoolName(rootDir: string | null, opts: LiveChoice): string | null {
-  if (opts.live === false || opts.metadata !== undefined || (opts.images?.length ?? 0) > 0) return null;
-  if (opts.pool) return opts.pool.replace(/^\/dev\/mapper\//, '');
-  if (rootDir === null || !fs.existsSync(path.join(rootDir, 'devicemapper'))) return null;
-  try {
-    return resolveNaming(rootDir, opts).poolName;
-  } catch {
-    return null;
   }
 }
 

@@ -67,10 +67,20 @@ export function sliceBy8(poly: number): CrcFn {
   };
 }
 
+let portable: { crc32c: CrcFn; crc32: CrcFn } | null = null;
+
+/**
+ * The portable functions, their tables built at the first use: not at import, which every run but `--version` alone
+ * pays (two tables, about 7M instructions in the interpreter), while most runs compute no CRC or use the addon.
+ */
+function portableFns(): { crc32c: CrcFn; crc32: CrcFn } {
+  return (portable ??= { crc32c: sliceBy8(0x82f63b78), crc32: sliceBy8(0xedb88320) });
+}
+
 /** Plain-JavaScript CRC-32C (reflected 0x82F63B78). */
-export const portableCrc32c: CrcFn = sliceBy8(0x82f63b78);
+export const portableCrc32c: CrcFn = (b, s) => portableFns().crc32c(b, s);
 /** Plain-JavaScript CRC-32 (reflected 0xEDB88320, zlib's). */
-export const portableCrc32: CrcFn = sliceBy8(0xedb88320);
+export const portableCrc32: CrcFn = (b, s) => portableFns().crc32(b, s);
 
 interface NativeCrc {
   crc32: (input: Uint8Array, initialState?: number | null) => number;
@@ -128,7 +138,7 @@ function pick(): Chosen {
         crc32: (b, s) => native.crc32(b, s),
         nativePath: loaded!.path,
       }
-    : { implementation: 'portable', crc32c: portableCrc32c, crc32: portableCrc32, nativePath: null };
+    : { implementation: 'portable', ...portableFns(), nativePath: null };
   return chosen;
 }
 

@@ -25,7 +25,8 @@ import { DmiError } from '../../src/errors.js';
 import { holdFile, readHold, withRootPool } from '../../src/pool-source/live.js';
 import { listDeleted, listDeletedLive } from '../../src/recover/deleted.js';
 import { attachDeviceUsage, listDevices } from '../../src/model/listing.js';
-import { attachUsage, containerReport } from '../../src/model/container.js';
+import { containerReport } from '../../src/model/container.js';
+import { attachUsage } from '../../src/model/container-usage.js';
 import { deviceUsage } from '../../src/model/usage.js';
 import { openPool } from '../../src/thin/index.js';
 import {
@@ -652,6 +653,7 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
     const live = await imp<typeof import('../../src/pool-source/live.js')>('pool-source/live.js');
     const listing = await imp<typeof import('../../src/model/listing.js')>('model/listing.js');
     const container = await imp<typeof import('../../src/model/container.js')>('model/container.js');
+    const containerUsage = await imp<typeof import('../../src/model/container-usage.js')>('model/container-usage.js');
     const root = DockerRoot.open(sample);
     const notHere = (): never => {
       throw new Error('read on this thread, not in the worker');
@@ -672,7 +674,7 @@ describe.skipIf(!hasThinTools)('pool on a live pool (fake kernel over real metad
     const ref = here.devices.find((d) => d.containerId !== null)?.containerId ?? '';
     const report = container.containerReport(root, ref, { pool: POOL });
     const cThere = await live.withRootPool(k.host(), sample, choice, notHere, (loc) => ({
-      module: container.CONTAINER_MODULE,
+      module: containerUsage.CONTAINER_USAGE_MODULE,
       fn: 'heldContainerUsage',
       args: [report, sample, { pool: POOL, location: loc }],
     }));

@@ -191,7 +191,7 @@ describe('bad roots', () => {
 
 describe('as a process', () => {
   beforeAll(() => {
-    if (!fs.existsSync(path.join(__dirname, '../../dist/bundle/main.js'))) throw new Error('run npm run build first');
+    if (!fs.existsSync(path.join(__dirname, '../../dist/bundle/main.cjs'))) throw new Error('run npm run build first');
   });
 
   it('permission denied is one line and exit 7, no stack', () => {

@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildV2Root } from '../../scripts/docker-root-builder.js';
 import { BIN, REPO, SAMPLE, tmpDir } from '../support/cli.js';
 
 let dir = '';
@@ -15,7 +16,7 @@ let preload = '';
 let runs = 0;
 
 beforeAll(() => {
-  if (!fs.existsSync(path.join(REPO, 'dist/bundle/main.js'))) throw new Error('run npm run build first');
+  if (!fs.existsSync(path.join(REPO, 'dist/bundle/main.cjs'))) throw new Error('run npm run build first');
   dir = tmpDir('dminspect-startup-');
   // The hooks run on their own thread: what they write to stderr can be lost when the process exits, so each line is
   // appended to a file, synchronously, before the module loads (the run's log file comes in DMI_LOAD_LOG).
@@ -48,35 +49,46 @@ process.on('exit', () => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 /**
- * What one run loaded: ES module files and CommonJS files (repo-relative), and the source modules inside the bundle
- * files it loaded (esbuild heads each module's code with a `// dist/...` or `// node_modules/...` comment).
+ * What one run loaded: ES module files and CommonJS files (repo-relative), and the source modules of the bundle
+ * (dist/bundle/main.cjs, compiled by bin/bundle.js) that ran: esbuild wraps each module's code in a function named
+ * after its file (`"dist/thin/pool.js"() {...}`, `"node_modules/commander/index.js"(exports, module) {...}`), called
+ * when the module is first imported, and V8's coverage (NODE_V8_COVERAGE) counts the calls.
  */
 function loaded(...args: string[]): {
   code: number;
   esm: string[];
   cjs: string[];
+  /** V8 ran code of dist/bundle/main.cjs */
+  bundle: boolean;
   sources: string[];
   builtins: string[];
 } {
   const log = path.join(dir, `load-${++runs}.log`);
+  const coverage = path.join(dir, `coverage-${runs}`);
   const r = spawnSync(process.execPath, ['--import', preload, BIN, ...args], {
     encoding: 'utf8',
-    env: { ...process.env, DMI_LOAD_LOG: log },
+    env: { ...process.env, DMI_LOAD_LOG: log, NODE_V8_COVERAGE: coverage },
   });
   const rel = (f: string): string => path.relative(REPO, f.startsWith('file:') ? new URL(f).pathname : f);
   const lines = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n') : [];
   const esm = lines.filter((l) => l.startsWith('@@esm ')).map((l) => rel(l.slice(6)));
-  const sources = esm
-    .filter((f) => f.startsWith('dist/bundle/'))
-    // a symlinked node_modules (a git worktree's) shows as `// ../<elsewhere>/node_modules/...`
-    .flatMap((f) => [
-      ...fs.readFileSync(path.join(REPO, f), 'utf8').matchAll(/^\/\/ (?:\S*?\/)?((?:dist|node_modules)\/\S+)$/gm),
-    ])
-    .map((m) => m[1]!);
+  type Coverage = {
+    result: Array<{ url: string; functions: Array<{ functionName: string; ranges: Array<{ count: number }> }> }>;
+  };
+  const scripts = (fs.existsSync(coverage) ? fs.readdirSync(coverage) : [])
+    .flatMap((f) => (JSON.parse(fs.readFileSync(path.join(coverage, f), 'utf8')) as Coverage).result)
+    .filter((sc) => sc.url.startsWith('file:') && rel(sc.url) === 'dist/bundle/main.cjs');
+  const sources = scripts
+    .flatMap((sc) => sc.functions)
+    .filter((f) => f.ranges[0]!.count > 0)
+    // a symlinked node_modules (a git worktree's) shows as `../<elsewhere>/node_modules/...`
+    .map((f) => /^(?:\S*?\/)?((?:dist|node_modules)\/\S+\.(?:js|mjs|cjs|json))$/.exec(f.functionName)?.[1])
+    .filter((f) => f !== undefined);
   return {
     code: r.status ?? -1,
     esm,
     cjs: lines.filter((l) => l.startsWith('@@cjs ')).map((l) => rel(l.slice(6))),
+    bundle: scripts.length > 0,
     builtins: lines.filter((l) => l.startsWith('@@builtin ')).map((l) => l.slice(10)),
     sources: [...new Set(sources)],
   };
@@ -87,11 +99,53 @@ const fromPackage = (files: string[], name: string): string[] =>
 const commandsIn = (sources: string[]): string[] => sources.filter((f) => f.startsWith('dist/cli/commands/'));
 
 describe('start-up: a run loads what its command uses', () => {
-  it('bin/dminspect.js runs the bundle, not the per-file tsc output', () => {
+  it('bin/dminspect.js runs the bundle, not the per-file tsc output, and no ES module of ours', () => {
     const r = loaded('containers', '--json', '--root', SAMPLE);
     expect(r.code).toBe(0);
-    expect(r.esm.filter((f) => f.startsWith('dist/') && !f.startsWith('dist/bundle/'))).toEqual([]);
-    expect(r.esm).toContain('dist/bundle/main.js');
+    expect(r.bundle).toBe(true);
+    expect(r.sources).toContain('dist/cli/commands/containers.js');
+    // the bundle is compiled by bin/bundle.js (vm.Script): no file of dist/ goes through Node's module loaders
+    expect([...r.esm, ...r.cjs].filter((f) => f.startsWith('dist/'))).toEqual([]);
+    expect(r.cjs).toContain('bin/bundle.js');
+  });
+
+  it('the code cache the build made is taken by this Node, and a run writes nothing beside the bundle', () => {
+    const bundle = path.join(REPO, 'dist/bundle');
+    const before = fs.readdirSync(bundle).map((f) => [f, fs.statSync(path.join(bundle, f)).mtimeMs]);
+    expect(before.map(([f]) => f)).toContain('main.cjs.cache');
+    // all ASCII, so V8 holds the source as a one-byte string (scripts/build.js)
+    expect(/[^ -~\t\n\r]/.exec(fs.readFileSync(path.join(bundle, 'main.cjs'), 'latin1'))).toBeNull();
+    const probe = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `const r = require(${JSON.stringify(path.join(REPO, 'bin/bundle.js'))}).loadBundle(); console.log(r.cacheRejected)`,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(probe.stdout.trim()).toBe('false');
+    // with other V8 flags (as another Node's V8) the cache is rejected and the run gives the same output
+    const flagged = spawnSync(
+      process.execPath,
+      ['--max-semi-space-size=7', BIN, 'containers', '--json', '--root', SAMPLE],
+      {
+        encoding: 'utf8',
+      },
+    );
+    const plain = spawnSync(process.execPath, [BIN, 'containers', '--json', '--root', SAMPLE], { encoding: 'utf8' });
+    expect([flagged.status, plain.status]).toEqual([0, 0]);
+    expect(flagged.stdout).toBe(plain.stdout);
+    const rejected = spawnSync(
+      process.execPath,
+      [
+        '--max-semi-space-size=7',
+        '-e',
+        `console.log(require(${JSON.stringify(path.join(REPO, 'bin/bundle.js'))}).loadBundle().cacheRejected)`,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(rejected.stdout.trim()).toBe('true');
+    expect(fs.readdirSync(bundle).map((f) => [f, fs.statSync(path.join(bundle, f)).mtimeMs])).toEqual(before);
   });
 
   it('--version alone loads one CommonJS file of ours (the version bundle): no ES module, command or format reader', () => {
@@ -146,6 +200,8 @@ describe('start-up: a run loads what its command uses', () => {
     expect(r.sources.filter((f) => f.startsWith('dist/docker/')).length).toBeGreaterThan(3);
     // the images are read for their names: no chain id is computed, so node:crypto is not loaded (devices: the control)
     expect(r.builtins).not.toContain('crypto');
+    // commander's require of node:child_process is a stand-in in the bundle (scripts/build.js): no process module
+    expect(r.builtins).not.toContain('child_process');
     const devices = loaded('devices', '--json', '--root', SAMPLE);
     expect(devices.code).toBe(0);
     expect(devices.builtins).toContain('crypto');
@@ -156,6 +212,35 @@ describe('start-up: a run loads what its command uses', () => {
     const text = loaded('containers', '--root', SAMPLE); // the control: a table run loads cli-table3
     expect(text.code).toBe(0);
     expect(fromPackage(text.sources, 'cli-table3').length).toBeGreaterThan(0);
+  });
+
+  it('container <prefix> on a root with no pool to read loads no pool reader; on the sample (a pool) it does', () => {
+    const root = path.join(dir, 'no-pool');
+    const built = buildV2Root(root, {
+      images: [{ name: 'busybox:latest', layers: ['b'] }],
+      containers: [{ name: 'web', image: 'busybox:latest', state: 'running' }],
+    }) as { containers: Array<{ id: string }> };
+    const prefix = built.containers[0]!.id.slice(0, 12);
+    const r = loaded('container', prefix, '--json', '--root', root);
+    expect(r.code).toBe(0);
+    expect(commandsIn(r.sources)).toEqual(['dist/cli/commands/container.js']);
+    // no thin/ or lvm/ reader (the id limit aside), no pool opening, no live-pool machinery, no usage module
+    const readers = r.sources.filter((f) => /^dist\/(thin|lvm|pool-source)\//.test(f) || f.endsWith('/usage.js'));
+    expect(readers.filter((f) => f !== 'dist/thin/details.js')).toEqual(['dist/pool-source/presence.js']);
+    expect(r.sources).not.toContain('dist/model/container-usage.js');
+    expect(fromPackage(r.esm, 'execa')).toEqual([]);
+    // the control: the sample has a loop-lvm pool, whose usage the same command reads
+    const pooled = loaded(
+      'container',
+      fs.readdirSync(path.join(SAMPLE, 'containers'))[0]!.slice(0, 12),
+      '--json',
+      '--root',
+      SAMPLE,
+    );
+    expect(pooled.code).toBe(0);
+    expect(pooled.sources).toEqual(
+      expect.arrayContaining(['dist/model/container-usage.js', 'dist/pool-source/index.js', 'dist/thin/pool.js']),
+    );
   });
 
   it('pool --json loads the CRC addon (it checks metadata blocks): the probe sees what is loaded', () => {

@@ -85,7 +85,7 @@ function report(devices: PoolDevice[], over: Partial<PoolReport> = {}): PoolRepo
 function requireBuilt(): void {
   if (
     !fs.existsSync(path.join(REPO, 'dist/audit/metrics.js')) ||
-    !fs.existsSync(path.join(REPO, 'dist/bundle/main.js'))
+    !fs.existsSync(path.join(REPO, 'dist/bundle/main.cjs'))
   )
     throw new Error('dist/ has no metrics or no bundle: run npm run build first');
 }

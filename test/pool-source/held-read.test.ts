@@ -37,7 +37,7 @@ function tasksInSources(): Array<{ rel: string; fn: string; file: string }> {
 
 /** A `*_MODULE` constant defined in another source file. */
 function resolveConst(name: string): string {
-  for (const f of ['src/model/listing.ts', 'src/model/container.ts']) {
+  for (const f of ['src/model/listing.ts', 'src/model/container-usage.ts']) {
     const m = fs
       .readFileSync(path.join(REPO, f), 'utf8')
       .match(new RegExp(`const ${name} = distModule\\('([^']+)'\\)`));
@@ -48,14 +48,16 @@ function resolveConst(name: string): string {
 
 describe('held reads from the bundle (what bin/dminspect.js runs)', () => {
   it('every task resolves, through the bundle’s distModule, to a built module that exports its function', async () => {
-    const bundle = path.join(REPO, 'dist/bundle');
+    const bundle = path.join(REPO, 'dist/bundle/main.cjs');
     if (!fs.existsSync(bundle)) throw new Error('run npm run build first');
-    const chunk = fs
-      .readdirSync(bundle)
-      .map((f) => path.join(bundle, f))
-      .find((f) => fs.readFileSync(f, 'utf8').includes('function distModule('));
-    expect(chunk, 'a bundle chunk holds distModule').toBeDefined();
-    const { distModule } = (await import(pathToFileURL(chunk!).href)) as { distModule: (rel: string) => string };
+    // the bundle's own distModule, with the import.meta.url the bundle's banner gives it (its file's URL)
+    const text = fs.readFileSync(bundle, 'utf8');
+    const source = /^function distModule\(rel\) \{\n[^\n]*\n\}$/m.exec(text)?.[0];
+    expect(source, 'the bundle holds distModule').toBeDefined();
+    expect(text).toContain("const __dmiImportMetaUrl = require('node:url').pathToFileURL(__filename).href;");
+    const distModule = new Function('__dmiImportMetaUrl', `${source!}\nreturn distModule;`)(
+      pathToFileURL(bundle).href,
+    ) as (rel: string) => string;
     const tasks = tasksInSources();
     // pool, container, devices, deleted, snapshot's id read: each names its task
     expect(tasks.map((t) => t.fn).sort()).toEqual(

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { attachUsage, CONTAINER_MODULE, containerReportLive, type ContainerReport } from '../../model/container.js';
+import { containerReportLive, type ContainerReport } from '../../model/container.js';
 import { humanBytes } from '../../util/units.js';
 import { addPoolUsageOptions, withPoolUsage, type PoolUsageOptions } from '../shared.js';
 import { addCommonOptions, isHostRoot, namingOptions, openRoot } from '../options.js';
@@ -78,9 +78,10 @@ export function register(program: Command, io: Out): void {
       const root = openRoot(opts);
       const useDaemon = opts.daemon && (opts.host !== undefined || isHostRoot(opts));
       const base = await containerReportLive(root, ref, { ...namingOptions(opts), host: opts.host, useDaemon });
-      const report = await withPoolUsage(root, opts, base, attachUsage, {
-        module: CONTAINER_MODULE,
-        fn: 'heldContainerUsage',
+      // the pool readers load only when the root has a pool to read
+      const report = await withPoolUsage(root, opts, base, async () => {
+        const { attachUsage, CONTAINER_USAGE_MODULE } = await import('../../model/container-usage.js');
+        return { attach: attachUsage, task: { module: CONTAINER_USAGE_MODULE, fn: 'heldContainerUsage' } };
       });
       if (opts.json) printJson(io, report);
       else io.out(renderContainer(report));

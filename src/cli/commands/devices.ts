@@ -13,10 +13,10 @@ export function register(program: Command, io: Out): void {
     const root = openRoot(opts);
     // A live pool is read through a held metadata snapshot (the read in a worker thread), else the files.
     const base = listDevices(root, namingOptions(opts));
-    const list = await withPoolUsage(root, opts, base, attachDeviceUsage, {
-      module: LISTING_MODULE,
-      fn: 'heldDeviceUsage',
-    });
+    const list = await withPoolUsage(root, opts, base, async () => ({
+      attach: attachDeviceUsage,
+      task: { module: LISTING_MODULE, fn: 'heldDeviceUsage' },
+    }));
     if (opts.json) {
       printJson(io, list);
       return;

@@ -1,0 +1,46 @@
+// Loads dist/bundle/main.cjs (the CLI bundled as one CommonJS file) with V8's code cache for it,
+// dist/bundle/main.cjs.cache, which scripts/build.js makes at build time with this same loader: V8 then takes each
+// function it compiled then from the cache instead of parsing and compiling it again (about a quarter of
+// `container <prefix>`'s instructions, issue 15). A cache made by another V8 (another Node version, other V8 flags)
+// is rejected by V8 and the bundle compiles as without one. Nothing is ever written here: a forensic tool leaves no
+// file behind on the host it runs on, so a missing or rejected cache stays so until the next build.
+'use strict';
+
+const fs = require('node:fs');
+const path = require('node:path');
+const vm = require('node:vm');
+const { createRequire, wrap } = require('node:module');
+
+const file = path.join(__dirname, '..', 'dist', 'bundle', 'main.cjs');
+const cacheFile = `${file}.cache`;
+
+/**
+ * The bundle's exports. `make`: compile without the cache and return, beside the exports, the function that
+ * serializes what V8 has compiled so far (scripts/build.js calls it after its training runs).
+ */
+function loadBundle(make = false) {
+  const source = wrap(fs.readFileSync(file, 'utf8'));
+  let cachedData;
+  if (!make) {
+    try {
+      cachedData = fs.readFileSync(cacheFile);
+    } catch {
+      cachedData = undefined; // no cache (a build that made none): compiled as usual
+    }
+  }
+  const script = new vm.Script(source, {
+    filename: file,
+    cachedData,
+    // the bundle's import() of dockerode, execa and a held read's module: Node's own loader, as in any module
+    importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+  });
+  const mod = { exports: {} };
+  script.runInThisContext()(mod.exports, createRequire(file), mod, file, path.dirname(file));
+  return {
+    exports: mod.exports,
+    cacheRejected: script.cachedDataRejected === true,
+    makeCache: () => script.createCachedData(),
+  };
+}
+
+module.exports = { loadBundle, bundleFile: file, cacheFile };

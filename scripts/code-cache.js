@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+/**
+ * Makes dist/bundle/main.cjs.cache (scripts/build.js runs this in a fresh Node after bundling): loads the bundle
+ * through bin/bundle.js as a run does, runs the commands users run most on fixtures/sample (read-only, --no-live,
+ * their output dropped) so that V8 has compiled their functions, and writes what V8 compiled. bin/bundle.js hands it
+ * to V8 at every run: the same Node takes it, another rejects it (then the bundle compiles as without one).
+ */
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const { loadBundle, cacheFile } = createRequire(import.meta.url)('../bin/bundle.js');
+
+const sample = path.join(repo, 'fixtures', 'sample');
+const id = fs.readdirSync(path.join(sample, 'containers')).sort()[0];
+const runs = [
+  ['containers', '--json', '--root', sample],
+  ['container', id.slice(0, 12), '--json', '--no-live', '--root', sample],
+];
+
+const { exports, makeCache } = loadBundle(true);
+const sink = { out: () => {}, err: () => {} };
+for (const args of runs) {
+  const code = await exports.main(['node', 'dminspect', ...args], sink);
+  if (code !== 0) {
+    console.error(`code cache: dminspect ${args.join(' ')} exited ${code}`);
+    process.exit(1);
+  }
+}
+fs.writeFileSync(cacheFile, makeCache());

@@ -1,0 +1,28 @@
+/**
+ * cli/output.ts writes with fs.writeSync instead of process.stdout (issue 15, start-up): every byte must still go out,
+ * in order, through a pipe whose reader is slower than the writer and which someone left non-blocking (EAGAIN), and
+ * through partial writes of a string with multi-byte characters.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { writeAll } from '../../src/cli/output.js';
+import { tmpDir } from '../support/cli.js';
+
+describe('writeAll', () => {
+  it('a 6 MB string with multi-byte characters through a non-blocking pipe to a slow reader arrives whole', async () => {
+    const out = path.join(tmpDir('dminspect-output-'), 'out');
+    // the reader sleeps first, so the pipe (64 KiB) fills and the writes meet EAGAIN
+    const reader = spawn('sh', ['-c', `sleep 0.3; cat > ${out}`], { stdio: ['pipe', 'ignore', 'inherit'] });
+    const fd = (reader.stdin as unknown as { _handle: { fd: number } })._handle.fd;
+    expect(fd).toBeGreaterThan(2); // libuv made this pipe non-blocking
+    const text = Array.from({ length: 60000 }, (_, i) => `row ${i}: ≥ é — ✓ ${'x'.repeat(i % 50)}\n`).join('');
+    expect(Buffer.byteLength(text)).toBeGreaterThan(text.length); // multi-byte
+    writeAll(fd, text);
+    writeAll(fd, 'end\n');
+    reader.stdin!.end();
+    await new Promise((resolve) => reader.on('close', resolve));
+    expect(fs.readFileSync(out, 'utf8')).toBe(`${text}end\n`);
+  });
+});
