@@ -8,7 +8,7 @@ import { serveHeldReads } from '../pool-source/held-read.js';
 const TASK_MODULES: Record<string, () => Promise<Record<string, unknown>>> = {
   'audit/live.js': () => import('../audit/live.js'),
   'forensics/live.js': () => import('../forensics/live.js'),
-  'model/container.js': () => import('../model/container.js'),
+  'model/container-usage.js': () => import('../model/container-usage.js'),
   'model/listing.js': () => import('../model/listing.js'),
   'recover/deleted.js': () => import('../recover/deleted.js'),
 };
