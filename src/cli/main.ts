@@ -74,6 +74,9 @@ export async function main(argv: string[], io: Out = stdio): Promise<number> {
     await program.parseAsync(argv);
     return 0;
   } catch (e) {
+    // the reader of stdout went away (`dminspect devices --json | head`): stop quietly, as a tool killed by SIGPIPE
+    // would (128 + 13); the finally blocks on the way out have run (a held snapshot is released)
+    if ((e as NodeJS.ErrnoException | null)?.code === 'EPIPE') return 141;
     if (e instanceof CommanderError) {
       const code = e.code;
       if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') return 0;

@@ -3,12 +3,13 @@
  * in order, through a pipe whose reader is slower than the writer and which someone left non-blocking (EAGAIN), and
  * through partial writes of a string with multi-byte characters.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { writeAll } from '../../src/cli/output.js';
-import { tmpDir } from '../support/cli.js';
+import { buildV2Root } from '../../scripts/docker-root-builder.js';
+import { BIN, tmpDir } from '../support/cli.js';
 
 describe('writeAll', () => {
   it('a 6 MB string with multi-byte characters through a non-blocking pipe to a slow reader arrives whole', async () => {
@@ -24,5 +25,29 @@ describe('writeAll', () => {
     reader.stdin!.end();
     await new Promise((resolve) => reader.on('close', resolve));
     expect(fs.readFileSync(out, 'utf8')).toBe(`${text}end\n`);
+  });
+});
+
+describe('stdout closed by its reader', () => {
+  it('`containers --json | head -c 100`: a quiet exit 141 (as SIGPIPE would), no error, no stack trace', () => {
+    // 1,500 containers: a document larger than the pipe holds, so a write meets the closed pipe
+    const root = path.join(tmpDir('dminspect-epipe-'), 'docker');
+    buildV2Root(root, {
+      images: [{ name: 'busybox:latest', layers: ['b'] }],
+      containers: Array.from({ length: 1500 }, (_, i) => ({ name: `c${i}`, image: 'busybox:latest', state: 'exited' })),
+    });
+    const whole = spawnSync(process.execPath, [BIN, 'containers', '--root', root, '--json'], { encoding: 'utf8' });
+    expect(whole.status).toBe(0);
+    expect(whole.stdout.length).toBeGreaterThan(4 * 65536);
+    const r = spawnSync(
+      'bash',
+      [
+        '-c',
+        `set -o pipefail; "${process.execPath}" "${BIN}" containers --root "${root}" --json | head -c 100 > /dev/null`,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(141);
   });
 });
