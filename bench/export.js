@@ -18,13 +18,21 @@
  *     blocks physically adjacent, save by chance).
  *
  * Caches are not dropped (no privilege assumption): everything is warm, and every timed command starts from the
- * same state: `sync` (none pays for another's write-back), the data file read again (untimed: `cat`), since the
- * page cache may have been trimmed between commands (memory reclaim on a shared or virtual machine) and a command
- * reading a cold file would pay for the disk, and, for a command that writes, the previous output deleted last,
- * right before it starts. On a virtual machine that hands free memory back to its host (virtio-balloon free page
- * reporting, a few seconds after it is freed: the development machine), writing into memory handed back costs
- * many times more than into memory freed a moment ago (perf: `dd`'s time goes to copy_folio_from_iter_atomic,
- * 0.46 s right after another copy against 3.2 s after a pause), so every writer gets memory freed just before it.
+ * same state: `sync` (none pays for another's write-back), then a pause (--settle, default 2000 ms), the data file
+ * read again (untimed: `cat`), since the page cache may have been trimmed between commands (memory reclaim on a
+ * shared or virtual machine: the development VM runs DAMON's paddr `pageout` scheme) and a command reading a cold
+ * file would pay for the disk, and, for a command that writes, the previous output deleted last, right before it
+ * starts. On a virtual machine that hands free memory back to its host (virtio-balloon free page reporting, a few
+ * seconds after it is freed: the development machine), writing into memory handed back costs many times more than
+ * into memory freed a moment ago (perf: `dd`'s time goes to copy_folio_from_iter_atomic, 0.46 s right after
+ * another copy against 3.2 s after a pause), so every writer gets memory freed just before it. The pause after
+ * `sync` is for the host: the 1 GiB the previous writer left dirty goes out through the virtual disk when `sync`
+ * runs, and the host is still busy with it for a second or two after `sync` returns; a command started at once
+ * writes into the page cache up to ten times slower (measured, `dd` of the same 1 GiB, 8 alternating pairs: 0.24–
+ * 3.30 s, median 1.6 s, started right after `sync`; 0.27–0.63 s, median 0.5 s, 3 s after it; 1 s and 2 s after it
+ * much the same as 3 s). Without the pause a command's time depended on where it fell in that cycle, not on what
+ * it does: `dd` took 1468 ms on one layout and 238 ms on the other for the same number of bytes, and the export
+ * and the copy alone differed by 1.4 s with the same CPU time (user and system) when run by hand.
  * Each command runs once untimed
  * before the timed repetitions, which interleave the commands. Medians of --reps (default 3); peak RSS from
  * /usr/bin/time; the load average before and after is printed (the machine may be shared).
@@ -33,8 +41,13 @@
  * hash anything, so (node + sha256) is its own floor; `bound` = floor / (node + sha256) is the best ratio a
  * Node-based export can show against the floor.
  *
+ * `fixed`: the whole CLI on the same pool with `--size 65536` (one block copied, no hash worker): Node's start,
+ * loading the bundle, reading the Docker root and the pool's metadata, walking the device's mapping, exit; what
+ * the export pays besides the copy. The copy alone (bench/export-child.js) is timed inside its process (`copyMs`,
+ * the engine against the floor) and as a process (`copyWallMs`, the same measure as the export's).
+ *
  * Usage: node bench/export.js [realistic] [scattered] [--gib 1] [--reps 3] [--dir /tmp/dminspect-bench/export]
- *        [--force] [--json]
+ *        [--settle 2000] [--force] [--json]
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
@@ -223,6 +236,7 @@ export function runExportBench({
   layout = 'realistic',
   reps = 3,
   force = false,
+  settleMs = 2000,
 } = {}) {
   ensureBuild();
   const p = generateExportPool(dir, { gib, layout, force });
@@ -234,8 +248,8 @@ export function runExportBench({
   const mb = p.mappedBytes;
   const cmds = {
     export: () => [process.execPath, entry, 'export', p.ref, img, '--root', p.root, '--json'],
-    // the CLI's start-up alone (loading every command), part of the export's wall time
-    startup: () => [process.execPath, entry, '--version'],
+    // the CLI's fixed cost: the same export cut to one block (start-up, bundle, Docker root, pool, mapping walk)
+    fixed: () => [process.execPath, entry, 'export', p.ref, img, '--root', p.root, '--json', '--size', String(BS)],
     // the copy alone, timed inside a fresh process (no CLI): what the copy engine does against the floor
     copy: () => [
       process.execPath,
@@ -279,9 +293,11 @@ export function runExportBench({
   if (!TIME) missing.push('time');
   // Before a command: nothing left to write back, the data file cached, and (for a command that writes) the last
   // output deleted at the last moment, so that every writer writes into memory freed just before it (see the top).
-  const noOutput = new Set(['startup', 'node']);
+  const noOutput = new Set(['node']);
   const clean = (k) => {
     spawnSync('sync');
+    // The host is still writing back what `sync` sent (see the top): wait, before freeing the last output.
+    if (settleMs > 0) spawnSync('sleep', [String(settleMs / 1000)]);
     // The data file back into the page cache (it may have been trimmed since the last command read it).
     run('cat', [p.data], { stdio: ['ignore', 'ignore', 'pipe'] });
     if (noOutput.has(k)) return;
@@ -308,6 +324,7 @@ export function runExportBench({
       }
       if (k === 'copy') {
         const c = JSON.parse(r.stdout);
+        r.wallMs = r.ms;
         r.ms = c.ms; // inside the process
         if (c.sha256 !== p.sha256) sha = `copy: ${c.sha256}`;
       }
@@ -332,10 +349,15 @@ export function runExportBench({
     exportMs: Math.round(exportMs),
     exportRssMb: rss('export'),
     exportInternalMs: json?.elapsedMs ?? null,
-    startupMs: Math.round(med('startup')),
+    /** The CLI on the same pool with a 64 KiB image: everything the export pays besides the copy. */
+    fixedMs: Math.round(med('fixed')),
     /** The copy alone (open the pool, copy, hash), timed in-process: the engine against the floor. */
     copyMs: Math.round(med('copy')),
     copyRssMb: rss('copy'),
+    /** The same, timed as a process (Node's start and exit included): the export's measure. */
+    copyWallMs: Math.round(median(times.copy.map((r) => r.wallMs))),
+    /** Pause after `sync` before each command (ms). */
+    settleMs,
     ddMs: Math.round(ddMs),
     sha256Ms: Math.round(sha256Ms),
     dc3ddMs: med('dc3dd') === null ? null : Math.round(med('dc3dd')),
@@ -374,7 +396,7 @@ export function formatExportBench(r) {
   const gib = (x) => (x / 1024 ** 3).toFixed(2);
   return (
     `export ${r.layout.padEnd(9)} ${gib(r.mappedBytes)} GiB mapped in ${r.runs} runs (image ${gib(r.size)} GiB): ` +
-    `dminspect export ${r.exportMs} ms (peak RSS ${r.exportRssMb} MB; CLI start-up alone ${r.startupMs} ms; the copy alone in-process ${r.copyMs} ms); ` +
+    `dminspect export ${r.exportMs} ms (peak RSS ${r.exportRssMb} MB; the CLI with a 64 KiB image ${r.fixedMs} ms; the copy alone ${r.copyMs} ms in-process, ${r.copyWallMs} ms as a process); ` +
     `dd ${r.ddMs} ms, sha256 ${r.sha256Ms} ms → floor ${r.floorMs} ms: export ${r.vsFloor}× the floor (target ≥ 0.9), copy alone ${r.copyVsFloor}×, ` +
     `bound for Node ${r.bound}× (node -e 0 ${r.nodeMs} ms + sha256); ` +
     `dc3dd ${r.dc3ddMs ?? 'n/a'} ms → ${r.vsDc3dd ?? 'n/a'}× faster (target ≥ 2.5); dcfldd ${r.dcflddMs ?? 'n/a'} ms → ${r.vsDcfldd ?? 'n/a'}×; ` +
@@ -391,7 +413,9 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     const i = args.indexOf(name);
     return i >= 0 ? args[i + 1] : dflt;
   };
-  let layouts = args.filter((a, i) => LAYOUTS.includes(a) && !['--dir', '--gib', '--reps'].includes(args[i - 1]));
+  let layouts = args.filter(
+    (a, i) => LAYOUTS.includes(a) && !['--dir', '--gib', '--reps', '--settle'].includes(args[i - 1]),
+  );
   if (layouts.length === 0) layouts = LAYOUTS;
   const all = [];
   for (const layout of layouts) {
@@ -400,6 +424,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
       gib: Number(opt('--gib', '1')),
       layout,
       reps: Number(opt('--reps', '3')),
+      settleMs: Number(opt('--settle', '2000')),
       force: args.includes('--force'),
     });
     console.log(formatExportBench(r));
