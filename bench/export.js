@@ -33,6 +33,13 @@
  * much the same as 3 s). Without the pause a command's time depended on where it fell in that cycle, not on what
  * it does: `dd` took 1468 ms on one layout and 238 ms on the other for the same number of bytes, and the export
  * and the copy alone differed by 1.4 s with the same CPU time (user and system) when run by hand.
+ * What stays unequal, and is the export's own cost on such a VM: a writer paced by something else pays more per
+ * byte than one that writes flat out, since memory freed before it starts is handed back to the host while it is
+ * still writing (measured in one process writing 1 GiB in 4 MiB pwrites into a new file, memory freed just before:
+ * flat out 0.16–0.22 s of system time; with 6 ms between writes 1.1–1.5 s; paced by a worker thread hashing each
+ * window, as the export is, 0.28–0.90 s). `dd` writes flat out; the export writes at SHA-256's pace.
+ * The CPU time (user, system) of every command is printed from /usr/bin/time: it is what a busy machine inflates
+ * least, and it compares the export with the copy alone and with `dd` when the wall times cannot.
  * Each command runs once untimed
  * before the timed repetitions, which interleave the commands. Medians of --reps (default 3); peak RSS from
  * /usr/bin/time; the load average before and after is printed (the machine may be shared).
@@ -209,13 +216,21 @@ export function generateExportPool(dir, { gib = 1, layout = 'realistic', force =
 }
 
 function timed(argv) {
-  const full = TIME ? [TIME, '-f', '__RSS__ %M', ...argv] : argv;
+  const full = TIME ? [TIME, '-f', '__RSS__ %M %U %S', ...argv] : argv;
   const t0 = process.hrtime.bigint();
   const r = spawnSync(full[0], full.slice(1), { encoding: 'utf8', maxBuffer: 1 << 26 });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr}`);
-  const m = /__RSS__ (\d+)/.exec(r.stderr ?? '');
-  return { ms, rssKb: m ? Number(m[1]) : null, stdout: r.stdout, stderr: r.stderr };
+  const m = /__RSS__ (\d+) ([\d.]+) ([\d.]+)/.exec(r.stderr ?? '');
+  return {
+    ms,
+    rssKb: m ? Number(m[1]) : null,
+    // CPU time (user, system) of the process and its threads, in ms: what a busy machine inflates least
+    userMs: m ? Number(m[2]) * 1000 : null,
+    sysMs: m ? Number(m[3]) * 1000 : null,
+    stdout: r.stdout,
+    stderr: r.stderr,
+  };
 }
 
 /** SHA-256 of `bytes` bytes in memory (Node's crypto, one core), in ms. */
@@ -244,12 +259,14 @@ export function runExportBench({
   const outDir = path.join(dir, 'out');
   fs.mkdirSync(outDir, { recursive: true });
   const img = path.join(outDir, 'export.img');
+  // `fixed` writes 64 KiB of its own: the 1 GiB the export left stays until the copy's clean frees it (see clean)
+  const fixedImg = path.join(outDir, 'fixed.img');
   const refOut = path.join(outDir, 'ref.out');
   const mb = p.mappedBytes;
   const cmds = {
     export: () => [process.execPath, entry, 'export', p.ref, img, '--root', p.root, '--json'],
     // the CLI's fixed cost: the same export cut to one block (start-up, bundle, Docker root, pool, mapping walk)
-    fixed: () => [process.execPath, entry, 'export', p.ref, img, '--root', p.root, '--json', '--size', String(BS)],
+    fixed: () => [process.execPath, entry, 'export', p.ref, fixedImg, '--root', p.root, '--json', '--size', String(BS)],
     // the copy alone, timed inside a fresh process (no CLI): what the copy engine does against the floor
     copy: () => [
       process.execPath,
@@ -292,14 +309,16 @@ export function runExportBench({
   } else missing.push('dcfldd');
   if (!TIME) missing.push('time');
   // Before a command: nothing left to write back, the data file cached, and (for a command that writes) the last
-  // output deleted at the last moment, so that every writer writes into memory freed just before it (see the top).
-  const noOutput = new Set(['node']);
+  // output deleted at the last moment, so that every writer of 1 GiB writes into the 1 GiB the writer before it left,
+  // freed just before it starts (see the top). `node` writes nothing, `fixed` 64 KiB (its own file).
+  const noOutput = new Set(['node', 'fixed']);
   const clean = (k) => {
     spawnSync('sync');
     // The host is still writing back what `sync` sent (see the top): wait, before freeing the last output.
     if (settleMs > 0) spawnSync('sleep', [String(settleMs / 1000)]);
     // The data file back into the page cache (it may have been trimmed since the last command read it).
     run('cat', [p.data], { stdio: ['ignore', 'ignore', 'pipe'] });
+    fs.rmSync(fixedImg, { force: true });
     if (noOutput.has(k)) return;
     fs.rmSync(img, { force: true });
     fs.rmSync(refOut, { force: true });
@@ -379,6 +398,13 @@ export function runExportBench({
     /** References not installed (apt-get install dc3dd dcfldd time): their targets are not checked. */
     missing,
     allMs: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, v.map((r) => Math.round(r.ms))])),
+    /** Median CPU time of each command as [user, system] ms (/usr/bin/time; the copy's is its whole process). */
+    cpuMs: Object.fromEntries(
+      Object.entries(times).map(([k, v]) => [
+        k,
+        TIME ? [Math.round(median(v.map((r) => r.userMs))), Math.round(median(v.map((r) => r.sysMs)))] : null,
+      ]),
+    ),
     entry: path.relative(repo, entry),
   };
   res.met =
@@ -401,6 +427,12 @@ export function formatExportBench(r) {
     `bound for Node ${r.bound}× (node -e 0 ${r.nodeMs} ms + sha256); ` +
     `dc3dd ${r.dc3ddMs ?? 'n/a'} ms → ${r.vsDc3dd ?? 'n/a'}× faster (target ≥ 2.5); dcfldd ${r.dcflddMs ?? 'n/a'} ms → ${r.vsDcfldd ?? 'n/a'}×; ` +
     `sha256 ${r.sha256Ok ? 'ok' : 'WRONG'}${r.met ? '' : '  [target missed]'}` +
+    (r.cpuMs.export
+      ? `  [CPU user+sys ms: ${['export', 'copy', 'fixed', 'dd', 'dc3dd']
+          .filter((k) => r.cpuMs[k])
+          .map((k) => `${k} ${r.cpuMs[k][0]}+${r.cpuMs[k][1]}`)
+          .join(', ')}]`
+      : '') +
     `  [load ${r.load[0]} → ${r.load[1]}]` +
     (r.missing.length ? `  [not installed: ${r.missing.join(', ')} — apt-get install ${r.missing.join(' ')}]` : '')
   );
