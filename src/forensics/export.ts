@@ -278,8 +278,7 @@ export async function exportDevice(
 export async function writeImage<T>(image: string, force: boolean, write: (fd: number) => Promise<T>): Promise<T> {
   let out: number;
   try {
-    // Read-write: the sha256 worker reads each window back once written (io/copy-executor.ts).
-    const flags = fs.constants.O_RDWR | fs.constants.O_CREAT | (force ? fs.constants.O_TRUNC : fs.constants.O_EXCL);
+    const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | (force ? fs.constants.O_TRUNC : fs.constants.O_EXCL);
     out = fs.openSync(image, flags, 0o600);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;

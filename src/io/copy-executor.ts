@@ -12,15 +12,7 @@
  * the next windows' reads are all handed to the thread pool at once, so that the disk has a queue of requests in
  * data order, and the next window's reads start before the current one is written (see ReadMode).
  *
- * When the output is a regular file this process can read (the export opens it read-write), the worker does not
- * hash the ring: it reads each window back from the output's page cache once it is written, and hashes that, so
- * this thread writes as fast as it reads instead of at SHA-256's pace. On a virtual machine that hands freed memory
- * back to its host (free page reporting, ~2 s after it is freed), a writer held to SHA-256's pace finds much of the
- * memory it writes into handed back and pays a host fault per page; writing flat out it uses the memory while it
- * is still there (measured: README, Offline export). Holes that are in no window are hashed as zeros, not read.
- *
- * Memory is bounded by the ring (`SLOTS` × `bufferBytes`, default 3 × 4 MiB), whatever the device size (and, when
- * hashing the output, the worker's one read buffer and at most `READ_BACK_AHEAD` queued jobs).
+ * Memory is bounded by the ring (`SLOTS` × `bufferBytes`, default 3 × 4 MiB), whatever the device size.
  * The data (a file, a block device, or extents of several files) is opened read-only. Between windows the
  * event loop runs: the abort signal is checked and progress reported (image bytes hashed so far).
  *
@@ -52,8 +44,6 @@ const SLOTS = 3;
 export const HASH_WORKER_MIN_BYTES = 64 * 1024 * 1024;
 /** Holes are hashed in jobs of at most this many bytes (progress and the abort signal between them). */
 const ZERO_JOB = 64 * 1024 * 1024;
-/** Hashing the output: jobs (windows written, holes) queued for the worker at most; the writer waits beyond. */
-const READ_BACK_AHEAD = 4096;
 
 export interface CopyProgress {
   /** Image bytes produced so far (written or left as holes, and hashed), in image order. */
@@ -74,8 +64,6 @@ export interface CopyResult extends CopyTotals {
   asyncWindows: number;
   /** Whether the sha256 was computed in a worker thread. */
   hashedInWorker: boolean;
-  /** ... from the output file read back after each write (not from the ring): see the module comment. */
-  hashedFromOutput: boolean;
   /** ... by the worker prestartHashWorker() started ahead of the copy. */
   hashWorkerPrestarted: boolean;
 }
@@ -107,11 +95,6 @@ export interface CopyRunsOptions {
   slots?: number;
   /** Hash in a worker thread: 'auto' (default) does so for images of HASH_WORKER_MIN_BYTES or more. */
   hashWorker?: boolean | 'auto';
-  /**
-   * The worker hashes the output read back after each write ('auto', the default: when the output is a regular
-   * file open for reading), or the ring (false).
-   */
-  hashFromOutput?: false | 'auto';
   /** Read windows on this thread ('sync'), through the thread pool ('async'), or choose by their speed ('auto'). */
   readMode?: 'sync' | 'async' | 'auto';
   onProgress?: (p: CopyProgress) => void;
@@ -130,12 +113,8 @@ interface Hasher {
   readonly inWorker: boolean;
   /** The worker was started ahead by prestartHashWorker(). */
   readonly prestarted: boolean;
-  /** Reads back the output (worker only): `output` jobs, not `window`. */
-  readonly fromOutput: boolean;
   /** Hash `len` bytes of the ring at `at`. */
   window(at: number, len: number): void;
-  /** Hash `len` bytes of the output at `pos` (written already). */
-  output(pos: number, len: number): void;
   zeros(n: number): void;
   /** Jobs acknowledged so far. */
   readonly acked: number;
@@ -154,10 +133,6 @@ function localHasher(ring: Buffer): Hasher {
   return {
     inWorker: false,
     prestarted: false,
-    fromOutput: false,
-    output() {
-      throw new Error('localHasher: output jobs are for the worker');
-    },
     window(at, len) {
       h.update(ring.subarray(at, at + len));
       acked++;
@@ -182,25 +157,12 @@ function localHasher(ring: Buffer): Hasher {
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
-const { readSync } = require('node:fs');
 const zero = Buffer.alloc(1024 * 1024);
 const h = createHash('sha256');
 let ring = null;
-let out = -1;
-let buf = null;
 parentPort.on('message', (m) => {
   if (m.ring !== undefined) {
     ring = Buffer.from(m.ring);
-    if (m.out !== undefined) out = m.out;
-  } else if (m.rb !== undefined) {
-    buf ??= Buffer.allocUnsafe(ring.length < 4194304 ? ring.length : 4194304);
-    for (let pos = m.rb, end = m.rb + m.len; pos < end; ) {
-      const n = readSync(out, buf, 0, Math.min(buf.length, end - pos), pos);
-      if (n === 0) throw new Error('the image ends at byte ' + pos + ' when read back, before ' + end);
-      h.update(buf.subarray(0, n));
-      pos += n;
-    }
-    parentPort.postMessage(0);
   } else if (m.z !== undefined) {
     for (let n = m.z; n > 0; n -= zero.length) h.update(n >= zero.length ? zero : zero.subarray(0, n));
     parentPort.postMessage(0);
@@ -251,10 +213,10 @@ function takeWorker(): { worker: Worker; prestarted: boolean } {
   return { worker: new Worker(WORKER_SOURCE, { eval: true }), prestarted: false };
 }
 
-/** Hashes in a worker thread reading the shared ring, or the output `out` (a readable descriptor) when given. */
-function workerHasher(ring: SharedArrayBuffer, out: number | null): Hasher {
+/** Hashes in a worker thread reading the shared ring. */
+function workerHasher(ring: SharedArrayBuffer): Hasher {
   const { worker, prestarted: wasPrestarted } = takeWorker();
-  worker.postMessage(out === null ? { ring } : { ring, out });
+  worker.postMessage({ ring });
   let failed: DmiError | null = null;
   let acked = 0;
   let waiters: { n: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
@@ -290,9 +252,7 @@ function workerHasher(ring: SharedArrayBuffer, out: number | null): Hasher {
   return {
     inWorker: true,
     prestarted: wasPrestarted,
-    fromOutput: out !== null,
     window: (at, len) => post({ at, len }),
-    output: (pos, len) => post({ rb: pos, len }),
     zeros: (n) => post({ z: n }),
     get acked() {
       return acked;
@@ -381,8 +341,7 @@ export async function copyRuns(o: CopyRunsOptions): Promise<CopyResult> {
     const slots = useWorker ? Math.max(2, Math.floor(o.slots ?? SLOTS)) : 1;
     const shared = useWorker ? new SharedArrayBuffer(W * slots) : null;
     const ring = shared ? Buffer.from(shared) : Buffer.allocUnsafe(W);
-    const fromOutput = useWorker && o.hashFromOutput !== false && readableFile(o.out);
-    hasher = shared ? workerHasher(shared, fromOutput ? o.out : null) : localHasher(ring);
+    hasher = shared ? workerHasher(shared) : localHasher(ring);
 
     if (sparse) {
       try {
@@ -411,24 +370,12 @@ export async function copyRuns(o: CopyRunsOptions): Promise<CopyResult> {
       writes: stats.writes,
       asyncWindows: stats.asyncWindows,
       hashedInWorker: hasher.inWorker,
-      hashedFromOutput: hasher.fromOutput,
       hashWorkerPrestarted: hasher.prestarted,
     };
   } finally {
     // Nothing is in flight on the descriptors: reads through the thread pool all settle before fillWindow returns.
     await hasher?.close();
     closeAll();
-  }
-}
-
-/** Whether `fd` is a regular file open for reading (a one-byte read: a write-only descriptor fails with EBADF). */
-function readableFile(fd: number): boolean {
-  try {
-    if (!fs.fstatSync(fd).isFile()) return false;
-    fs.readSync(fd, Buffer.alloc(1), 0, 1, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -534,13 +481,10 @@ async function execute(plan: CopyPlan, c: ExecContext): Promise<void> {
       progress();
     }
   };
-  // Hashing the ring, a queued job holds its slot; hashing the output, no slot is held once written.
-  const fromOutput = hasher.fromOutput;
-  const queueMax = fromOutput ? READ_BACK_AHEAD : c.slots - 1;
   /** Waits until a job can be queued (a slot is free); lets the event loop run (signals, progress). */
   const room = async () => {
     if (o.signal?.aborted) throw new DmiError('IO', `${c.outName}: export interrupted`);
-    await acknowledge(Math.max(0, ends.length - queueMax));
+    await acknowledge(Math.max(0, ends.length - (c.slots - 1)));
     if (!hasher.inWorker) await new Promise((r) => setImmediate(r));
     if (o.signal?.aborted) throw new DmiError('IO', `${c.outName}: export interrupted`);
   };
@@ -574,24 +518,17 @@ async function execute(plan: CopyPlan, c: ExecContext): Promise<void> {
       ahead = null;
       await filled;
       const base = slot * W;
-      if (!fromOutput) {
-        ends.push(w.outPos + w.len);
-        hasher.window(base, w.len);
-      }
+      ends.push(w.outPos + w.len);
+      hasher.window(base, w.len);
       // Reading from a disk: start the next window's reads before writing this one, if its slot is free (the
       // windows not yet hashed are the last ones, and fewer than the ring).
       const next = cur.done ? null : cur.value;
-      if (!c.reader.sync && next && next.len > 0 && (fromOutput || ends.length <= c.slots - 1)) {
+      if (!c.reader.sync && next && next.len > 0 && ends.length <= c.slots - 1) {
         const s2 = (slot + 1) % c.slots;
         ahead = { w: next, slot: s2, filled: fillWindow(c, next, s2 * W) };
         ahead.filled.catch(() => {}); // awaited in turn, or below when leaving early
       }
       writeWindow(c, w, base);
-      if (fromOutput) {
-        // written: the worker reads it back (small holes inside the window read as zeros)
-        ends.push(w.outPos + w.len);
-        hasher.output(w.outPos, w.len);
-      }
       slot = (slot + 1) % c.slots;
     }
   } finally {
