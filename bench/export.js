@@ -40,7 +40,10 @@
  * window, as the export is, 0.28–0.90 s). `dd` writes flat out; the export writes at SHA-256's pace.
  * The CPU time (user, system) of every command is printed from /usr/bin/time: it is what a busy machine inflates
  * least, and it compares the export with the copy alone and with `dd` when the wall times cannot.
- * Each command runs once untimed
+ * Which command ran before another matters too, and not by its size alone (measured, scattered layout, load 3.3–3.9:
+ * the export and the copy alone each took 4.0–5.1 s of system time right after `dcfldd`, 3.1–3.6 s right after
+ * each other; the same for either), so every repetition after the first runs the commands in its own order (a
+ * fixed seed). Each command runs once untimed
  * before the timed repetitions, which interleave the commands. Medians of --reps (default 3); peak RSS from
  * /usr/bin/time; the load average before and after is printed (the machine may be shared).
  *
@@ -333,8 +336,11 @@ export function runExportBench({
   const hashRuns = [];
   let sha = null;
   let json = null;
+  // Each repetition in its own order (a fixed seed): the cost of a command's page-cache writes depends on what ran
+  // before it (see the top), so no command always follows the same one.
+  const orderRnd = mulberry32(1515);
   for (let i = 0; i < reps; i++) {
-    for (const [k, c] of Object.entries(cmds)) {
+    for (const [k, c] of i === 0 ? Object.entries(cmds) : shuffle(Object.entries(cmds), orderRnd)) {
       clean(k);
       const r = timed(c());
       if (k === 'export') {
