@@ -44,8 +44,9 @@
  * the export and the copy alone each took 4.0–5.1 s of system time right after `dcfldd`, 3.1–3.6 s right after
  * each other; the same for either), so every repetition after the first runs the commands in its own order (a
  * fixed seed). Three repetitions are few for this: at 04:36–04:47 (load 2.3 → 1.8) the export took 4099, 4133 and
- * 2393 ms on the realistic layout and the copy alone 1354, 1317 and 4026 ms, the two swapping places when the order
- * did; pass --reps 5 or more for medians that do not depend on it. Each command runs once untimed
+ * 2393 ms on the realistic layout and the copy alone 1354, 1317 and 4026 ms; whichever ran right after `dcfldd`
+ * (the export in the first two repetitions, the copy in the third) was the slow one. Pass --reps 5 or more for
+ * medians that do not depend on the order. Each command runs once untimed
  * before the timed repetitions, which interleave the commands. Medians of --reps (default 3); peak RSS from
  * /usr/bin/time; the load average before and after is printed (the machine may be shared).
  *
