@@ -18,14 +18,35 @@
  *     blocks physically adjacent, save by chance).
  *
  * Caches are not dropped (no privilege assumption): everything is warm, and every timed command starts from the
- * same state: `sync` (none pays for another's write-back), the data file read again (untimed: `cat`), since the
- * page cache may have been trimmed between commands (memory reclaim on a shared or virtual machine) and a command
- * reading a cold file would pay for the disk, and, for a command that writes, the previous output deleted last,
- * right before it starts. On a virtual machine that hands free memory back to its host (virtio-balloon free page
- * reporting, a few seconds after it is freed: the development machine), writing into memory handed back costs
- * many times more than into memory freed a moment ago (perf: `dd`'s time goes to copy_folio_from_iter_atomic,
- * 0.46 s right after another copy against 3.2 s after a pause), so every writer gets memory freed just before it.
- * Each command runs once untimed
+ * same state: `sync` (none pays for another's write-back), then a pause (--settle, default 2000 ms), the data file
+ * read again (untimed: `cat`), since the page cache may have been trimmed between commands (memory reclaim on a
+ * shared or virtual machine: the development VM runs DAMON's paddr `pageout` scheme) and a command reading a cold
+ * file would pay for the disk, and, for a command that writes, the previous output deleted last, right before it
+ * starts. On a virtual machine that hands free memory back to its host (virtio-balloon free page reporting, a few
+ * seconds after it is freed: the development machine), writing into memory handed back costs many times more than
+ * into memory freed a moment ago (perf: `dd`'s time goes to copy_folio_from_iter_atomic, 0.46 s right after
+ * another copy against 3.2 s after a pause), so every writer gets memory freed just before it. The pause after
+ * `sync` is for the host: the 1 GiB the previous writer left dirty goes out through the virtual disk when `sync`
+ * runs, and the host is still busy with it for a second or two after `sync` returns; a command started at once
+ * writes into the page cache up to ten times slower (measured, `dd` of the same 1 GiB, 8 alternating pairs: 0.24–
+ * 3.30 s, median 1.6 s, started right after `sync`; 0.27–0.63 s, median 0.5 s, 3 s after it; 1 s and 2 s after it
+ * much the same as 3 s). Without the pause a command's time depended on where it fell in that cycle, not on what
+ * it does: `dd` took 1468 ms on one layout and 238 ms on the other for the same number of bytes, and the export
+ * and the copy alone differed by 1.4 s with the same CPU time (user and system) when run by hand.
+ * What stays unequal, and is the export's own cost on such a VM: a writer paced by something else pays more per
+ * byte than one that writes flat out, since memory freed before it starts is handed back to the host while it is
+ * still writing (measured in one process writing 1 GiB in 4 MiB pwrites into a new file, memory freed just before:
+ * flat out 0.16–0.22 s of system time; with 6 ms between writes 1.1–1.5 s; paced by a worker thread hashing each
+ * window, as the export is, 0.28–0.90 s). `dd` writes flat out; the export writes at SHA-256's pace.
+ * The CPU time (user, system) of every command is printed from /usr/bin/time: it is what a busy machine inflates
+ * least, and it compares the export with the copy alone and with `dd` when the wall times cannot.
+ * Which command ran before another matters too, and not by its size alone (measured, scattered layout, load 3.3–3.9:
+ * the export and the copy alone each took 4.0–5.1 s of system time right after `dcfldd`, 3.1–3.6 s right after
+ * each other; the same for either), so every repetition after the first runs the commands in its own order (a
+ * fixed seed). Three repetitions are few for this: at 04:36–04:47 (load 2.3 → 1.8) the export took 4099, 4133 and
+ * 2393 ms on the realistic layout and the copy alone 1354, 1317 and 4026 ms; whichever ran right after `dcfldd`
+ * (the export in the first two repetitions, the copy in the third) was the slow one. Pass --reps 5 or more for
+ * medians that do not depend on the order. Each command runs once untimed
  * before the timed repetitions, which interleave the commands. Medians of --reps (default 3); peak RSS from
  * /usr/bin/time; the load average before and after is printed (the machine may be shared).
  *
@@ -33,8 +54,13 @@
  * hash anything, so (node + sha256) is its own floor; `bound` = floor / (node + sha256) is the best ratio a
  * Node-based export can show against the floor.
  *
+ * `fixed`: the whole CLI on the same pool with `--size 65536` (one block copied, no hash worker): Node's start,
+ * loading the bundle, reading the Docker root and the pool's metadata, walking the device's mapping, exit; what
+ * the export pays besides the copy. The copy alone (bench/export-child.js) is timed inside its process (`copyMs`,
+ * the engine against the floor) and as a process (`copyWallMs`, the same measure as the export's).
+ *
  * Usage: node bench/export.js [realistic] [scattered] [--gib 1] [--reps 3] [--dir /tmp/dminspect-bench/export]
- *        [--force] [--json]
+ *        [--settle 2000] [--force] [--json]
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
@@ -196,13 +222,21 @@ export function generateExportPool(dir, { gib = 1, layout = 'realistic', force =
 }
 
 function timed(argv) {
-  const full = TIME ? [TIME, '-f', '__RSS__ %M', ...argv] : argv;
+  const full = TIME ? [TIME, '-f', '__RSS__ %M %U %S', ...argv] : argv;
   const t0 = process.hrtime.bigint();
   const r = spawnSync(full[0], full.slice(1), { encoding: 'utf8', maxBuffer: 1 << 26 });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr}`);
-  const m = /__RSS__ (\d+)/.exec(r.stderr ?? '');
-  return { ms, rssKb: m ? Number(m[1]) : null, stdout: r.stdout, stderr: r.stderr };
+  const m = /__RSS__ (\d+) ([\d.]+) ([\d.]+)/.exec(r.stderr ?? '');
+  return {
+    ms,
+    rssKb: m ? Number(m[1]) : null,
+    // CPU time (user, system) of the process and its threads, in ms: what a busy machine inflates least
+    userMs: m ? Number(m[2]) * 1000 : null,
+    sysMs: m ? Number(m[3]) * 1000 : null,
+    stdout: r.stdout,
+    stderr: r.stderr,
+  };
 }
 
 /** SHA-256 of `bytes` bytes in memory (Node's crypto, one core), in ms. */
@@ -223,6 +257,7 @@ export function runExportBench({
   layout = 'realistic',
   reps = 3,
   force = false,
+  settleMs = 2000,
 } = {}) {
   ensureBuild();
   const p = generateExportPool(dir, { gib, layout, force });
@@ -230,12 +265,14 @@ export function runExportBench({
   const outDir = path.join(dir, 'out');
   fs.mkdirSync(outDir, { recursive: true });
   const img = path.join(outDir, 'export.img');
+  // `fixed` writes 64 KiB of its own: the 1 GiB the export left stays until the copy's clean frees it (see clean)
+  const fixedImg = path.join(outDir, 'fixed.img');
   const refOut = path.join(outDir, 'ref.out');
   const mb = p.mappedBytes;
   const cmds = {
     export: () => [process.execPath, entry, 'export', p.ref, img, '--root', p.root, '--json'],
-    // the CLI's start-up alone (loading every command), part of the export's wall time
-    startup: () => [process.execPath, entry, '--version'],
+    // the CLI's fixed cost: the same export cut to one block (start-up, bundle, Docker root, pool, mapping walk)
+    fixed: () => [process.execPath, entry, 'export', p.ref, fixedImg, '--root', p.root, '--json', '--size', String(BS)],
     // the copy alone, timed inside a fresh process (no CLI): what the copy engine does against the floor
     copy: () => [
       process.execPath,
@@ -278,12 +315,16 @@ export function runExportBench({
   } else missing.push('dcfldd');
   if (!TIME) missing.push('time');
   // Before a command: nothing left to write back, the data file cached, and (for a command that writes) the last
-  // output deleted at the last moment, so that every writer writes into memory freed just before it (see the top).
-  const noOutput = new Set(['startup', 'node']);
+  // output deleted at the last moment, so that every writer of 1 GiB writes into the 1 GiB the writer before it left,
+  // freed just before it starts (see the top). `node` writes nothing, `fixed` 64 KiB (its own file).
+  const noOutput = new Set(['node', 'fixed']);
   const clean = (k) => {
     spawnSync('sync');
+    // The host is still writing back what `sync` sent (see the top): wait, before freeing the last output.
+    if (settleMs > 0) spawnSync('sleep', [String(settleMs / 1000)]);
     // The data file back into the page cache (it may have been trimmed since the last command read it).
     run('cat', [p.data], { stdio: ['ignore', 'ignore', 'pipe'] });
+    fs.rmSync(fixedImg, { force: true });
     if (noOutput.has(k)) return;
     fs.rmSync(img, { force: true });
     fs.rmSync(refOut, { force: true });
@@ -298,8 +339,11 @@ export function runExportBench({
   const hashRuns = [];
   let sha = null;
   let json = null;
+  // Each repetition in its own order (a fixed seed): the cost of a command's page-cache writes depends on what ran
+  // before it (see the top), so no command always follows the same one.
+  const orderRnd = mulberry32(1515);
   for (let i = 0; i < reps; i++) {
-    for (const [k, c] of Object.entries(cmds)) {
+    for (const [k, c] of i === 0 ? Object.entries(cmds) : shuffle(Object.entries(cmds), orderRnd)) {
       clean(k);
       const r = timed(c());
       if (k === 'export') {
@@ -308,6 +352,7 @@ export function runExportBench({
       }
       if (k === 'copy') {
         const c = JSON.parse(r.stdout);
+        r.wallMs = r.ms;
         r.ms = c.ms; // inside the process
         if (c.sha256 !== p.sha256) sha = `copy: ${c.sha256}`;
       }
@@ -332,10 +377,15 @@ export function runExportBench({
     exportMs: Math.round(exportMs),
     exportRssMb: rss('export'),
     exportInternalMs: json?.elapsedMs ?? null,
-    startupMs: Math.round(med('startup')),
+    /** The CLI on the same pool with a 64 KiB image: everything the export pays besides the copy. */
+    fixedMs: Math.round(med('fixed')),
     /** The copy alone (open the pool, copy, hash), timed in-process: the engine against the floor. */
     copyMs: Math.round(med('copy')),
     copyRssMb: rss('copy'),
+    /** The same, timed as a process (Node's start and exit included): the export's measure. */
+    copyWallMs: Math.round(median(times.copy.map((r) => r.wallMs))),
+    /** Pause after `sync` before each command (ms). */
+    settleMs,
     ddMs: Math.round(ddMs),
     sha256Ms: Math.round(sha256Ms),
     dc3ddMs: med('dc3dd') === null ? null : Math.round(med('dc3dd')),
@@ -357,6 +407,13 @@ export function runExportBench({
     /** References not installed (apt-get install dc3dd dcfldd time): their targets are not checked. */
     missing,
     allMs: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, v.map((r) => Math.round(r.ms))])),
+    /** Median CPU time of each command as [user, system] ms (/usr/bin/time; the copy's is its whole process). */
+    cpuMs: Object.fromEntries(
+      Object.entries(times).map(([k, v]) => [
+        k,
+        TIME ? [Math.round(median(v.map((r) => r.userMs))), Math.round(median(v.map((r) => r.sysMs)))] : null,
+      ]),
+    ),
     entry: path.relative(repo, entry),
   };
   res.met =
@@ -374,11 +431,17 @@ export function formatExportBench(r) {
   const gib = (x) => (x / 1024 ** 3).toFixed(2);
   return (
     `export ${r.layout.padEnd(9)} ${gib(r.mappedBytes)} GiB mapped in ${r.runs} runs (image ${gib(r.size)} GiB): ` +
-    `dminspect export ${r.exportMs} ms (peak RSS ${r.exportRssMb} MB; CLI start-up alone ${r.startupMs} ms; the copy alone in-process ${r.copyMs} ms); ` +
+    `dminspect export ${r.exportMs} ms (peak RSS ${r.exportRssMb} MB; the CLI with a 64 KiB image ${r.fixedMs} ms; the copy alone ${r.copyMs} ms in-process, ${r.copyWallMs} ms as a process); ` +
     `dd ${r.ddMs} ms, sha256 ${r.sha256Ms} ms → floor ${r.floorMs} ms: export ${r.vsFloor}× the floor (target ≥ 0.9), copy alone ${r.copyVsFloor}×, ` +
     `bound for Node ${r.bound}× (node -e 0 ${r.nodeMs} ms + sha256); ` +
     `dc3dd ${r.dc3ddMs ?? 'n/a'} ms → ${r.vsDc3dd ?? 'n/a'}× faster (target ≥ 2.5); dcfldd ${r.dcflddMs ?? 'n/a'} ms → ${r.vsDcfldd ?? 'n/a'}×; ` +
     `sha256 ${r.sha256Ok ? 'ok' : 'WRONG'}${r.met ? '' : '  [target missed]'}` +
+    (r.cpuMs.export
+      ? `  [CPU user+sys ms: ${['export', 'copy', 'fixed', 'dd', 'dc3dd']
+          .filter((k) => r.cpuMs[k])
+          .map((k) => `${k} ${r.cpuMs[k][0]}+${r.cpuMs[k][1]}`)
+          .join(', ')}]`
+      : '') +
     `  [load ${r.load[0]} → ${r.load[1]}]` +
     (r.missing.length ? `  [not installed: ${r.missing.join(', ')} — apt-get install ${r.missing.join(' ')}]` : '')
   );
@@ -391,7 +454,9 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     const i = args.indexOf(name);
     return i >= 0 ? args[i + 1] : dflt;
   };
-  let layouts = args.filter((a, i) => LAYOUTS.includes(a) && !['--dir', '--gib', '--reps'].includes(args[i - 1]));
+  let layouts = args.filter(
+    (a, i) => LAYOUTS.includes(a) && !['--dir', '--gib', '--reps', '--settle'].includes(args[i - 1]),
+  );
   if (layouts.length === 0) layouts = LAYOUTS;
   const all = [];
   for (const layout of layouts) {
@@ -400,6 +465,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
       gib: Number(opt('--gib', '1')),
       layout,
       reps: Number(opt('--reps', '3')),
+      settleMs: Number(opt('--settle', '2000')),
       force: args.includes('--force'),
     });
     console.log(formatExportBench(r));
