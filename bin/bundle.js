@@ -9,7 +9,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const vm = require('node:vm');
-const { createRequire, wrap } = require('node:module');
+const { createRequire } = require('node:module');
 
 const file = path.join(__dirname, '..', 'dist', 'bundle', 'main.cjs');
 const cacheFile = `${file}.cache`;
@@ -19,7 +19,9 @@ const cacheFile = `${file}.cache`;
  * serializes what V8 has compiled so far (scripts/build.js calls it after its training runs).
  */
 function loadBundle(make = false) {
-  const source = wrap(fs.readFileSync(file, 'utf8'));
+  // Node's module wrapper with one more argument: __dmiImport, the bundle's import() of dockerode and execa
+  // (scripts/build.js routes them here: an import() in a function restored from Node 20's code cache fails)
+  const source = `(function (exports, require, module, __filename, __dirname, __dmiImport) { ${fs.readFileSync(file, 'utf8')}\n});`;
   let cachedData;
   if (!make) {
     try {
@@ -28,14 +30,10 @@ function loadBundle(make = false) {
       cachedData = undefined; // no cache (a build that made none): compiled as usual
     }
   }
-  const script = new vm.Script(source, {
-    filename: file,
-    cachedData,
-    // the bundle's import() of dockerode, execa and a held read's module: Node's own loader, as in any module
-    importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
-  });
+  const script = new vm.Script(source, { filename: file, cachedData });
   const mod = { exports: {} };
-  script.runInThisContext()(mod.exports, createRequire(file), mod, file, path.dirname(file));
+  const importExternal = (specifier) => import(specifier);
+  script.runInThisContext()(mod.exports, createRequire(file), mod, file, path.dirname(file), importExternal);
   return {
     exports: mod.exports,
     cacheRejected: script.cachedDataRejected === true,

@@ -100,6 +100,22 @@ await build({
   logLevel: 'warning',
 });
 
+// The externals' import() goes through __dmiImport, which bin/bundle.js passes in (an import() of its own, in a file
+// Node's loader compiled): Node 20's V8 code cache drops the host-defined options of the functions it restores, so an
+// import() inside them fails ("A dynamic import callback was not specified"; Node 22 and 24 keep them). Under Bun
+// (the binary) __dmiImport is not defined and the literal import(), which Bun bundles, runs.
+{
+  const code = fs.readFileSync(entry, 'utf8');
+  const seen = new Set();
+  const routed = code.replace(/\bimport\("(dockerode|execa)"\)/g, (_, name) => {
+    seen.add(name);
+    return `(typeof __dmiImport === "function" ? __dmiImport("${name}") : import("${name}"))`;
+  });
+  if (seen.size !== 2)
+    throw new Error(`${entry}: expected import("dockerode") and import("execa"), found ${[...seen]}`);
+  fs.writeFileSync(entry, routed);
+}
+
 // An all-ASCII file: esbuild escapes non-ASCII characters in code, not in comments, and one such character makes V8
 // hold the whole 600 KB source as a two-byte string (read, hashed against the cache and scanned at twice the size:
 // about 9M instructions per run). The comments' characters become `\u{...}` text; the code is unchanged, which

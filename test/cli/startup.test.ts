@@ -154,6 +154,24 @@ describe('start-up: a run loads what its command uses', () => {
     expect(fs.readdirSync(bundle).map((f) => [f, fs.statSync(path.join(bundle, f)).mtimeMs])).toEqual(before);
   });
 
+  it('from the cached bundle, the external modules still import (dockerode here; execa the same way)', () => {
+    // Node 20's code cache drops what an import() in a restored function needs ("A dynamic import callback was not
+    // specified"): the bundle's imports of dockerode and execa go through bin/bundle.js (scripts/build.js)
+    const r = spawnSync(
+      process.execPath,
+      [BIN, 'container', 'web', '--root', SAMPLE, '--host', 'tcp://127.0.0.1:1', '--json'],
+      { encoding: 'utf8' },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout).daemon).toBeNull(); // dockerode loaded, asked 127.0.0.1:1, refused
+    const bundle = fs.readFileSync(path.join(REPO, 'dist/bundle/main.cjs'), 'utf8');
+    expect(bundle.match(/__dmiImport\("(dockerode|execa)"\)/g)?.sort()).toEqual([
+      '__dmiImport("dockerode")',
+      '__dmiImport("execa")',
+    ]);
+  });
+
   it('--version alone loads one CommonJS file of ours (the version bundle): no ES module, command or format reader', () => {
     const r = loaded('--version');
     expect(r.code).toBe(0);
