@@ -152,7 +152,6 @@ export function underRoot(root: string, rel: string): string {
 /** Orders names as Node's readdir does (libuv sorts by strcmp); Bun returns the kernel's order. */
 export const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-/** Directory entries sorted by name, or [] when the directory does not exist. Other failures are errors. */
 /** What `read` lists of directory `path`: [] when it does not exist, a one-line DmiError when it cannot be listed. */
 function listing<T>(path: string, read: () => T[]): T[] {
   try {
@@ -163,6 +162,7 @@ function listing<T>(path: string, read: () => T[]): T[] {
   }
 }
 
+/** Directory entries sorted by name, or [] when the directory does not exist. Other failures are errors. */
 export function listDir(path: string): fs.Dirent[] {
   return listing(path, () => fs.readdirSync(path, { withFileTypes: true })).sort((a, b) => byName(a.name, b.name));
 }

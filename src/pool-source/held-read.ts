@@ -82,13 +82,10 @@ export function serveHeldJobs(port: JobPort, load: HeldModuleLoader): void {
 /** Node's worker: CommonJS, evaluated (nothing to find on disk or in the bundle), importing the task's module file. */
 const WORKER_SOURCE = `(${serveHeldJobs.toString()})(require('node:worker_threads').parentPort, (m) => import(m));`;
 
-/** What bin/dminspect.js passes a worker it starts on itself, and checks for in a worker thread. */
-export const HELD_WORKER_DATA = { dminspectHeldReads: true } as const;
-
 /** Under Bun: the binary's entry (set by bin/dminspect.js), which serves held reads when run as a worker. */
 let bunEntry: string | null = null;
 
-/** Names the entry that, started as a worker with HELD_WORKER_DATA, serves held reads (the Bun binary's). */
+/** Names the entry that, started as a worker thread, serves held reads (the Bun binary's: bin/dminspect.js). */
 export function setHeldWorkerEntry(entry: string): void {
   bunEntry = entry;
 }
@@ -100,8 +97,7 @@ export function serveHeldReads(load: HeldModuleLoader): void {
 }
 
 function newWorker(): Worker {
-  if (process.versions.bun !== undefined && bunEntry !== null)
-    return new Worker(bunEntry, { workerData: HELD_WORKER_DATA });
+  if (process.versions.bun !== undefined && bunEntry !== null) return new Worker(bunEntry);
   return new Worker(WORKER_SOURCE, { eval: true });
 }
 
