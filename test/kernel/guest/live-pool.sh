@@ -38,6 +38,8 @@ held() { dmsetup status "$POOL" | awk '{print $7}'; }
 # as Docker does after every create and delete: set_transaction_id <current> <current + 1>
 bump() { local t; t=$(dmsetup status "$POOL" | awk '{print $4}'); dmsetup message "$POOL" 0 "set_transaction_id $t $((t + 1))"; }
 holds() { (ls /run/dminspect/*.hold 2>/dev/null || true) | wc -l; }
+# up to 120 s for a dminspect run to hold a snapshot: the kernel shows a held root and the hold record has it
+wait_held() { for i in $(seq 600); do [ "$(held)" != "-" ] && grep -q heldRoot\":[0-9] /run/dminspect/"$POOL".hold 2>/dev/null && break; sleep 0.2; done; }
 thin() {   # id MiB: a thin device with MiB written
   dmsetup message "$POOL" 0 "create_thin $1"; bump
   dmsetup create "t$1" --table "0 131072 thin /dev/mapper/$POOL $1"
@@ -59,7 +61,7 @@ if [ -n "${DMI_BIN:-}" ]; then
   # main thread releases the hold at once and exits 143 (a read on the main thread would ignore the hook and finish)
   DMINSPECT_TEST_READ_MS=600000 "${BIN[@]}" pool --root $DL --json > /dev/null 2> /scratch/b/term.err &
   BPID=$!
-  for i in $(seq 600); do [ "$(held)" != "-" ] && grep -q heldRoot\":[0-9] /run/dminspect/"$POOL".hold 2>/dev/null && break; sleep 0.2; done
+  wait_held
   echo "@@ B-during $(held)"
   sleep 3
   BT0=$(date +%s%N); kill -TERM $BPID; BRC=0; wait $BPID || BRC=$?; BT1=$(date +%s%N)
@@ -96,7 +98,7 @@ dmsetup message "$POOL" 0 release_metadata_snap
 # ---------------------------------------------------------------- K: SIGKILL while holding
 DMINSPECT_TEST_HOLD_MS=120000 "${DMI[@]}" pool --root $DL --json > /dev/null 2>&1 &
 KPID=$!
-for i in $(seq 600); do [ "$(held)" != "-" ] && grep -q heldRoot\":[0-9] /run/dminspect/"$POOL".hold 2>/dev/null && break; sleep 0.2; done
+wait_held
 kill -KILL $KPID; wait $KPID || true
 echo "@@ K-left $(held) holds=$(holds) pid=$KPID"
 cp /run/dminspect/"$POOL".hold /scratch/k-record.json || true
