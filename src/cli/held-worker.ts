@@ -19,10 +19,13 @@ export function taskModule(url: string): (() => Promise<Record<string, unknown>>
   return rel === undefined ? null : TASK_MODULES[rel]!;
 }
 
+/** The task module a HeldTask names, loaded; an unknown one is an error the worker sends back. */
+export async function loadTaskModule(url: string): Promise<Record<string, unknown>> {
+  const load = taskModule(url);
+  if (load === null) throw new Error(`no held-read task module for ${url}`);
+  return load();
+}
+
 export function serve(): void {
-  serveHeldReads(async (url) => {
-    const load = taskModule(url);
-    if (load === null) throw new Error(`no held-read task module for ${url}`);
-    return load();
-  });
+  serveHeldReads(loadTaskModule);
 }

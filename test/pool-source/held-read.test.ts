@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { taskModule } from '../../src/cli/held-worker.js';
+import { loadTaskModule, taskModule } from '../../src/cli/held-worker.js';
 import { serveHeldJobs } from '../../src/pool-source/held-read.js';
 import { REPO } from '../support/cli.js';
 
@@ -81,6 +81,10 @@ describe('held reads from the bundle (what bin/dminspect.js runs)', () => {
       }
     }
     expect(taskModule('file:///elsewhere/audit/lives.js')).toBeNull();
+    await expect(loadTaskModule('file:///elsewhere/audit/lives.js')).rejects.toThrow(
+      'no held-read task module for file:///elsewhere/audit/lives.js',
+    );
+    expect(typeof (await loadTaskModule('file:///$bunfs/root/audit/live.js')).heldPoolAudit).toBe('function');
   });
 });
 
