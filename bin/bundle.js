@@ -1,4 +1,5 @@
-// Loads dist/bundle/main.cjs (the CLI bundled as one CommonJS file) with V8's code cache for it,
+// Loads dist/bundle/main.vm.js (the CLI bundled as one CommonJS file, dist/bundle/main.cjs, written by scripts/build.js
+// inside the module wrapper and without whitespace or comments) with V8's code cache for it,
 // dist/bundle/main.cjs.cache, which scripts/build.js makes at build time with this same loader: V8 then takes each
 // function it compiled then from the cache instead of parsing and compiling it again (about a quarter of
 // `container <prefix>`'s instructions, issue 15). A cache made by another V8 (another Node version, other V8 flags)
@@ -12,6 +13,7 @@ const vm = require('node:vm');
 const { createRequire } = require('node:module');
 
 const file = path.join(__dirname, '..', 'dist', 'bundle', 'main.cjs');
+const vmFile = path.join(__dirname, '..', 'dist', 'bundle', 'main.vm.js');
 const cacheFile = `${file}.cache`;
 
 /**
@@ -20,8 +22,9 @@ const cacheFile = `${file}.cache`;
  */
 function loadBundle(make = false) {
   // Node's module wrapper with one more argument: __dmiImport, the bundle's import() of dockerode and execa
-  // (scripts/build.js routes them here: an import() in a function restored from Node 20's code cache fails)
-  const source = `(function (exports, require, module, __filename, __dirname, __dmiImport) { ${fs.readFileSync(file, 'utf8')}\n});`;
+  // (scripts/build.js routes them here: an import() in a function restored from Node 20's code cache fails).
+  // The file is ASCII: read as Latin-1, it is copied once into a one-byte string, which V8 compiles as it is
+  const source = fs.readFileSync(vmFile, 'latin1');
   let cachedData;
   if (!make) {
     try {
@@ -30,7 +33,7 @@ function loadBundle(make = false) {
       cachedData = undefined; // no cache (a build that made none): compiled as usual
     }
   }
-  const script = new vm.Script(source, { filename: file, cachedData });
+  const script = new vm.Script(source, { filename: vmFile, cachedData });
   const mod = { exports: {} };
   const importExternal = (specifier) => import(specifier);
   script.runInThisContext()(mod.exports, createRequire(file), mod, file, path.dirname(file), importExternal);

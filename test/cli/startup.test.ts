@@ -58,7 +58,7 @@ function loaded(...args: string[]): {
   code: number;
   esm: string[];
   cjs: string[];
-  /** V8 ran code of dist/bundle/main.cjs */
+  /** V8 ran code of the bundle (dist/bundle/main.vm.js, the file bin/bundle.js compiles) */
   bundle: boolean;
   sources: string[];
   builtins: string[];
@@ -77,7 +77,7 @@ function loaded(...args: string[]): {
   };
   const scripts = (fs.existsSync(coverage) ? fs.readdirSync(coverage) : [])
     .flatMap((f) => (JSON.parse(fs.readFileSync(path.join(coverage, f), 'utf8')) as Coverage).result)
-    .filter((sc) => sc.url.startsWith('file:') && rel(sc.url) === 'dist/bundle/main.cjs');
+    .filter((sc) => sc.url.startsWith('file:') && rel(sc.url) === 'dist/bundle/main.vm.js');
   const sources = scripts
     .flatMap((sc) => sc.functions)
     .filter((f) => f.ranges[0]!.count > 0)
@@ -114,7 +114,8 @@ describe('start-up: a run loads what its command uses', () => {
     const before = fs.readdirSync(bundle).map((f) => [f, fs.statSync(path.join(bundle, f)).mtimeMs]);
     expect(before.map(([f]) => f)).toContain('main.cjs.cache');
     // all ASCII, so V8 holds the source as a one-byte string (scripts/build.js)
-    expect(/[^ -~\t\n\r]/.exec(fs.readFileSync(path.join(bundle, 'main.cjs'), 'latin1'))).toBeNull();
+    for (const f of ['main.cjs', 'main.vm.js'])
+      expect(/[^ -~\t\n\r]/.exec(fs.readFileSync(path.join(bundle, f), 'latin1')), f).toBeNull();
     const probe = spawnSync(
       process.execPath,
       [
