@@ -26,7 +26,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { build, transformSync } from 'esbuild';
+import { build } from 'esbuild';
+import { EXTERNAL_IMPORTS, asciiOnly, plainBuiltins, routeExternalImports, vmScriptSource } from './bundle-rewrite.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = path.join(repo, 'dist/bundle');
@@ -47,6 +48,7 @@ const inputs = [
   'tsconfig.build.json',
   'package.json',
   'scripts/build.js',
+  'scripts/bundle-rewrite.js',
   'scripts/code-cache.js',
   'bin/bundle.js',
 ].map((f) => path.join(repo, f));
@@ -94,7 +96,7 @@ await build({
   format: 'cjs',
   platform: 'node',
   target: 'node20',
-  external: ['dockerode', 'execa'],
+  external: EXTERNAL_IMPORTS,
   // held-read.ts, crc32c.ts and timer.ts find files from import.meta.url, which CommonJS spells with __filename
   define: { 'import.meta.url': '__dmiImportMetaUrl' },
   banner: { js: "const __dmiImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
@@ -102,68 +104,13 @@ await build({
   logLevel: 'warning',
 });
 
-// The externals' import() goes through __dmiImport, which bin/bundle.js passes in (an import() of its own, in a file
-// Node's loader compiled): Node 20's V8 code cache drops the host-defined options of the functions it restores, so an
-// import() inside them fails ("A dynamic import callback was not specified"; Node 22 and 24 keep them). Under Bun
-// (the binary) __dmiImport is not defined and the literal import(), which Bun bundles, runs.
+// The bundle's text rewrites (scripts/bundle-rewrite.js: each refuses a text that is not what it expects):
+// externals imported through bin/bundle.js, all ASCII, node: built-ins used as they are; then what bin/bundle.js
+// compiles, dist/bundle/main.vm.js (the same code in its module wrapper, without whitespace or comments).
 {
-  const code = fs.readFileSync(entry, 'utf8');
-  const seen = new Set();
-  const routed = code.replace(/\bimport\("(dockerode|execa)"\)/g, (_, name) => {
-    seen.add(name);
-    return `(typeof __dmiImport === "function" ? __dmiImport("${name}") : import("${name}"))`;
-  });
-  if (seen.size !== 2)
-    throw new Error(`${entry}: expected import("dockerode") and import("execa"), found ${[...seen]}`);
-  fs.writeFileSync(entry, routed);
-}
-
-// An all-ASCII file: esbuild escapes non-ASCII characters in code, not in comments, and one such character makes V8
-// hold the whole 600 KB source as a two-byte string (read, hashed against the cache and scanned at twice the size:
-// about 9M instructions per run). The comments' characters become `\u{...}` text; the code is unchanged, which
-// the comparison of both files with their comments and whitespace removed checks.
-{
-  const code = fs.readFileSync(entry, 'utf8');
-  const ascii = code.replace(/[^ -~\t\n\r]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`);
-  const bare = (js) => transformSync(js, { minifyWhitespace: true, legalComments: 'none', format: 'cjs' }).code;
-  if (bare(ascii) !== bare(code)) throw new Error(`${entry}: non-ASCII characters outside comments`);
-  fs.writeFileSync(entry, ascii);
-}
-
-// Node's built-in modules as they are: esbuild turns each module's `import * as fs from 'node:fs'` into
-// `__toESM(require("node:fs"), 1)`, a copy of the module object with a getter per property (about 100 for fs), made
-// once per importing module (29 of them import fs) and then called on every `fs.` access. Our code only ever imports
-// a namespace (checked: no `.default` of such a copy is read), so the module object itself does the same.
-{
-  const code = fs.readFileSync(entry, 'latin1');
-  const copies = [...code.matchAll(/\b([\w$]+) = __toESM\(require\("(node:[\w/]+)"\), 1\)/g)];
-  const defaults = copies.filter(([, name]) => new RegExp(`\\b${name.replace(/\$/g, '\\$')}\\.default\\b`).test(code));
-  if (copies.length === 0 || defaults.length > 0)
-    throw new Error(
-      `${entry}: expected namespace imports of node: modules only (${copies.length}, ${defaults.map((d) => d[1])})`,
-    );
-  const plain = code.replace(/\b([\w$]+) = __toESM\(require\("(node:[\w/]+)"\), 1\)/g, '$1 = require("$2")');
-  if (/__toESM\(require\("node:/.test(plain)) throw new Error(`${entry}: a node: module is still copied by __toESM`);
-  fs.writeFileSync(entry, plain);
-}
-
-// What bin/bundle.js compiles: the bundle inside Node's module wrapper (with __dmiImport, above), whitespace and
-// comments removed, one file read as Latin-1. Every page this VM touches costs a page fault (~19 us here), and the
-// source was read, copied into a V8 string and copied again when the wrapper was concatenated to it: written whole
-// at build time, the 622 KB became 435 KB read once (450 fewer page faults for `container <prefix>`). Names are kept,
-// so a stack trace (--debug) still names our functions, in dist/bundle/main.vm.js.
-{
-  const code = fs.readFileSync(entry, 'latin1');
-  const { code: min } = transformSync(code, {
-    minifyWhitespace: true,
-    legalComments: 'none',
-    format: 'cjs',
-    charset: 'ascii',
-  });
-  fs.writeFileSync(
-    path.join(outdir, 'main.vm.js'),
-    `(function (exports, require, module, __filename, __dirname, __dmiImport) {${min}\n});`,
-  );
+  const code = plainBuiltins(asciiOnly(routeExternalImports(fs.readFileSync(entry, 'utf8'))));
+  fs.writeFileSync(entry, code);
+  fs.writeFileSync(path.join(outdir, 'main.vm.js'), vmScriptSource(code));
 }
 
 // V8's code cache for the bundle, made by this Node in a fresh process (scripts/code-cache.js).
