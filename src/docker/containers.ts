@@ -3,9 +3,8 @@
  * Facts: moby container/container.go, container/state.go.
  */
 import { DmiError } from '../errors.js';
-import { isObject, listDir, listSubdirs, readJsonFieldsIfExists, underRoot } from './files.js';
+import { isObject, listDir, listSubdirs, parseJson, readTextIfExists, underRoot } from './files.js';
 import { isHex64 } from './ids.js';
-import { compilePick } from './json-pick.js';
 
 export type ContainerLayout = 'v2' | 'v1';
 
@@ -57,27 +56,6 @@ function stateString(s: Record<string, unknown>): string {
   return 'exited';
 }
 
-/** Every field parseContainer reads (a config is read for these alone: readJsonFields). */
-const CONTAINER_FIELDS = compilePick({
-  ID: true,
-  Name: true,
-  Image: true,
-  Created: true,
-  Driver: true,
-  Config: { Image: true },
-  State: {
-    Running: true,
-    Paused: true,
-    Restarting: true,
-    RemovalInProgress: true,
-    Dead: true,
-    Pid: true,
-    ExitCode: true,
-    StartedAt: true,
-    FinishedAt: true,
-  },
-});
-
 export function parseContainer(obj: unknown, file: string, layout: ContainerLayout, dirId: string): ContainerRecord {
   if (!isObject(obj)) throw new DmiError('BAD_INPUT', `${file}: expected a JSON object`, { path: file });
   const id = obj.ID;
@@ -122,8 +100,8 @@ export function readContainer(root: string, id: string): ContainerRecord {
     ['config.json', 'v1'],
   ] as const) {
     const file = `${dir}/${name}`;
-    const obj = readJsonFieldsIfExists(file, CONTAINER_FIELDS);
-    if (obj !== undefined) return parseContainer(obj, file, layout, id);
+    const text = readTextIfExists(file);
+    if (text !== null) return parseContainer(parseJson(text, file), file, layout, id);
   }
   throw new DmiError('BAD_INPUT', `${dir}: no config.v2.json or config.json`, { path: dir });
 }

@@ -6,7 +6,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DmiError, fsError } from '../errors.js';
-import { pickJson, type CompiledPick } from './json-pick.js';
 
 /** Docker's small JSON and id files are far below this; a larger file is hostile or not Docker's. */
 export const MAX_SMALL_FILE = 16 * 1024 * 1024;
@@ -101,20 +100,6 @@ export function readText(path: string): string {
 export function readJson(path: string): unknown {
   const text = readText(path);
   return parseJson(text, path);
-}
-
-/**
- * The fields `fields` names of a JSON file, as JSON.parse would give them (pickJson, from the read buffer: no text of
- * the whole file, no object for the rest); a document the scanner leaves alone is parsed whole (parseJson: the same
- * result for those fields, the same errors). Callers read only the fields they named.
- */
-export function readJsonFields(path: string, fields: CompiledPick): unknown {
-  return readWhole(path, MAX_SMALL_FILE, (bytes) => pickJson(bytes, fields) ?? parseJson(bytes.toString('utf8'), path));
-}
-
-/** readJsonFields, or undefined when the file does not exist (a file can hold `null`; JSON has no undefined). */
-export function readJsonFieldsIfExists(path: string, fields: CompiledPick): unknown {
-  return orNull(() => ({ json: readJsonFields(path, fields) }))?.json;
 }
 
 export function parseJson(text: string, path: string): unknown {

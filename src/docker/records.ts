@@ -5,19 +5,8 @@
  */
 import * as path from 'node:path';
 import { DmiError, isDmiError } from '../errors.js';
-import {
-  byName,
-  exists,
-  isObject,
-  listDir,
-  parseJson,
-  readJson,
-  readJsonFields,
-  readText,
-  underRoot,
-} from './files.js';
+import { byName, exists, isObject, listDir, parseJson, readJson, readText, underRoot } from './files.js';
 import { isSafeName } from './ids.js';
-import { compilePick } from './json-pick.js';
 import { MAX_THIN_DEVICE_ID } from '../thin/details.js';
 
 export interface DeviceRecord {
@@ -76,15 +65,6 @@ function isUint(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
-/** Every field parseDeviceRecord reads (a record file is read for these alone: readJsonFields). */
-const DEVICE_FIELDS = compilePick({
-  device_id: true,
-  size: true,
-  transaction_id: true,
-  initialized: true,
-  deleted: true,
-});
-
 /** Validates one devInfo object (from a metadata file or the legacy json). */
 export function parseDeviceRecord(obj: unknown, hash: string, file: string): DeviceRecord {
   if (!isObject(obj)) throw new DmiError('BAD_INPUT', `${file}: expected a JSON object`, { path: file });
@@ -120,7 +100,7 @@ export function readDeviceRecord(root: string, hash: string): DeviceRecord {
   const name = recordFileName(hash);
   if (!isSafeName(name)) throw new DmiError('USAGE', `invalid device hash ${JSON.stringify(hash)}`);
   const file = `${metadataDir(root)}/${name}`; // a checked name: no normalizing needed
-  return parseDeviceRecord(readJsonFields(file, DEVICE_FIELDS), hash === 'base' ? '' : hash, file);
+  return parseDeviceRecord(readJson(file), hash === 'base' ? '' : hash, file);
 }
 
 function skipped(name: string): boolean {
@@ -202,7 +182,7 @@ export function readRecordSet(root: string): RecordSet {
     if (ent.isDirectory() || skipped(name)) continue;
     const file = path.join(dir, name);
     keep(() => {
-      const rec = parseDeviceRecord(readJsonFields(file, DEVICE_FIELDS), name === 'base' ? '' : name, file);
+      const rec = parseDeviceRecord(readJson(file), name === 'base' ? '' : name, file);
       byHash.set(rec.hash, rec);
       devices.push(rec);
     }, file);
