@@ -112,10 +112,13 @@ export function parseJson(text: string, path: string): unknown {
   }
 }
 
+/**
+ * Whether `path` exists (not following a last symbolic link). A missing file throws nothing inside: an exception per
+ * name, as in a look-up by name among 10,000 containers, costs more than the lstat.
+ */
 export function exists(path: string): boolean {
   try {
-    fs.lstatSync(path);
-    return true;
+    return fs.lstatSync(path, { throwIfNoEntry: false }) !== undefined;
   } catch {
     return false;
   }
