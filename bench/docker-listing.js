@@ -4,6 +4,9 @@
 // `dminspect container <prefix>` wall time, run as a user would (the built bin in a fresh process), each as a
 // ratio to `node -e 0` (process start-up) measured in the same run, interleaved, medians of --runs.
 // Targets (issue 15): --version ≤ 1.3×, container <prefix> ≤ 1.6×, containers --json ≤ 5×.
+// Reference line (not a target): a bare `node -e` that reads the same 3 files per container as `containers --json`
+// (config.v2.json, the layerdb mount-id, the device record it names) with openSync/readSync/closeSync and does nothing
+// else: the floor of a listing that reads each file, as a ratio to node -e 0 in the same run.
 // Usage: node bench/docker-listing.js [--containers N] [--runs R]
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -31,6 +34,28 @@ function time(argv) {
   return { ms, stdout: r.stdout };
 }
 
+/** The floor: open, one read, close of each container's three files, in a bare Node process; prints the file count. */
+const READ_FLOOR = `
+const fs = require('node:fs');
+const root = process.argv[1];
+const buf = Buffer.allocUnsafe(64 * 1024);
+const flags = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW;
+function read(p) {
+  const fd = fs.openSync(p, flags);
+  const n = fs.readSync(fd, buf, 0, buf.length, 0);
+  fs.closeSync(fd);
+  return n;
+}
+let files = 0;
+for (const id of fs.readdirSync(root + '/containers')) {
+  read(root + '/containers/' + id + '/config.v2.json');
+  const n = read(root + '/image/devicemapper/layerdb/mounts/' + id + '/mount-id');
+  read(root + '/devicemapper/metadata/' + buf.latin1Slice(0, n).trim());
+  files += 3;
+}
+process.stdout.write(files + '\\n');
+`;
+
 export function runDockerListingBench() {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'dminspect-bench-root-'));
   const images = Array.from({ length: 20 }, (_, i) => ({
@@ -49,10 +74,14 @@ export function runDockerListingBench() {
   const prefix = target.id.slice(0, 12);
 
   time([process.execPath, bin, 'containers', '--json', '--root', root]); // warm the page cache
-  const res = { node: [], version: [], list: [], byPrefix: [], byName: [] };
+  const res = { node: [], floor: [], version: [], list: [], byPrefix: [], byName: [] };
+  let floorFiles = 0;
   let listed = 0;
   for (let i = 0; i < RUNS; i++) {
     res.node.push(time([process.execPath, '-e', '0']).ms);
+    const f = time([process.execPath, '-e', READ_FLOOR, root]);
+    res.floor.push(f.ms);
+    floorFiles = Number(f.stdout);
     res.version.push(time([process.execPath, bin, '--version']).ms);
     const l = time([process.execPath, bin, 'containers', '--json', '--root', root]);
     res.list.push(l.ms);
@@ -63,18 +92,21 @@ export function runDockerListingBench() {
     res.byName.push(time([process.execPath, bin, 'container', target.name, '--json', '--root', root]).ms);
   }
   if (listed !== N) throw new Error(`listed ${listed} containers, expected ${N}`);
+  if (floorFiles !== 3 * N) throw new Error(`the read floor read ${floorFiles} files, expected ${3 * N}`);
   const nodeMs = median(res.node);
   const ratio = (ms) => Math.round((ms / nodeMs) * 100) / 100;
   const out = {
     containers: N,
     runs: RUNS,
     nodeStartupMs: nodeMs,
+    readFloorMs: median(res.floor),
     versionMs: median(res.version),
     containersJsonMs: median(res.list),
     containerByPrefixMs: median(res.byPrefix),
     containerByNameMs: median(res.byName),
   };
   out.ratios = {
+    readFloor: ratio(out.readFloorMs),
     version: ratio(out.versionMs),
     containerByPrefix: ratio(out.containerByPrefixMs),
     containersJson: ratio(out.containersJsonMs),
@@ -85,6 +117,7 @@ export function runDockerListingBench() {
     `${label.padEnd(38)}${ms.toFixed(0).padStart(6)} ms  ${r.toFixed(2)}× node -e 0` +
     (target === undefined ? '' : `  (target ≤ ${target}×${r <= target ? '' : '  [target missed]'})`);
   console.log(`startup node -e 0 (the baseline):     ${nodeMs.toFixed(0).padStart(6)} ms`);
+  console.log(line(`floor: bare node reads the ${3 * N} files`, out.readFloorMs, out.ratios.readFloor));
   console.log(line('startup --version', out.versionMs, out.ratios.version, STARTUP_TARGETS.version));
   console.log(
     line(

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DmiError, fsError, isDmiError } from '../errors.js';
-import { listContainerIds, readContainer, type ContainerRecord } from './containers.js';
+import { containersDir, listContainerIds, readContainer, type ContainerRecord } from './containers.js';
 import { byName, exists, fileContains, isDirectory } from './files.js';
 import { readImages, type ImageSet } from './images.js';
 import {
@@ -162,13 +162,12 @@ export class DockerRoot {
   containersNamed(name: string): ContainerRecord[] {
     const out: ContainerRecord[] = [];
     const needle = Buffer.from(name);
+    const containers = containersDir(this.root);
     for (const id of this.containerIds()) {
-      const dir = path.join(this.root, 'containers', id);
-      if (
-        !fileContains(path.join(dir, 'config.v2.json'), needle) &&
-        !fileContains(path.join(dir, 'config.json'), needle)
-      )
-        continue;
+      const dir = `${containers}/${id}`; // 64 hex: no normalizing needed
+      // config.json (before Docker 1.10) is looked for without opening it: a failed open throws, 10,000 times
+      const v1 = `${dir}/config.json`;
+      if (!fileContains(`${dir}/config.v2.json`, needle) && !(exists(v1) && fileContains(v1, needle))) continue;
       try {
         const c = this.container(id);
         if (c.name === name) out.push(c);

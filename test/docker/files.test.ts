@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readSmallFile, readSmallFileIfExists, readText, readTextIfExists } from '../../src/docker/files.js';
+import { exists, readSmallFile, readSmallFileIfExists, readText, readTextIfExists } from '../../src/docker/files.js';
 import { tmpDir } from '../support/cli.js';
 
 const dir = tmpDir('dminspect-files-');
@@ -59,5 +59,18 @@ describe('reading small files', () => {
     expect(readTextIfExists(missing)).toBeNull();
     expect(readSmallFileIfExists(missing)).toBeNull();
     expect(() => readText(missing)).toThrow(expect.objectContaining({ code: 'NOT_FOUND' }));
+  });
+});
+
+describe('exists', () => {
+  it('is lstat: a file, a directory and a dangling symbolic link exist; a missing name, or one under a file, does not', () => {
+    const f = file('present', 'x');
+    expect(exists(f)).toBe(true);
+    expect(exists(dir)).toBe(true);
+    const link = path.join(dir, 'dangling');
+    fs.symlinkSync(path.join(dir, 'no-target'), link);
+    expect(exists(link)).toBe(true);
+    expect(exists(path.join(dir, 'missing'))).toBe(false);
+    expect(exists(path.join(f, 'under-a-file'))).toBe(false); // ENOTDIR: lstat still throws, and it is caught
   });
 });
