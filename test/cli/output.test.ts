@@ -51,3 +51,35 @@ describe('stdout closed by its reader', () => {
     expect(r.status).toBe(141);
   });
 });
+
+describe('bin/dminspect.js exits with process.exit once main() returns (issue 15: no isolate teardown)', () => {
+  it('a document larger than the pipe, read late by a slow reader, arrives whole; the exit status is main()’s', () => {
+    const dir = tmpDir('dminspect-exit-');
+    const root = path.join(dir, 'docker');
+    buildV2Root(root, {
+      images: [{ name: 'busybox:latest', layers: ['b'] }],
+      containers: Array.from({ length: 1500 }, (_, i) => ({ name: `c${i}`, image: 'busybox:latest', state: 'exited' })),
+    });
+    const out = path.join(dir, 'out.json');
+    // the reader sleeps first: the pipe (64 KiB) fills, and the process may only exit once every byte is written
+    const r = spawnSync(
+      'bash',
+      [
+        '-c',
+        `set -o pipefail; "${process.execPath}" "${BIN}" containers --root "${root}" --json | (sleep 0.3; cat > "${out}")`,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const text = fs.readFileSync(out, 'utf8');
+    expect(text.length).toBeGreaterThan(4 * 65536);
+    expect((JSON.parse(text) as { containers: unknown[] }).containers).toHaveLength(1500);
+    // an error's status (6: no such root) comes out of process.exit as it came out of process.exitCode
+    const missing = spawnSync(process.execPath, [BIN, 'containers', '--root', path.join(dir, 'none'), '--json'], {
+      encoding: 'utf8',
+    });
+    expect(missing.status).toBe(6);
+    expect(JSON.parse(missing.stdout)).toMatchObject({ error: { exitCode: 6 } });
+  });
+});
