@@ -44,4 +44,4 @@ function loadBundle(make = false) {
   };
 }
 
-module.exports = { loadBundle, bundleFile: file, cacheFile };
+module.exports = { loadBundle, cacheFile };

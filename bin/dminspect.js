@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // CommonJS (bin/package.json), so that `dminspect --version` alone is one required file; every other run loads the
-// CLI bundled as one CommonJS file (dist/bundle/main.cjs) with the V8 code cache made for it at build time
-// (bin/bundle.js), and Node's ES module loader never starts (issue 15). main() answers --version through
+// CLI bundled as one CommonJS file (under Node dist/bundle/main.vm.js, that bundle in its module wrapper, with the V8
+// code cache made for it at build time: bin/bundle.js; under Bun dist/bundle/main.cjs), and Node's ES module loader
+// never starts (issue 15). main() answers --version through
 // commander's option, with the same text (test/cli/startup.test.ts compares them).
 // Under Bun (the single-file binary) this entry is also the held reads' worker: held-read.ts starts it again as a
 // worker thread, and there it serves the reads instead of running a command.
