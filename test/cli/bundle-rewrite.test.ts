@@ -44,6 +44,10 @@ describe('bundle rewrites (scripts/bundle-rewrite.js)', () => {
       'x = require("node:os");\nmy_x.default = 1;',
     );
     expect(() => plainBuiltins('var fs = require("node:fs");')).toThrow(/esbuild changed its output/);
+    // a copy in another form (esbuild's non-node mode, without `, 1`) is left: refused, not half rewritten
+    expect(() =>
+      plainBuiltins('fs = __toESM(require("node:fs"), 1);\nos = __toESM(require("node:os"));\nfs.statSync(p);'),
+    ).toThrow(/a node: module is still copied by __toESM/);
   });
 
   it('writes the script bin/bundle.js compiles: the wrapper around the code, one line, ASCII, names kept', () => {
