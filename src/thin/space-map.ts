@@ -75,12 +75,6 @@ export function bitmapEntry(buf: Buffer, e: number): number {
   return (((x >>> s) & 1) << 1) | ((x >>> (s + 1)) & 1);
 }
 
-function popcount(x: number): number {
-  x -= (x >>> 1) & 0x55555555;
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  return Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
-}
-
 export interface BitmapCounts {
   /** Entries with a non-zero count. */
   used: number;
@@ -88,17 +82,36 @@ export interface BitmapCounts {
   overflow: number;
 }
 
-/** Counts the first `nrEntries` entries of a bitmap block. */
+/**
+ * Counts the first `nrEntries` entries of a bitmap block. A pool audit counts every bitmap once, mostly in code V8 has
+ * not optimized yet (about 100 bitmaps in a 5M-mapping pool): the words are read through an Int32Array view where the
+ * block is 4-byte aligned (as BlockSource's blocks are) on a little-endian host, and the population count is written out, which ran 98 bitmaps
+ * in 3–4 ms cold against 11–12 ms with a readUInt32LE call and a popcount call per word (issue 15).
+ */
+/** Typed-array views read the host's byte order; the format is little-endian. */
+const HOST_LE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 export function countBitmap(buf: Buffer, nrEntries: number): BitmapCounts {
+  const n = Math.max(0, Math.min(nrEntries, ENTRIES_PER_BITMAP));
+  const count = Math.ceil(n / 16);
+  const last = n & 15 ? count - 1 : -1; // a partial last word: only its first n & 15 entries count
+  const aligned = HOST_LE && (buf.byteOffset + BITMAP_HEADER_SIZE) % 4 === 0;
+  const words = aligned ? new Int32Array(buf.buffer, buf.byteOffset + BITMAP_HEADER_SIZE, count) : null;
   let used = 0;
   let overflow = 0;
-  const words = Math.ceil(nrEntries / 16);
-  for (let w = 0; w < words; w++) {
-    let x = buf.readUInt32LE(BITMAP_HEADER_SIZE + 4 * w);
-    const left = nrEntries - w * 16;
-    if (left < 16) x &= (1 << (2 * left)) - 1;
-    used += popcount((x | (x >>> 1)) & 0x55555555);
-    overflow += popcount(x & (x >>> 1) & 0x55555555);
+  for (let w = 0; w < count; w++) {
+    let x = words !== null ? words[w]! : buf.readInt32LE(BITMAP_HEADER_SIZE + 4 * w);
+    if (w === last) x &= (1 << (2 * (n & 15))) - 1;
+    if (x === 0) continue;
+    // Per 2-bit entry: low bit of u = entry ≠ 0, low bit of o = entry = 3; then popcount each.
+    let u = (x | (x >>> 1)) & 0x55555555;
+    let o = x & (x >>> 1) & 0x55555555;
+    u = (u & 0x33333333) + ((u >>> 2) & 0x33333333);
+    used += Math.imul((u + (u >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
+    if (o !== 0) {
+      o = (o & 0x33333333) + ((o >>> 2) & 0x33333333);
+      overflow += Math.imul((o + (o >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
+    }
   }
   return { used, overflow };
 }

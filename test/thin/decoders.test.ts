@@ -60,6 +60,29 @@ describe('thin decoders', () => {
     expect(countBitmap(b, 2)).toEqual({ used: 2, overflow: 0 });
   });
 
+  it('countBitmap agrees with bitmapEntry entry by entry, aligned or not, for every partial last word', () => {
+    let seed = 7;
+    const rand = (): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+    const counted = (b: Buffer, n: number): { used: number; overflow: number } => {
+      let used = 0;
+      let overflow = 0;
+      for (let e = 0; e < n; e++) {
+        const v = bitmapEntry(b, e);
+        if (v !== 0) used++;
+        if (v === 3) overflow++;
+      }
+      return { used, overflow };
+    };
+    for (const shift of [0, 1, 2, 3]) {
+      // a block at byte offset `shift` of its ArrayBuffer: 0 takes the word view, 1..3 the unaligned reads
+      const b = Buffer.alloc(4096 + shift).subarray(shift);
+      for (let i = 16; i < 4096; i++) b[i] = rand() & 0xff;
+      b.fill(0, 1000, 1400); // zero words, skipped
+      b.fill(0xff, 2000, 2100); // all 3s
+      for (const n of [1, 15, 16, 17, 31, 1000, 16319, 16320]) expect(countBitmap(b, n)).toEqual(counted(b, n));
+    }
+  });
+
   it('index entry and device details', () => {
     const b = Buffer.alloc(64);
     b.writeUInt32LE(99, 0);
