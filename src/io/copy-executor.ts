@@ -23,8 +23,9 @@
 import * as fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { DmiError, fsError } from '../errors.js';
+import { workerThreads } from '../util/threads.js';
 import { ExtentMap, type Extent } from './extents.js';
 import {
   pastEndError,
@@ -186,7 +187,7 @@ let prestarted: { worker: Worker; dead: boolean } | null = null;
  */
 export function prestartHashWorker(): void {
   if (prestarted && !prestarted.dead) return;
-  const p = { worker: new Worker(WORKER_SOURCE, { eval: true }), dead: false };
+  const p = { worker: new (workerThreads().Worker)(WORKER_SOURCE, { eval: true }), dead: false };
   const dead = () => (p.dead = true);
   p.worker.on('error', dead); // a worker that failed to start: the copy starts its own
   p.worker.on('exit', dead);
@@ -210,7 +211,7 @@ function takeWorker(): { worker: Worker; prestarted: boolean } {
     p.worker.ref();
     return { worker: p.worker, prestarted: true };
   }
-  return { worker: new Worker(WORKER_SOURCE, { eval: true }), prestarted: false };
+  return { worker: new (workerThreads().Worker)(WORKER_SOURCE, { eval: true }), prestarted: false };
 }
 
 /** Hashes in a worker thread reading the shared ring. */

@@ -18,8 +18,9 @@
  */
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parentPort, Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { DmiError, type ErrorCode } from '../errors.js';
+import { workerThreads } from '../util/threads.js';
 
 /** A read to run in a worker: `fn` exported by the ES module at the file URL `module`, called as fn(...args, view). */
 export interface HeldTask {
@@ -92,11 +93,13 @@ export function setHeldWorkerEntry(entry: string): void {
 
 /** In a worker started on the entry: serve held reads, loading each task's module with `load`. */
 export function serveHeldReads(load: HeldModuleLoader): void {
+  const { parentPort } = workerThreads();
   if (parentPort === null) throw new Error('serveHeldReads: not in a worker thread');
   serveHeldJobs(parentPort as unknown as JobPort, load);
 }
 
 function newWorker(): Worker {
+  const { Worker } = workerThreads();
   if (process.versions.bun !== undefined && bunEntry !== null) return new Worker(bunEntry);
   return new Worker(WORKER_SOURCE, { eval: true });
 }

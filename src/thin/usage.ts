@@ -17,9 +17,10 @@
  * its message made by the ordinary readers (verifyBlock, decodeNodeHeader, BlockSource) where they have one.
  */
 import * as fs from 'node:fs';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { DmiError, fsError } from '../errors.js';
 import { nativeCrcPath, crc32cFunction, sliceBy8 } from '../util/crc32c.js';
+import { workerThreads } from '../util/threads.js';
 import { decodeNodeHeader, MAX_DEPTH, nodeName } from './btree.js';
 import { KERNEL_ERROR, usageKernel, type KernelArgs } from './usage-kernel.js';
 
@@ -227,7 +228,7 @@ export function startUsageWalk(input: UsageWalkInput): UsageWalk {
     workerCode ??= workerSource();
     let worker: Worker | null = null;
     try {
-      worker = new Worker(workerCode, {
+      worker = new (workerThreads().Worker)(workerCode, {
         eval: true,
         workerData: {
           ...common,

@@ -239,6 +239,46 @@ describe('start-up: a run loads what its command uses', () => {
     expect(fromPackage(text.sources, 'cli-table3').length).toBeGreaterThan(0);
   });
 
+  it('node:v8 (the young-generation flag) loads for the bulk commands only, node:worker_threads only when a thread starts', () => {
+    // loaded()'s module hooks run on a thread of their own (they load node:worker_threads): a CommonJS preload that
+    // lists the built-in modules at exit, nothing else
+    const list = path.join(dir, 'builtins.cjs');
+    fs.writeFileSync(
+      list,
+      `process.on('exit', () => require('node:fs').writeSync(2, '@@' + JSON.stringify(process.moduleLoadList) + '\\n'));\n`,
+    );
+    const builtins = (args: string[], env: Record<string, string> = {}): string[] => {
+      const r = spawnSync(process.execPath, ['-r', list, BIN, ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, ...env },
+      });
+      expect(r.status, r.stderr).toBe(0);
+      // a worker thread runs the preload too: the main thread's list is the one without the worker's own module
+      const lists = r.stderr
+        .split('\n')
+        .filter((l) => l.startsWith('@@'))
+        .map((l) => JSON.parse(l.slice(2)) as string[]);
+      const main = lists.filter((l) => !l.includes('NativeModule internal/process/worker_thread_only'));
+      expect(main).toHaveLength(1);
+      return main[0]!.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13));
+    };
+    const one = builtins(['container', 'web', '--json', '--root', SAMPLE]);
+    expect(one).not.toContain('v8');
+    expect(one).not.toContain('worker_threads');
+    // the sample's pool is small: its walk runs on this thread
+    const poolArgs = ['pool', '--json', '--no-live', '--root', SAMPLE];
+    const pool = builtins(poolArgs);
+    expect(pool).not.toContain('worker_threads');
+    // the controls: the bulk commands set the flag (on the V8 versions bin/dminspect.js knows it on); a walk in two
+    // threads loads node:worker_threads (DMINSPECT_USAGE_WORKER=only: thin/usage.ts)
+    expect(builtins(poolArgs, { DMINSPECT_USAGE_WORKER: 'only' })).toContain('worker_threads');
+    const v8Major = Number(process.versions.v8.split('.')[0]);
+    if (v8Major >= 11 && v8Major <= 13) {
+      expect(builtins(['containers', '--json', '--root', SAMPLE])).toContain('v8');
+      expect(pool).toContain('v8');
+    }
+  });
+
   it('container <prefix> on a root with no pool to read loads no pool reader; on the sample (a pool) it does', () => {
     const root = path.join(dir, 'no-pool');
     const built = buildV2Root(root, {
