@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadTaskModule, taskModule } from '../../src/cli/held-worker.js';
-import { serveHeldJobs } from '../../src/pool-source/held-read.js';
+import { serveHeldJobs, serveHeldReads } from '../../src/pool-source/held-read.js';
 import { REPO } from '../support/cli.js';
 
 /** Every (module, fn) pair the sources hand to a held read: `distModule('x.js')` with the `fn` beside it. */
@@ -134,6 +134,17 @@ describe('the worker loop (serveHeldJobs), on a stand-in port', () => {
         error: { dmi: false, code: undefined, message: 'm has no function missing', details: undefined },
       },
     ]);
+  });
+
+  it('serveHeldReads refuses to run outside a worker thread (it would wait on a port that is not there)', () => {
+    let loads = 0;
+    expect(() =>
+      serveHeldReads(async () => {
+        loads++;
+        return {};
+      }),
+    ).toThrow('serveHeldReads: not in a worker thread');
+    expect(loads).toBe(0);
   });
 
   it('its source text runs on its own (it names nothing outside itself)', async () => {
