@@ -15,7 +15,7 @@ const bun = process.versions.bun !== undefined;
  * is loaded. V8 doubles it after a scavenge that keeps much (up to 16 MB a semi-space), and every fresh page costs a
  * page fault (~19 us on the development VM): `containers --json` over 10,000 containers made 9,500 faults, 6,100 with
  * the young generation left at its first size, for 1.4% more instructions in the extra scavenges; `pool` about 450
- * fewer on the 5M-mapping pools. The other commands (one container, the live ones) keep V8's default: loading
+ * fewer on the fragmented and the 20M-mapping bench pools. The other commands (one container, the live ones) keep V8's default: loading
  * node:v8 to set the flag costs every run about 8M instructions and 70 faults (`container <prefix>`; issue 15).
  */
 const BULK_COMMANDS = new Set(['containers', 'devices', 'pool', 'deleted', 'export', 'lvm']);
