@@ -24,6 +24,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureBuild, envNote, hasTool } from './common.js';
 import { generatePool } from './gen-pool.js';
+import { exitStatus, formatTargets, POOL_AUDIT_TARGET, targetRows } from './targets.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -47,8 +48,6 @@ ensureBuild();
 if (envNote()) console.log(envNote());
 const { benchThinUsage } = await import('./thin-usage.js');
 
-/** Issue 15: the whole `pool --json` at most this fraction of thin_ls's wall time. */
-const POOL_AUDIT_TARGET = 0.12;
 const results = [];
 let failed = false;
 for (const v of variants) {
@@ -84,38 +83,7 @@ if (!args.includes('--thin-only')) {
 }
 
 // Every issue-15 target as one line: the ratio (or figure) measured in this run, its target, met or not.
-const rows = [];
-const check = (what, value, op, target, unit = '×') =>
-  rows.push({
-    what,
-    value,
-    target: `${op} ${target}${unit}`,
-    met: value !== null && value !== undefined && (op === '≤' ? value <= target : value >= target),
-  });
-for (const r of results) {
-  if (r.label === 'docker-listing') {
-    check('start-up: --version / node -e 0', r.ratios?.version, '≤', 1.3);
-    check('start-up: container <prefix> (10,000) / node -e 0', r.ratios?.containerByPrefix, '≤', 1.6);
-    check('start-up: containers --json (10,000) / node -e 0', r.ratios?.containersJson, '≤', 5);
-  } else if (r.label?.startsWith('export-')) {
-    check(`${r.label}: export / floor (speed)`, r.vsFloor, '≥', 0.9);
-    check(`${r.label}: dc3dd / export`, r.vsDc3dd, '≥', 2.5);
-    check(`${r.label}: peak RSS`, r.exportRssMb, '≤', 100, ' MB');
-  } else if (['shared', 'frag', 'xl'].includes(r.label)) {
-    check(`pool audit ${r.label}: pool --json / thin_ls`, r.cliRatio, '≤', POOL_AUDIT_TARGET);
-    check(`pool audit ${r.label}: peak RSS`, r.cliRssMb, '≤', 150, ' MB');
-  }
-}
-if (rows.length > 0) {
-  console.log('\nissue 15 targets (ratios from this run):');
-  const w = Math.max(...rows.map((r) => r.what.length));
-  for (const r of rows)
-    console.log(
-      `  ${r.what.padEnd(w)}  ${String(r.value ?? 'n/a').padStart(7)}  target ${r.target.padEnd(9)} ${r.met ? 'met' : 'MISSED'}`,
-    );
-}
-const missed = rows.filter((r) => !r.met);
-if (rows.length > 0)
-  console.log(`${rows.length - missed.length} of ${rows.length} targets met${failed ? '; an output was WRONG' : ''}`);
+const rows = targetRows(results);
+for (const l of formatTargets(rows, failed)) console.log(l);
 if (args.includes('--json')) console.log(JSON.stringify(results, null, 2));
-process.exit(failed ? 1 : missed.length > 0 && !args.includes('--report-only') ? 3 : 0);
+process.exit(exitStatus(rows, { failed, reportOnly: args.includes('--report-only') }));
