@@ -2,24 +2,14 @@
 // CommonJS (bin/package.json), so that `dminspect --version` alone is one required file; every other run loads the
 // CLI bundled as one CommonJS file (under Node dist/bundle/main.vm.js, that bundle in its module wrapper, with the V8
 // code cache made for it at build time: bin/bundle.js; under Bun dist/bundle/main.cjs), and Node's ES module loader
-// never starts (issue 15). main() answers --version through
-// commander's option, with the same text (test/cli/startup.test.ts compares them).
+// never starts (issue 15). main() answers --version through commander's option, with the same text
+// (test/cli/startup.test.ts compares them).
 // Under Bun (the single-file binary) this entry is also the held reads' worker: held-read.ts starts it again as a
 // worker thread, and there it serves the reads instead of running a command.
 'use strict';
 
 const argv = process.argv;
 const bun = process.versions.bun !== undefined;
-/**
- * The commands that walk a whole pool or a whole Docker root: there the young generation stops growing once the bundle
- * is loaded. V8 doubles it after a scavenge that keeps much (up to 16 MB a semi-space), and every fresh page costs a
- * page fault (~19 us on the development VM): `containers --json` over 10,000 containers made 9,500 faults, 6,100 with
- * the young generation left at its first size, for 1.4% more instructions in the extra scavenges; `pool` about 450
- * fewer on the fragmented and the 20M-mapping bench pools. The other commands (one container, the live ones) keep V8's default: loading
- * node:v8 to set the flag costs every run about 8M instructions and 70 faults (`container <prefix>`; issue 15).
- */
-const BULK_COMMANDS = new Set(['containers', 'devices', 'pool', 'deleted', 'export', 'lvm']);
-
 if (bun && !require('node:worker_threads').isMainThread) {
   require('../dist/bundle/main.cjs').serveHeldReads();
 } else if (argv.length === 3 && (argv[2] === '--version' || argv[2] === '-V')) {
@@ -40,14 +30,20 @@ if (bun && !require('node:worker_threads').isMainThread) {
 }
 
 /**
- * The bundle's exports, compiled with its code cache. The flag is set at run time, after the cache was taken: V8
- * checks the flags a cache was made with when it takes it. Only on the V8 versions it was measured on (Node 20, 22,
- * 24): V8 prints an error for a flag it does not know.
+ * The bundle's exports, compiled with its code cache; for the commands that read a whole pool or a whole Docker root
+ * (the bundle's BULK_COMMANDS), the young generation then stops growing. V8 doubles it after a scavenge that keeps
+ * much (up to 16 MB a semi-space), and every fresh page costs a page fault (~19 us on the development VM):
+ * `containers --json` over 10,000 containers made 9,500 faults, 6,100 with the young generation left at its first
+ * size, for 1.4% more instructions in the extra scavenges; `pool` about 450 fewer on the fragmented and the
+ * 20M-mapping bench pools. The other commands keep V8's default: loading node:v8 to set the flag costs every run about
+ * 8M instructions and 70 faults (`container <prefix>`; issue 15). Set at run time, after the cache was taken: V8
+ * checks the flags a cache was made with when it takes it (the cache's training runs main() without this). Only on
+ * the V8 versions it was measured on (Node 20, 22, 24): V8 prints an error for a flag it does not know.
  */
 function loadForNode() {
   const bundle = require('./bundle.js').loadBundle().exports;
   const v8Major = Number(process.versions.v8.split('.')[0]);
-  if (BULK_COMMANDS.has(argv[2]) && v8Major >= 11 && v8Major <= 13)
+  if (bundle.BULK_COMMANDS.has(argv[2]) && v8Major >= 11 && v8Major <= 13)
     require('node:v8').setFlagsFromString('--semi-space-growth-factor=1');
   return bundle;
 }
