@@ -1,10 +1,15 @@
 // Loads dist/bundle/main.vm.js (the CLI bundled as one CommonJS file, dist/bundle/main.cjs, written by scripts/build.js
-// inside the module wrapper and without whitespace or comments) with V8's code cache for it,
-// dist/bundle/main.cjs.cache, which scripts/build.js makes at build time with this same loader: V8 then takes each
-// function it compiled then from the cache instead of parsing and compiling it again (about a quarter of
-// `container <prefix>`'s instructions, issue 15). A cache made by another V8 (another Node version, other V8 flags)
-// is rejected by V8 and the bundle compiles as without one. Nothing is ever written here: a forensic tool leaves no
-// file behind on the host it runs on, so a missing or rejected cache stays so until the next build.
+// inside the module wrapper and without whitespace or comments) with a V8 code cache for it, which scripts/build.js
+// makes at build time with this same loader: V8 then takes each function it compiled then from the cache instead of
+// parsing and compiling it again (about a quarter of `container <prefix>`'s instructions, issue 15). Two caches, one
+// per output mode, each trained on its own runs (scripts/code-cache.js): dist/bundle/main.cjs.cache for `--json`
+// runs, main.cjs.text.cache for the others, whose tables and plain text use functions (cli-table3, string-width, the
+// renderers) that a JSON run never calls. One cache trained on both made every JSON run pay for deserializing the
+// text functions (`containers --json` 300 more page faults), and without them a text run compiles about 100
+// functions lazily (`container <prefix>` 12–17M more instructions). A cache made by another V8 (another Node
+// version, other V8 flags) is rejected by V8 and the bundle compiles as without one. Nothing is ever written here: a
+// forensic tool leaves no file behind on the host it runs on, so a missing or rejected cache stays so until the next
+// build.
 'use strict';
 
 const fs = require('node:fs');
@@ -14,13 +19,20 @@ const { createRequire } = require('node:module');
 
 const file = path.join(__dirname, '..', 'dist', 'bundle', 'main.cjs');
 const vmFile = path.join(__dirname, '..', 'dist', 'bundle', 'main.vm.js');
-const cacheFile = `${file}.cache`;
+/** The code cache of each output mode (`json`: runs with --json; `text`: the others). */
+const cacheFiles = { json: `${file}.cache`, text: `${file}.text.cache` };
+
+/** The output mode whose cache a run with these arguments (process.argv) takes. */
+function cacheMode(argv) {
+  return argv.includes('--json') ? 'json' : 'text';
+}
 
 /**
- * The bundle's exports. `make`: compile without the cache and return, beside the exports, the function that
- * serializes what V8 has compiled so far (scripts/build.js calls it after its training runs).
+ * The bundle's exports, compiled with the cache of output mode `mode`. `make`: compile without a cache and return,
+ * beside the exports, the function that serializes what V8 has compiled so far (scripts/code-cache.js calls it after
+ * its training runs).
  */
-function loadBundle(make = false) {
+function loadBundle(make = false, mode = 'json') {
   // Node's module wrapper with one more argument: __dmiImport, the bundle's import() of dockerode and execa
   // (scripts/build.js routes them here: an import() in a function restored from Node 20's code cache fails).
   // The file is ASCII: read as Latin-1, it is copied once into a one-byte string, which V8 compiles as it is
@@ -28,7 +40,7 @@ function loadBundle(make = false) {
   let cachedData;
   if (!make) {
     try {
-      cachedData = fs.readFileSync(cacheFile);
+      cachedData = fs.readFileSync(cacheFiles[mode]);
     } catch {
       cachedData = undefined; // no cache (a build that made none): compiled as usual
     }
@@ -44,4 +56,4 @@ function loadBundle(make = false) {
   };
 }
 
-module.exports = { loadBundle, cacheFile };
+module.exports = { loadBundle, cacheFiles, cacheMode };

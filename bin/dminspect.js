@@ -41,7 +41,9 @@ if (bun && !require('node:worker_threads').isMainThread) {
  * the V8 versions it was measured on (Node 20, 22, 24): V8 prints an error for a flag it does not know.
  */
 function loadForNode() {
-  const bundle = require('./bundle.js').loadBundle().exports;
+  const loader = require('./bundle.js');
+  // the code cache of the run's output mode (--json or text: bin/bundle.js)
+  const bundle = loader.loadBundle(false, loader.cacheMode(argv)).exports;
   const v8Major = Number(process.versions.v8.split('.')[0]);
   if (bundle.BULK_COMMANDS.has(argv[2]) && v8Major >= 11 && v8Major <= 13)
     require('node:v8').setFlagsFromString('--semi-space-growth-factor=1');

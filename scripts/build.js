@@ -2,8 +2,8 @@
 /**
  * `npm run build`: tsc (src/ → dist/, one file per module, what the tests and the guest scripts import), then
  * esbuild bundles dist/cli/main.js and what it imports into one CommonJS file, dist/bundle/main.cjs, and
- * scripts/code-cache.js makes V8's code cache for it, dist/bundle/main.cjs.cache; bin/dminspect.js runs the bundle
- * with that cache (bin/bundle.js).
+ * scripts/code-cache.js makes V8's code caches for it, dist/bundle/main.cjs.cache (runs with --json) and
+ * main.cjs.text.cache (the others); bin/dminspect.js runs the bundle with the one of its output mode (bin/bundle.js).
  * `--if-stale` (the `prepare` script, run by `npm ci` and again each time npx installs this checkout into its cache)
  * does nothing when dist/bundle/main.cjs is newer than every source: the first `npx dminspect` in a fresh clone
  * otherwise paid a whole tsc build (about 8 s of CPU).
@@ -113,12 +113,15 @@ await build({
   fs.writeFileSync(path.join(outdir, 'main.vm.js'), vmScriptSource(code));
 }
 
-// V8's code cache for the bundle, made by this Node in a fresh process (scripts/code-cache.js).
-const cache = spawnSync(process.execPath, [path.join(repo, 'scripts/code-cache.js')], {
-  cwd: repo,
-  stdio: ['ignore', 'ignore', 'inherit'],
-});
-if (cache.status !== 0) process.exit(cache.status ?? 1);
+// V8's code caches for the bundle, one per output mode (bin/bundle.js), each made by this Node in a fresh process
+// (scripts/code-cache.js).
+for (const mode of ['json', 'text']) {
+  const cache = spawnSync(process.execPath, [path.join(repo, 'scripts/code-cache.js'), mode], {
+    cwd: repo,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  if (cache.status !== 0) process.exit(cache.status ?? 1);
+}
 
 // `dminspect --version` alone: bin/dminspect.js (CommonJS) requires this one file and never starts Node's ES module
 // loader (about 35M instructions, 7% of `node -e 0`, on the way to issue 15's --version ≤ 1.3×). crc32c.ts finds the

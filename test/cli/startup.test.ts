@@ -109,28 +109,42 @@ describe('start-up: a run loads what its command uses', () => {
     expect(r.cjs).toContain('bin/bundle.js');
   });
 
-  it('the code cache the build made is taken by the Node that made it (another rejects it), and a run writes nothing beside the bundle', () => {
+  it('the code caches the build made (one per output mode) are taken by the Node that made them (another rejects them), and a run writes nothing beside the bundle', () => {
     const bundle = path.join(REPO, 'dist/bundle');
     const before = fs.readdirSync(bundle).map((f) => [f, fs.statSync(path.join(bundle, f)).mtimeMs]);
-    expect(before.map(([f]) => f)).toContain('main.cjs.cache');
+    expect(before.map(([f]) => f)).toEqual(expect.arrayContaining(['main.cjs.cache', 'main.cjs.text.cache']));
     // all ASCII, so V8 holds the source as a one-byte string (scripts/build.js)
     for (const f of ['main.cjs', 'main.vm.js'])
       expect(/[^ -~\t\n\r]/.exec(fs.readFileSync(path.join(bundle, f), 'latin1')), f).toBeNull();
+    // the mode a run's arguments pick (bin/dminspect.js passes process.argv), and whether V8 took that mode's cache
     const probe = spawnSync(
       process.execPath,
       [
         '-e',
-        `const r = require(${JSON.stringify(path.join(REPO, 'bin/bundle.js'))}).loadBundle(); console.log(r.cacheRejected)`,
+        `const b = require(${JSON.stringify(path.join(REPO, 'bin/bundle.js'))});
+for (const args of [['containers', '--json'], ['container', 'abc'], ['pool', '--json', '--root', 'r']]) {
+  const mode = b.cacheMode(['node', 'dminspect', ...args]);
+  console.log(mode, b.loadBundle(false, mode).cacheRejected);
+}`,
       ],
       { encoding: 'utf8' },
     );
-    // CI builds with one Node and runs these tests with others: the cache is taken only by the Node that made it
-    const madeBy = JSON.parse(fs.readFileSync(path.join(bundle, 'main.cjs.cache.json'), 'utf8')) as {
-      node: string;
-      v8: string;
-    };
-    const sameNode = madeBy.node === process.version && madeBy.v8 === process.versions.v8;
-    expect(probe.stdout.trim(), `cache made by ${madeBy.node}, run by ${process.version}`).toBe(String(!sameNode));
+    // CI builds with one Node and runs these tests with others: a cache is taken only by the Node that made it
+    const madeBy = (f: string) =>
+      JSON.parse(fs.readFileSync(path.join(bundle, `${f}.json`), 'utf8')) as { node: string; v8: string };
+    for (const f of ['main.cjs.cache', 'main.cjs.text.cache'])
+      expect(madeBy(f), f).toEqual({ node: madeBy('main.cjs.cache').node, v8: madeBy('main.cjs.cache').v8 });
+    const { node, v8 } = madeBy('main.cjs.cache');
+    const sameNode = node === process.version && v8 === process.versions.v8;
+    expect(probe.stdout.trim().split('\n'), `caches made by ${node}, run by ${process.version}`).toEqual([
+      `json ${!sameNode}`,
+      `text ${!sameNode}`,
+      `json ${!sameNode}`,
+    ]);
+    // the two caches are not the same: each holds what its own mode's training runs compiled
+    expect(fs.readFileSync(path.join(bundle, 'main.cjs.text.cache'))).not.toEqual(
+      fs.readFileSync(path.join(bundle, 'main.cjs.cache')),
+    );
     // with other V8 flags (as another Node's V8) the cache is rejected and the run gives the same output
     const flagged = spawnSync(
       process.execPath,
@@ -142,6 +156,14 @@ describe('start-up: a run loads what its command uses', () => {
     const plain = spawnSync(process.execPath, [BIN, 'containers', '--json', '--root', SAMPLE], { encoding: 'utf8' });
     expect([flagged.status, plain.status]).toEqual([0, 0]);
     expect(flagged.stdout).toBe(plain.stdout);
+    // the same for a text run (the text cache)
+    const flaggedText = spawnSync(process.execPath, ['--max-semi-space-size=7', BIN, 'containers', '--root', SAMPLE], {
+      encoding: 'utf8',
+    });
+    const plainText = spawnSync(process.execPath, [BIN, 'containers', '--root', SAMPLE], { encoding: 'utf8' });
+    expect([flaggedText.status, plainText.status]).toEqual([0, 0]);
+    expect(plainText.stdout).toContain('CONTAINER');
+    expect(flaggedText.stdout).toBe(plainText.stdout);
     const rejected = spawnSync(
       process.execPath,
       [
@@ -155,6 +177,36 @@ describe('start-up: a run loads what its command uses', () => {
     expect(fs.readdirSync(bundle).map((f) => [f, fs.statSync(path.join(bundle, f)).mtimeMs])).toEqual(before);
   });
 
+  it('a run hands V8 the cache of its output mode: with --json the JSON one, without it the text one', () => {
+    // a CommonJS preload that records the cachedData bin/bundle.js passes to vm.Script, and whether V8 took it
+    const spy = path.join(dir, 'script-spy.cjs');
+    fs.writeFileSync(
+      spy,
+      `const vm = require('node:vm');
+const Script = vm.Script;
+vm.Script = class extends Script {
+  constructor(source, options) {
+    super(source, options);
+    const c = options && options.cachedData;
+    if (c) require('node:fs').writeSync(2, '@@cache ' + c.length + ' ' + this.cachedDataRejected + '\\n');
+  }
+};\n`,
+    );
+    const bundle = path.join(REPO, 'dist/bundle');
+    const size = (f: string) => fs.statSync(path.join(bundle, f)).size;
+    expect(size('main.cjs.cache')).not.toBe(size('main.cjs.text.cache'));
+    const handed = (...args: string[]): string => {
+      const r = spawnSync(process.execPath, ['-r', spy, BIN, ...args], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      const lines = r.stderr.split('\n').filter((l) => l.startsWith('@@cache '));
+      expect(lines).toHaveLength(1);
+      return lines[0]!.split(' ')[1]!;
+    };
+    expect(handed('container', 'web', '--json', '--no-live', '--root', SAMPLE)).toBe(String(size('main.cjs.cache')));
+    expect(handed('container', 'web', '--no-live', '--root', SAMPLE)).toBe(String(size('main.cjs.text.cache')));
+    expect(handed('containers', '--root', SAMPLE)).toBe(String(size('main.cjs.text.cache')));
+  });
+
   it('from the cached bundle, the external modules still import (dockerode here; execa the same way)', () => {
     // Node 20's code cache drops what an import() in a restored function needs ("A dynamic import callback was not
     // specified"): the bundle's imports of dockerode and execa go through bin/bundle.js (scripts/build.js)
@@ -166,6 +218,16 @@ describe('start-up: a run loads what its command uses', () => {
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout).daemon).toBeNull(); // dockerode loaded, asked 127.0.0.1:1, refused
+    // and from the text mode's cache
+    const text = spawnSync(
+      process.execPath,
+      [BIN, 'container', 'web', '--root', SAMPLE, '--host', 'tcp://127.0.0.1:1'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(text.stderr).toBe('');
+    expect(text.status).toBe(0);
     const bundle = fs.readFileSync(path.join(REPO, 'dist/bundle/main.cjs'), 'utf8');
     expect(bundle.match(/__dmiImport\("(dockerode|execa)"\)/g)?.sort()).toEqual([
       '__dmiImport("dockerode")',
