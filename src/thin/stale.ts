@@ -46,7 +46,7 @@ import {
 import { rawChecksum, SALT } from './checksum.js';
 import { decodeDeviceDetails, MAX_THIN_DEVICE_ID, type DeviceDetails } from './details.js';
 import type { MappingRun, ThinPool } from './pool.js';
-import { bitmapEntry, decodeMetadataIndex, ENTRIES_PER_BITMAP, nrBitmaps } from './space-map.js';
+import { decodeMetadataIndex, ENTRIES_PER_BITMAP, markUsedEntries, nrBitmaps } from './space-map.js';
 
 /** Kinds of the one-byte-per-block map. */
 export const NODE_NONE = 0;
@@ -182,10 +182,8 @@ export function metadataAllocated(pool: ThinPool): Uint8Array {
     nrBitmaps(root.nrBlocks),
   );
   idx.forEach((e, i) => {
-    const buf = Buffer.from(pool.block(e.blockNr, 'bitmap', `metadata space map bitmap ${i}`));
     const first = i * ENTRIES_PER_BITMAP;
-    const count = Math.min(ENTRIES_PER_BITMAP, n - first);
-    for (let j = 0; j < count; j++) if (bitmapEntry(buf, j) !== 0) out[first + j] = 1;
+    markUsedEntries(pool.block(e.blockNr, 'bitmap', `metadata space map bitmap ${i}`), n - first, out, first);
   });
   return out;
 }

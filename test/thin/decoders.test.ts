@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { DmiError } from '../../src/errors.js';
 import { blockChecksum, identifyBlock, SALT, verifyBlock } from '../../src/thin/checksum.js';
 import { decodeNodeHeader, expectedMaxEntries } from '../../src/thin/btree.js';
-import { bitmapEntry, countBitmap, decodeIndexEntry } from '../../src/thin/space-map.js';
+import { bitmapEntry, countBitmap, decodeIndexEntry, markUsedEntries } from '../../src/thin/space-map.js';
 import { decodeDeviceDetails } from '../../src/thin/details.js';
 
 function block(n: number, kind: keyof typeof SALT, fill?: (b: Buffer) => void): Buffer {
@@ -80,6 +80,26 @@ describe('thin decoders', () => {
       b.fill(0, 1000, 1400); // zero words, skipped
       b.fill(0xff, 2000, 2100); // all 3s
       for (const n of [1, 15, 16, 17, 31, 1000, 16319, 16320]) expect(countBitmap(b, n)).toEqual(counted(b, n));
+    }
+  });
+
+  it('markUsedEntries marks the entries bitmapEntry reads as not 0, at the given offset, aligned or not', () => {
+    let seed = 11;
+    const rand = (): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+    for (const shift of [0, 1, 2, 3]) {
+      const b = Buffer.alloc(4096 + shift).subarray(shift);
+      // sparse entries (most words zero, some with one entry set) and a dense stretch
+      for (let i = 16; i < 4096; i++) b[i] = rand() % 7 === 0 ? 1 << (rand() % 8) : 0;
+      for (let i = 3000; i < 3200; i++) b[i] = rand() & 0xff;
+      b.fill(0xff, 4000, 4096); // the last entries all 3
+      for (const n of [0, 1, 15, 16, 17, 31, 1000, 16319, 16320, 20000]) {
+        const at = 5;
+        const out = new Uint8Array(at + 16320 + 3).fill(0);
+        markUsedEntries(b, n, out, at);
+        const want = new Uint8Array(out.length);
+        for (let e = 0; e < Math.min(n, 16320); e++) if (bitmapEntry(b, e) !== 0) want[at + e] = 1;
+        expect(Buffer.from(out).equals(Buffer.from(want)), `shift ${shift}, ${n} entries`).toBe(true);
+      }
     }
   });
 
