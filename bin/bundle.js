@@ -1,15 +1,14 @@
 // Loads dist/bundle/main.vm.js (the CLI bundled as one CommonJS file, dist/bundle/main.cjs, written by scripts/build.js
 // inside the module wrapper and without whitespace or comments) with a V8 code cache for it, which scripts/build.js
 // makes at build time with this same loader: V8 then takes each function it compiled then from the cache instead of
-// parsing and compiling it again (about a quarter of `container <prefix>`'s instructions, issue 15). Two caches, one
-// per output mode, each trained on its own runs (scripts/code-cache.js): dist/bundle/main.cjs.cache for `--json`
-// runs, main.cjs.text.cache for the others, whose tables and plain text use functions (cli-table3, string-width, the
-// renderers) that a JSON run never calls. One cache trained on both made every JSON run pay for deserializing the
-// text functions (`containers --json` 300 more page faults), and without them a text run compiles about 100
-// functions lazily (`container <prefix>` 12–17M more instructions). A cache made by another V8 (another Node
-// version, other V8 flags) is rejected by V8 and the bundle compiles as without one. Nothing is ever written here: a
-// forensic tool leaves no file behind on the host it runs on, so a missing or rejected cache stays so until the next
-// build.
+// parsing and compiling it again (about a quarter of `container <prefix>`'s instructions, issue 15).
+// Two caches, one per output mode, each trained on its own runs (scripts/code-cache.js): one for `--json` runs, one
+// for the others, whose tables and plain text use functions (cli-table3, string-width, the renderers) that a JSON run
+// never calls. One cache trained on both made every JSON run pay for deserializing the text functions
+// (`containers --json` 300 more page faults); without them a text run compiles about 100 functions lazily
+// (`container <prefix>` 8-14M more instructions). A cache made by another V8 (another V8 version, other V8 flags) is
+// rejected by V8 and the bundle compiles as without one. Nothing is ever written here: a forensic tool leaves no file
+// behind on the host it runs on, so a missing or rejected cache stays so until the next build.
 'use strict';
 
 const fs = require('node:fs');
@@ -19,8 +18,16 @@ const { createRequire } = require('node:module');
 
 const file = path.join(__dirname, '..', 'dist', 'bundle', 'main.cjs');
 const vmFile = path.join(__dirname, '..', 'dist', 'bundle', 'main.vm.js');
-/** The code cache of each output mode (`json`: runs with --json; `text`: the others). */
-const cacheFiles = { json: `${file}.cache`, text: `${file}.text.cache` };
+/**
+ * The code cache of each output mode (`json`: runs with --json; `text`: the others), named after the CPU architecture
+ * that made it: V8 checks a cache's V8 version, flags and source, not the CPU, and a Node for s390x (V8 11.3, as Node
+ * 20's) took a cache made on x64 and crashed (SIGSEGV) compiling the bundle. A checkout built on one machine and copied
+ * to another of another architecture finds no cache of its own (the bundle compiles as without one).
+ */
+const cacheFiles = {
+  json: `${file}.${process.arch}.cache`,
+  text: `${file}.${process.arch}.text.cache`,
+};
 
 /** The output mode whose cache a run with these arguments (process.argv) takes. */
 function cacheMode(argv) {

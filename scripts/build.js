@@ -2,8 +2,9 @@
 /**
  * `npm run build`: tsc (src/ → dist/, one file per module, what the tests and the guest scripts import), then
  * esbuild bundles dist/cli/main.js and what it imports into one CommonJS file, dist/bundle/main.cjs, and
- * scripts/code-cache.js makes V8's code caches for it, dist/bundle/main.cjs.cache (runs with --json) and
- * main.cjs.text.cache (the others); bin/dminspect.js runs the bundle with the one of its output mode (bin/bundle.js).
+ * scripts/code-cache.js makes V8's code caches for it, dist/bundle/main.cjs.<arch>.cache (runs with --json) and
+ * main.cjs.<arch>.text.cache (the others); bin/dminspect.js runs the bundle with the one of its output mode
+ * (bin/bundle.js).
  * `--if-stale` (the `prepare` script, run by `npm ci` and again each time npx installs this checkout into its cache)
  * does nothing when dist/bundle/main.cjs is newer than every source: the first `npx dminspect` in a fresh clone
  * otherwise paid a whole tsc build (about 8 s of CPU).
@@ -114,7 +115,8 @@ await build({
 }
 
 // V8's code caches for the bundle, one per output mode (bin/bundle.js), each made by this Node in a fresh process
-// (scripts/code-cache.js).
+// (scripts/code-cache.js); the caches of an earlier build go first (another layout of names, another architecture's).
+for (const f of fs.readdirSync(outdir)) if (/\.cache(\.json)?$/.test(f)) fs.rmSync(path.join(outdir, f));
 for (const mode of ['json', 'text']) {
   const cache = spawnSync(process.execPath, [path.join(repo, 'scripts/code-cache.js'), mode], {
     cwd: repo,

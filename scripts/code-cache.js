@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * Makes the V8 code cache of one output mode (bin/bundle.js: `json` → dist/bundle/main.cjs.cache, `text` →
- * dist/bundle/main.cjs.text.cache; scripts/build.js runs this once per mode, each in a fresh Node, so that neither
+ * Makes the V8 code cache of one output mode (bin/bundle.js: `json` → dist/bundle/main.cjs.<arch>.cache, `text` →
+ * dist/bundle/main.cjs.<arch>.text.cache; scripts/build.js runs this once per mode, each in a fresh Node, so that neither
  * cache holds what the other mode's runs compiled): loads the bundle through bin/bundle.js as a run does, runs the
  * commands users run most on fixtures/sample (read-only, --no-live, their output dropped) in that mode, so that V8
  * has compiled their functions, and writes what V8 compiled. bin/bundle.js hands it to V8 at every run of that mode:

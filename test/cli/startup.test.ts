@@ -13,6 +13,9 @@ import { BIN, REPO, SAMPLE, tmpDir } from '../support/cli.js';
 
 let dir = '';
 let preload = '';
+/** The code caches' file names (bin/bundle.js: per output mode, named after the CPU architecture). */
+const JSON_CACHE = `main.cjs.${process.arch}.cache`;
+const TEXT_CACHE = `main.cjs.${process.arch}.text.cache`;
 let runs = 0;
 
 beforeAll(() => {
@@ -112,7 +115,7 @@ describe('start-up: a run loads what its command uses', () => {
   it('the code caches the build made (one per output mode) are taken by the Node that made them (another rejects them), and a run writes nothing beside the bundle', () => {
     const bundle = path.join(REPO, 'dist/bundle');
     const before = fs.readdirSync(bundle).map((f) => [f, fs.statSync(path.join(bundle, f)).mtimeMs]);
-    expect(before.map(([f]) => f)).toEqual(expect.arrayContaining(['main.cjs.cache', 'main.cjs.text.cache']));
+    expect(before.map(([f]) => f)).toEqual(expect.arrayContaining([JSON_CACHE, TEXT_CACHE]));
     // all ASCII, so V8 holds the source as a one-byte string (scripts/build.js)
     for (const f of ['main.cjs', 'main.vm.js'])
       expect(/[^ -~\t\n\r]/.exec(fs.readFileSync(path.join(bundle, f), 'latin1')), f).toBeNull();
@@ -132,9 +135,9 @@ for (const args of [['containers', '--json'], ['container', 'abc'], ['pool', '--
     // CI builds with one Node and runs these tests with others: a cache is taken only by the Node that made it
     const madeBy = (f: string) =>
       JSON.parse(fs.readFileSync(path.join(bundle, `${f}.json`), 'utf8')) as { node: string; v8: string };
-    for (const f of ['main.cjs.cache', 'main.cjs.text.cache'])
-      expect(madeBy(f), f).toEqual({ node: madeBy('main.cjs.cache').node, v8: madeBy('main.cjs.cache').v8 });
-    const { node, v8 } = madeBy('main.cjs.cache');
+    for (const f of [JSON_CACHE, TEXT_CACHE])
+      expect(madeBy(f), f).toEqual({ node: madeBy(JSON_CACHE).node, v8: madeBy(JSON_CACHE).v8 });
+    const { node, v8 } = madeBy(JSON_CACHE);
     const sameNode = node === process.version && v8 === process.versions.v8;
     expect(probe.stdout.trim().split('\n'), `caches made by ${node}, run by ${process.version}`).toEqual([
       `json ${!sameNode}`,
@@ -142,9 +145,7 @@ for (const args of [['containers', '--json'], ['container', 'abc'], ['pool', '--
       `json ${!sameNode}`,
     ]);
     // the two caches are not the same: each holds what its own mode's training runs compiled
-    expect(fs.readFileSync(path.join(bundle, 'main.cjs.text.cache'))).not.toEqual(
-      fs.readFileSync(path.join(bundle, 'main.cjs.cache')),
-    );
+    expect(fs.readFileSync(path.join(bundle, TEXT_CACHE))).not.toEqual(fs.readFileSync(path.join(bundle, JSON_CACHE)));
     // with other V8 flags (as another Node's V8) the cache is rejected and the run gives the same output
     const flagged = spawnSync(
       process.execPath,
@@ -194,7 +195,7 @@ vm.Script = class extends Script {
     );
     const bundle = path.join(REPO, 'dist/bundle');
     const size = (f: string) => fs.statSync(path.join(bundle, f)).size;
-    expect(size('main.cjs.cache')).not.toBe(size('main.cjs.text.cache'));
+    expect(size(JSON_CACHE)).not.toBe(size(TEXT_CACHE));
     const handed = (...args: string[]): string => {
       const r = spawnSync(process.execPath, ['-r', spy, BIN, ...args], { encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
@@ -202,9 +203,9 @@ vm.Script = class extends Script {
       expect(lines).toHaveLength(1);
       return lines[0]!.split(' ')[1]!;
     };
-    expect(handed('container', 'web', '--json', '--no-live', '--root', SAMPLE)).toBe(String(size('main.cjs.cache')));
-    expect(handed('container', 'web', '--no-live', '--root', SAMPLE)).toBe(String(size('main.cjs.text.cache')));
-    expect(handed('containers', '--root', SAMPLE)).toBe(String(size('main.cjs.text.cache')));
+    expect(handed('container', 'web', '--json', '--no-live', '--root', SAMPLE)).toBe(String(size(JSON_CACHE)));
+    expect(handed('container', 'web', '--no-live', '--root', SAMPLE)).toBe(String(size(TEXT_CACHE)));
+    expect(handed('containers', '--root', SAMPLE)).toBe(String(size(TEXT_CACHE)));
   });
 
   it('from the cached bundle, the external modules still import (dockerode here; execa the same way)', () => {
