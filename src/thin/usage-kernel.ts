@@ -102,7 +102,12 @@ export function usageKernel(k: KernelArgs): void {
   const nDevices = roots.length;
 
   const cache = new Uint8Array(SLOTS * CHUNK * 4096);
-  const cw = new Uint32Array(cache.buffer);
+  // The blocks as little-endian 32-bit words: on a little-endian host a view of the cache itself; on a big-endian one
+  // (s390x) a copy decoded as each chunk is read (readLogical), while the checksums are computed over the bytes as
+  // stored. Without the copy, a big-endian host would see every node's checksum wrong.
+  const hostLE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+  const cw = hostLE ? new Uint32Array(cache.buffer) : new Uint32Array(cache.length / 4);
+  const stored = hostLE ? null : new DataView(cache.buffer);
   const tags = new Float64Array(SLOTS).fill(-1);
   // The checksummed bytes [4, 4096) of each cached block, as views made once (nothing allocated per node).
   const sums: Uint8Array[] = [];
@@ -111,7 +116,7 @@ export function usageKernel(k: KernelArgs): void {
   // The caller's page table has one slot per page of the data device (reading past the end of a growing array
   // deoptimizes the optimized leaf loop: "out of bounds"), bounded for a hostile data size.
   const pages = k.pages;
-  const ci = new Int32Array(cache.buffer);
+  const ci = new Int32Array(cw.buffer);
   let top = 0;
   let nodes = 0;
   let sharedNodes = 0;
@@ -156,6 +161,7 @@ export function usageKernel(k: KernelArgs): void {
       at += extents[e + 1]!;
       e += 2;
     }
+    if (stored !== null) for (let i = off; i < off + len; i += 4) cw[i >>> 2] = stored.getUint32(i, true);
     bytesRead += len;
   };
 
