@@ -26,9 +26,6 @@ import {
 import { evidenceFiles, locatePool, openPoolSource, type PoolLocation } from '../pool-source/index.js';
 import { containerDevice } from '../model/resolve.js';
 
-// The CLI starts the sha256 worker before resolving the target (see exportDevice).
-export { dropPrestartedHashWorker, prestartHashWorker };
-
 export interface ExportTargetOptions extends NamingOptions {
   /** Export by thin id instead of a reference. */
   deviceId?: number;

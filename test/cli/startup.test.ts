@@ -335,6 +335,28 @@ vm.Script = class extends Script {
     // the controls: the bulk commands set the flag (on the V8 versions bin/dminspect.js knows it on); a walk in two
     // threads loads node:worker_threads (DMINSPECT_USAGE_WORKER=only: thin/usage.ts)
     expect(builtins(poolArgs, { DMINSPECT_USAGE_WORKER: 'only' })).toContain('worker_threads');
+    // an export hashes on this thread below 64 MiB: no sha256 worker is started for it; a larger one starts it
+    // (the sample has no data file: a sparse one of the pool's size, 16,384 blocks of 64 KiB, reads as zeros)
+    const data = path.join(dir, 'data');
+    fs.writeFileSync(data, '');
+    fs.truncateSync(data, 16384 * 65536);
+    const small = path.join(dir, 'small.img');
+    const large = path.join(dir, 'large.img');
+    const exportArgs = (image: string, size: number) => [
+      'export',
+      'web',
+      image,
+      '--size',
+      String(size),
+      '--data',
+      data,
+      '--json',
+      '--root',
+      SAMPLE,
+    ];
+    expect(builtins(exportArgs(small, 65536))).not.toContain('worker_threads');
+    expect(builtins(exportArgs(large, 64 * 1024 * 1024))).toContain('worker_threads');
+    for (const f of [data, small, large]) fs.rmSync(f);
     const v8Major = Number(process.versions.v8.split('.')[0]);
     if (v8Major >= 11 && v8Major <= 13) {
       expect(builtins(['containers', '--json', '--root', SAMPLE])).toContain('v8');
