@@ -56,8 +56,9 @@
  *
  * `fixed`: the whole CLI on the same pool with `--size 65536` (one block copied, hashed on the main thread: no hash
  * worker is started for it): Node's start, loading the bundle, reading the Docker root and the pool's metadata,
- * walking the device's mapping, exit; what the export pays besides the copy. The copy alone (bench/export-child.js) is timed inside its process (`copyMs`,
- * the engine against the floor) and as a process (`copyWallMs`, the same measure as the export's).
+ * walking the device's mapping, exit; what the export pays besides the copy. The copy alone (bench/export-child.js)
+ * is timed inside its process (`copyMs`, the engine against the floor) and as a process (`copyWallMs`, the same
+ * measure as the export's).
  *
  * Usage: node bench/export.js [realistic] [scattered] [--gib 1] [--reps 3] [--dir /tmp/dminspect-bench/export]
  *        [--settle 2000] [--force] [--json]

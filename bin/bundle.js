@@ -22,8 +22,8 @@ const vmFile = path.join(__dirname, '..', 'dist', 'bundle', 'main.vm.js');
  * The code cache of each output mode (`json`: runs with --json; `text`: the others), named after the CPU architecture
  * that made it: V8 checks a cache's V8 version, flags and source, not the CPU: Node 20.20.2 for arm64 (the Node that
  * made it, for another CPU) and Node 20.11 for s390x took a cache made on x64 and crashed (SIGSEGV) running the bundle
- * (test/cli/arm64.test.ts, test/thin/big-endian.test.ts). A checkout built on one machine and copied
- * to another of another architecture finds no cache of its own (the bundle compiles as without one).
+ * (test/cli/arm64.test.ts, test/thin/big-endian.test.ts). A checkout built on one machine and copied to another of
+ * another architecture finds no cache of its own (the bundle compiles as without one).
  */
 const cacheFiles = {
   json: `${file}.${process.arch}.cache`,
